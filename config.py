@@ -1,0 +1,436 @@
+"""The stack's configuration: every key read once, typed, validated, frozen.
+
+`load_config(raw)` takes the raw values as Pulumi hands them to a program (strings, JSON for lists)
+or as YAML gives them (native lists, bools, ints) and returns a `StackConfig`, or raises one
+`ConfigError` that lists every problem at once, each naming the key, the value given and what is
+accepted. Nothing here creates a resource, so a bad config stops `pulumi up` before anything exists.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import instance_types
+
+PROJECT = "mlflow-aws"
+
+TlsMode = Literal["letsencrypt", "off"]
+TLS_MODES: tuple[TlsMode, ...] = ("letsencrypt", "off")
+
+# RDS PostgreSQL majors AWS offers for new instances (13 reached end of standard support in 2026).
+SUPPORTED_POSTGRES_MAJORS = ("14", "15", "16", "17", "18")
+# --allowed-hosts / --cors-allowed-origins (the security middleware) arrived in MLflow 3.5.0.
+MIN_MLFLOW_VERSION = (3, 5, 0)
+MIN_STORAGE_GB, MAX_STORAGE_GB = 20, 65536
+# The VPC is cut into four equal subnets (public, two private, one spare) and AWS subnets are /28 at least.
+MIN_VPC_PREFIX, MAX_VPC_PREFIX = 16, 24
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    type: Literal["string", "integer", "boolean", "array"]
+    default: Any
+    description: str
+
+
+# The single list of keys. Pulumi.yaml declares the same keys (a test keeps the two equal) and the
+# README's configuration table is generated from Pulumi.yaml.
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("instanceType", "string", "t3.small",
+              "EC2 instance type of the tracking host (at least 1 GiB of memory)."),
+    ConfigKey("mlflowVersion", "string", "3.17.2",
+              "Exact MLflow version installed on the host (3.5.0 or newer)."),
+    ConfigKey("allowedCidrs", "array", ["0.0.0.0/0"],
+              "IPv4 CIDRs allowed to reach the server on ports 80 and 443."),
+    ConfigKey("sshCidrs", "array", [],
+              "IPv4 CIDRs allowed to SSH (port 22). Empty: no SSH, use SSM Session Manager."),
+    ConfigKey("sshKeyName", "string", "",
+              "Existing EC2 key pair for SSH; requires sshCidrs."),
+    ConfigKey("vpcCidr", "string", "10.20.0.0/16",
+              "Private IPv4 range of the VPC, /16 to /24."),
+    ConfigKey("dbInstanceClass", "string", "db.t4g.micro",
+              "RDS instance class of the PostgreSQL backend store."),
+    ConfigKey("dbEngineVersion", "string", "17",
+              "PostgreSQL major (or major.minor) version: 14 to 18."),
+    ConfigKey("dbAllocatedStorageGb", "integer", 20,
+              "RDS storage in GiB (20 to 65536); it grows automatically up to 5x."),
+    ConfigKey("dbMultiAz", "boolean", False,
+              "Run RDS in two availability zones with automatic failover."),
+    ConfigKey("protectData", "boolean", False,
+              "Keep data on destroy: RDS deletion protection, final snapshot, 7-day backups, bucket kept."),
+    ConfigKey("domain", "string", "",
+              "Public hostname of the server. Empty: <ip-with-dashes>.sslip.io, which needs no DNS setup."),
+    ConfigKey("hostedZoneId", "string", "",
+              "Route 53 zone of domain: creates the A record and uses DNS-01 for the certificate."),
+    ConfigKey("acmeEmail", "string", "",
+              "Email Let's Encrypt sends expiry notices to (optional)."),
+    ConfigKey("tls", "string", "letsencrypt",
+              "letsencrypt: HTTPS with a Let's Encrypt certificate. off: plain HTTP on port 80."),
+    ConfigKey("adminUsername", "string", "admin",
+              "MLflow basic-auth administrator; the password is generated and exported as a secret."),
+    ConfigKey("clientAccess", "boolean", False,
+              "Create a read-only IAM user for clients that read the artifact bucket directly."),
+)
+CONFIG_KEY_NAMES = tuple(key.name for key in CONFIG_KEYS)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    stack: str
+    region: str
+    instance_type: instance_types.InstanceType
+    mlflow_version: str
+    allowed_cidrs: tuple[str, ...]
+    ssh_cidrs: tuple[str, ...]
+    ssh_key_name: str
+    vpc_cidr: str
+    db_instance_class: str
+    db_engine_version: str
+    db_allocated_storage_gb: int
+    db_multi_az: bool
+    protect_data: bool
+    domain: str
+    hosted_zone_id: str
+    acme_email: str
+    tls: TlsMode
+    admin_username: str
+    client_access: bool
+
+    @property
+    def ssm_prefix(self) -> str:
+        return f"/{self.project}/{self.stack}"
+
+    @property
+    def ssh_enabled(self) -> bool:
+        return bool(self.ssh_cidrs)
+
+
+class ConfigError(ValueError):
+    """Every problem found in a stack's configuration, one per line."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(
+            f"stack {stack!r} has {len(problems)} configuration problem(s); nothing was created:\n{lines}"
+        )
+
+
+def _set_hint(key: str, example: str) -> str:
+    return f"fix: pulumi config set {key} {example}"
+
+
+class _Reader:
+    """Turns raw values into typed ones, collecting a problem per bad key instead of stopping."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+        self._defaults = {key.name: key.default for key in CONFIG_KEYS}
+
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
+
+    def _value(self, key: str) -> Any:
+        value = self.raw.get(key)
+        return self._defaults[key] if value is None else value
+
+    def string(self, key: str) -> str:
+        value = self._value(key)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.problem(f"{key}: expected a string, got {type(value).__name__} {value!r}")
+            return str(self._defaults[key])
+        return str(value).strip()
+
+    def boolean(self, key: str) -> bool:
+        value = self._value(key)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        self.problem(f"{key}: expected true or false, got {value!r}; {_set_hint(key, 'true')}")
+        return bool(self._defaults[key])
+
+    def integer(self, key: str) -> int | None:
+        value = self._value(key)
+        if isinstance(value, bool):
+            self.problem(f"{key}: expected a whole number, got the boolean {value!r}")
+            return None
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+            return int(value)
+        self.problem(f"{key}: expected a whole number, got {value!r}; {_set_hint(key, '20')}")
+        return None
+
+    def string_list(self, key: str) -> list[str] | None:
+        value = self._value(key)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                self.problem(
+                    f"{key}: expected a list of strings, got the plain string {value!r}; "
+                    f"fix: pulumi config set --path '{key}[0]' {value.strip() or '<value>'}"
+                )
+                return None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.problem(
+                f"{key}: expected a list of strings, got {type(value).__name__} {value!r}; "
+                f"fix: pulumi config set --path '{key}[0]' <value>"
+            )
+            return None
+        return [item.strip() for item in value]
+
+
+_EXACT_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)((?:rc|\.post|\.dev)\d+)?$")
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_DB_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
+_ENGINE_VERSION = re.compile(r"^(\d+)(\.\d+)?$")
+_ADMIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{2,63}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+
+
+def _ipv4_networks(reader: _Reader, key: str, values: list[str]) -> tuple[str, ...]:
+    networks: list[str] = []
+    for value in values:
+        try:
+            network = ipaddress.ip_network(value, strict=True)
+        except ValueError as error:
+            hint = ""
+            try:
+                hint = f" (did you mean {ipaddress.ip_network(value, strict=False)}?)"
+            except ValueError:
+                pass
+            reader.problem(f"{key}: {value!r} is not an IPv4 CIDR like 203.0.113.0/24{hint}: {error}")
+            continue
+        if network.version != 4:
+            reader.problem(f"{key}: {value!r} is IPv6; the host has only an IPv4 address, use IPv4 CIDRs")
+            continue
+        networks.append(str(network))
+    return tuple(networks)
+
+
+def normalise_domain(value: str) -> str:
+    return value.strip().lower().rstrip(".")
+
+
+def _check_domain(reader: _Reader, value: str) -> str:
+    domain = normalise_domain(value)
+    if not domain:
+        return ""
+    if "://" in domain or "/" in domain:
+        reader.problem(f"domain: {value!r} looks like a URL; give the bare hostname, e.g. mlflow.example.com")
+        return ""
+    if ":" in domain:
+        reader.problem(f"domain: {value!r} has a port; give the bare hostname, the server uses 80 and 443")
+        return ""
+    labels = domain.split(".")
+    if len(domain) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(label) for label in labels):
+        reader.problem(
+            f"domain: {value!r} is not a hostname (letters, digits and hyphens in dot-separated labels, "
+            "at least two labels, no spaces), e.g. mlflow.example.com"
+        )
+        return ""
+    return domain
+
+
+def _check_version(reader: _Reader, value: str) -> str:
+    match = _EXACT_VERSION.match(value)
+    if not match:
+        reader.problem(
+            f"mlflowVersion: {value!r} is not an exact version; give one release like 3.17.2 "
+            "(no ranges, no 'latest', so every boot installs the same server)"
+        )
+        return value
+    if tuple(int(part) for part in match.groups()[:3]) < MIN_MLFLOW_VERSION:
+        minimum = ".".join(str(part) for part in MIN_MLFLOW_VERSION)
+        reader.problem(
+            f"mlflowVersion: {value} is older than {minimum}, the first release with the --allowed-hosts "
+            "and CORS protection this server relies on"
+        )
+    return value
+
+
+def _check_vpc(reader: _Reader, value: str) -> str:
+    networks = _ipv4_networks(reader, "vpcCidr", [value])
+    if not networks:
+        return value
+    network = ipaddress.ip_network(networks[0])
+    if not network.is_private:
+        reader.problem(f"vpcCidr: {value} is not a private range; use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
+    if not MIN_VPC_PREFIX <= network.prefixlen <= MAX_VPC_PREFIX:
+        reader.problem(
+            f"vpcCidr: {value} is a /{network.prefixlen}; it must be /{MIN_VPC_PREFIX} to /{MAX_VPC_PREFIX} "
+            "so that it holds one public and two private subnets of at least /26"
+        )
+    return networks[0]
+
+
+def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str | None) -> StackConfig:
+    """Validate `raw` (key -> value; missing keys take their defaults) into a StackConfig."""
+    reader = _Reader(raw)
+    unknown = sorted(set(raw) - set(CONFIG_KEY_NAMES))
+    for key in unknown:
+        reader.problem(f"{key}: unknown key; accepted keys are {', '.join(CONFIG_KEY_NAMES)}")
+
+    if not region:
+        reader.problem("aws:region: not set; fix: pulumi config set aws:region eu-west-1")
+    elif not _REGION.match(region):
+        reader.problem(f"aws:region: {region!r} is not an AWS region name like eu-west-1")
+
+    instance_name = reader.string("instanceType")
+    instance = instance_types.lookup(instance_name)
+    if instance is None:
+        reader.problem(
+            f"instanceType: {instance_name!r} is not a known instance type; use a current general purpose "
+            "type such as t3.small, t3.medium, t4g.small or m7i.large"
+        )
+    elif instance.memory_mib < instance_types.MIN_SERVER_MEMORY_MIB:
+        reader.problem(
+            f"instanceType: {instance_name} has {instance.memory_mib} MiB of memory; the server needs at least "
+            f"{instance_types.MIN_SERVER_MEMORY_MIB} MiB (t3.micro or larger)"
+        )
+
+    mlflow_version = _check_version(reader, reader.string("mlflowVersion"))
+
+    allowed_raw = reader.string_list("allowedCidrs")
+    allowed = _ipv4_networks(reader, "allowedCidrs", allowed_raw) if allowed_raw is not None else ()
+    if allowed_raw == []:
+        reader.problem("allowedCidrs: empty, so nobody could reach the server; give at least one CIDR")
+    ssh_raw = reader.string_list("sshCidrs")
+    ssh = _ipv4_networks(reader, "sshCidrs", ssh_raw) if ssh_raw is not None else ()
+    if any(ipaddress.ip_network(cidr).prefixlen == 0 for cidr in ssh):
+        reader.problem("sshCidrs: 0.0.0.0/0 opens SSH to the whole internet; give your own range, or use SSM")
+    ssh_key_name = reader.string("sshKeyName")
+    if ssh_key_name and not ssh and ssh_raw is not None:
+        reader.problem("sshKeyName: set without sshCidrs, so nobody could use it; set sshCidrs too, or unset it")
+    if ssh and not ssh_key_name:
+        reader.problem("sshCidrs: set without sshKeyName, so port 22 would open with no key on the host; "
+                       "set sshKeyName to an existing EC2 key pair, or unset sshCidrs")
+
+    vpc_cidr = _check_vpc(reader, reader.string("vpcCidr"))
+
+    db_class = reader.string("dbInstanceClass")
+    if not _DB_CLASS.match(db_class):
+        reader.problem(f"dbInstanceClass: {db_class!r} is not an RDS class like db.t4g.micro or db.m7g.large")
+    engine_version = reader.string("dbEngineVersion")
+    engine_match = _ENGINE_VERSION.match(engine_version)
+    if not engine_match or engine_match.group(1) not in SUPPORTED_POSTGRES_MAJORS:
+        reader.problem(
+            f"dbEngineVersion: {engine_version!r} is not a supported PostgreSQL version; "
+            f"accepted majors are {', '.join(SUPPORTED_POSTGRES_MAJORS)} (optionally with a minor, e.g. 17.6)"
+        )
+    storage = reader.integer("dbAllocatedStorageGb")
+    if storage is not None and not MIN_STORAGE_GB <= storage <= MAX_STORAGE_GB:
+        reader.problem(
+            f"dbAllocatedStorageGb: {storage} is outside RDS's range for gp3 storage, "
+            f"{MIN_STORAGE_GB} to {MAX_STORAGE_GB}"
+        )
+
+    domain = _check_domain(reader, reader.string("domain"))
+    hosted_zone_id = reader.string("hostedZoneId")
+    if hosted_zone_id and not _ZONE_ID.match(hosted_zone_id):
+        reader.problem(f"hostedZoneId: {hosted_zone_id!r} is not a Route 53 zone id like Z0123456789ABCDEFGHIJ")
+    if hosted_zone_id and not domain:
+        reader.problem("hostedZoneId: set without domain; set domain to the name to create in that zone")
+
+    acme_email = reader.string("acmeEmail")
+    if acme_email and not _EMAIL.match(acme_email):
+        reader.problem(f"acmeEmail: {acme_email!r} is not an email address like ops@example.com")
+
+    tls = reader.string("tls")
+    if tls not in TLS_MODES:
+        reader.problem(f"tls: {tls!r} is not accepted; use one of {', '.join(TLS_MODES)}")
+    world = "0.0.0.0/0" in allowed
+    if tls == "letsencrypt" and allowed and not world and not hosted_zone_id:
+        reader.problem(
+            "allowedCidrs: restricted, but tls is letsencrypt without hostedZoneId, and Let's Encrypt's HTTP-01 "
+            "check must reach port 80 from the internet; set domain and hostedZoneId (DNS-01 through Route 53), "
+            "or allow 0.0.0.0/0, or set tls off"
+        )
+
+    admin = reader.string("adminUsername")
+    if not _ADMIN_NAME.match(admin):
+        reader.problem(
+            f"adminUsername: {admin!r} must be 3 to 64 characters, start with a letter, and use only "
+            "letters, digits, '.', '_' and '-'"
+        )
+
+    db_multi_az = reader.boolean("dbMultiAz")
+    protect_data = reader.boolean("protectData")
+    client_access = reader.boolean("clientAccess")
+
+    if reader.problems:
+        raise ConfigError(stack, reader.problems)
+    assert instance is not None and storage is not None and region is not None
+    return StackConfig(
+        project=project,
+        stack=stack,
+        region=region,
+        instance_type=instance,
+        mlflow_version=mlflow_version,
+        allowed_cidrs=allowed,
+        ssh_cidrs=ssh,
+        ssh_key_name=ssh_key_name,
+        vpc_cidr=vpc_cidr,
+        db_instance_class=db_class,
+        db_engine_version=engine_version,
+        db_allocated_storage_gb=storage,
+        db_multi_az=db_multi_az,
+        protect_data=protect_data,
+        domain=domain,
+        hosted_zone_id=hosted_zone_id,
+        acme_email=acme_email,
+        tls=tls,  # type: ignore[arg-type]  # checked against TLS_MODES above
+        admin_username=admin,
+        client_access=client_access,
+    )
+
+
+def from_pulumi() -> StackConfig:
+    """Read the running program's configuration (Pulumi hands every value over as a string)."""
+    import pulumi
+
+    project_config = pulumi.Config()
+    raw: dict[str, Any] = {}
+    for key in CONFIG_KEY_NAMES:
+        value = project_config.get(key)
+        if value is not None:
+            raw[key] = value
+    region = pulumi.Config("aws").get("region")
+    return load_config(raw, project=pulumi.get_project(), stack=pulumi.get_stack(), region=region)
+
+
+def from_stack_files(project_dir: str, stack: str) -> StackConfig:
+    """Read Pulumi.<stack>.yaml the way the Pulumi CLI would, for tools that run without it."""
+    import pathlib
+
+    import yaml
+
+    path = pathlib.Path(project_dir) / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise ConfigError(stack, [f"{path.name}: no such file; create the stack with: pulumi stack init {stack}"])
+    document = yaml.safe_load(path.read_text()) or {}
+    values: Mapping[str, Any] = document.get("config") or {}
+    raw: dict[str, Any] = {}
+    region: str | None = None
+    for full_key, value in values.items():
+        namespace, _, key = str(full_key).partition(":")
+        if namespace == "aws" and key == "region":
+            region = str(value)
+        elif namespace == PROJECT:
+            if isinstance(value, dict) and "secure" in value:
+                raise ConfigError(stack, [f"{key}: is a secret in {path.name}; none of this project's keys are"])
+            raw[key] = value
+    return load_config(raw, project=PROJECT, stack=stack, region=region)
+

@@ -1,0 +1,28 @@
+"""From the stack's config and two facts only known once AWS allocates them, to the host's settings.
+
+`pulumi up` (through TrackingHost) and `mlflow-aws userdata` both call this, so the client prints
+exactly the user data the program sends.
+"""
+
+from __future__ import annotations
+
+import naming
+from config import StackConfig
+from userdata.settings import HostSettings
+
+
+def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, public_ip: str) -> HostSettings:
+    return HostSettings(
+        project=cfg.project,
+        stack=cfg.stack,
+        region=cfg.region,
+        ssm_prefix=naming.ssm_prefix(cfg.project, cfg.stack),
+        artifact_bucket=artifact_bucket,
+        public_hostname=cfg.domain or naming.sslip_hostname(public_ip),
+        public_ip=public_ip,
+        mlflow_version=cfg.mlflow_version,
+        instance_memory_mib=cfg.instance_type.memory_mib,
+        tls=cfg.tls,
+        acme_email=cfg.acme_email,
+        acme_dns_route53=bool(cfg.hosted_zone_id),
+    )
