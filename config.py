@@ -8,12 +8,15 @@ accepted. Nothing here creates a resource, so a bad config stops `pulumi up` bef
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import yaml
 
 import instance_types
 
@@ -207,10 +210,8 @@ def _ipv4_networks(reader: _Reader, key: str, values: list[str]) -> tuple[str, .
             network = ipaddress.ip_network(value, strict=True)
         except ValueError as error:
             hint = ""
-            try:
+            with contextlib.suppress(ValueError):
                 hint = f" (did you mean {ipaddress.ip_network(value, strict=False)}?)"
-            except ValueError:
-                pass
             reader.problem(f"{key}: {value!r} is not an IPv4 CIDR like 203.0.113.0/24{hint}: {error}")
             continue
         if network.version != 4:
@@ -235,10 +236,11 @@ def _check_domain(reader: _Reader, value: str) -> str:
         reader.problem(f"domain: {value!r} has a port; give the bare hostname, the server uses 80 and 443")
         return ""
     labels = domain.split(".")
-    if len(domain) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(label) for label in labels):
+    if (len(domain) > 253 or len(labels) < 2 or labels[-1].isdigit()
+            or not all(_HOST_LABEL.match(label) for label in labels)):
         reader.problem(
             f"domain: {value!r} is not a hostname (letters, digits and hyphens in dot-separated labels, "
-            "at least two labels, no spaces), e.g. mlflow.example.com"
+            "at least two labels, no spaces, not an IP address), e.g. mlflow.example.com"
         )
         return ""
     return domain
@@ -281,7 +283,9 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
     reader = _Reader(raw)
     unknown = sorted(set(raw) - set(CONFIG_KEY_NAMES))
     for key in unknown:
-        reader.problem(f"{key}: unknown key; accepted keys are {', '.join(CONFIG_KEY_NAMES)}")
+        reader.problem(
+            f"{key}: unknown key (set to {raw[key]!r}); accepted keys are {', '.join(CONFIG_KEY_NAMES)}"
+        )
 
     if not region:
         reader.problem("aws:region: not set; fix: pulumi config set aws:region eu-west-1")
@@ -312,11 +316,12 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
     if any(ipaddress.ip_network(cidr).prefixlen == 0 for cidr in ssh):
         reader.problem("sshCidrs: 0.0.0.0/0 opens SSH to the whole internet; give your own range, or use SSM")
     ssh_key_name = reader.string("sshKeyName")
-    if ssh_key_name and not ssh and ssh_raw is not None:
-        reader.problem("sshKeyName: set without sshCidrs, so nobody could use it; set sshCidrs too, or unset it")
+    if ssh_key_name and ssh_raw == []:
+        reader.problem(f"sshKeyName: {ssh_key_name!r} is set without sshCidrs, so nobody could use it; "
+                       "set sshCidrs too, or unset it")
     if ssh and not ssh_key_name:
-        reader.problem("sshCidrs: set without sshKeyName, so port 22 would open with no key on the host; "
-                       "set sshKeyName to an existing EC2 key pair, or unset sshCidrs")
+        reader.problem(f"sshCidrs: {', '.join(ssh)} is set without sshKeyName, so port 22 would open with "
+                       "no key on the host; set sshKeyName to an existing EC2 key pair, or unset sshCidrs")
 
     vpc_cidr = _check_vpc(reader, reader.string("vpcCidr"))
 
@@ -342,7 +347,8 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
     if hosted_zone_id and not _ZONE_ID.match(hosted_zone_id):
         reader.problem(f"hostedZoneId: {hosted_zone_id!r} is not a Route 53 zone id like Z0123456789ABCDEFGHIJ")
     if hosted_zone_id and not domain:
-        reader.problem("hostedZoneId: set without domain; set domain to the name to create in that zone")
+        reader.problem(f"hostedZoneId: {hosted_zone_id!r} is set without domain; "
+                       "set domain to the name to create in that zone")
 
     acme_email = reader.string("acmeEmail")
     if acme_email and not _EMAIL.match(acme_email):
@@ -354,9 +360,9 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
     world = "0.0.0.0/0" in allowed
     if tls == "letsencrypt" and allowed and not world and not hosted_zone_id:
         reader.problem(
-            "allowedCidrs: restricted, but tls is letsencrypt without hostedZoneId, and Let's Encrypt's HTTP-01 "
-            "check must reach port 80 from the internet; set domain and hostedZoneId (DNS-01 through Route 53), "
-            "or allow 0.0.0.0/0, or set tls off"
+            f"allowedCidrs: {', '.join(allowed)} is restricted, but tls is letsencrypt without hostedZoneId, "
+            "and Let's Encrypt's HTTP-01 check must reach port 80 from the internet; "
+            "set domain and hostedZoneId (DNS-01 through Route 53), or allow 0.0.0.0/0, or set tls off"
         )
 
     admin = reader.string("adminUsername")
@@ -400,10 +406,16 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
 def from_pulumi() -> StackConfig:
     """Read the running program's configuration (Pulumi hands every value over as a string)."""
     import pulumi
+    from pulumi.runtime.config import CONFIG, get_config_env
 
     project_config = pulumi.Config()
+    # Every key set in the project's namespace, so that a misspelt key is reported instead of ignored.
+    namespace = f"{pulumi.get_project()}:"
+    set_keys = {
+        key[len(namespace):] for key in (*get_config_env(), *CONFIG.get()) if key.startswith(namespace)
+    }
     raw: dict[str, Any] = {}
-    for key in CONFIG_KEY_NAMES:
+    for key in (*CONFIG_KEY_NAMES, *sorted(set_keys - set(CONFIG_KEY_NAMES))):
         value = project_config.get(key)
         if value is not None:
             raw[key] = value
@@ -411,16 +423,27 @@ def from_pulumi() -> StackConfig:
     return load_config(raw, project=pulumi.get_project(), stack=pulumi.get_stack(), region=region)
 
 
+class _PulumiYamlLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans, as the Pulumi CLI reads stack files: `tls: off` is the string "off", not false."""
+
+
+_PulumiYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_PulumiYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def from_stack_files(project_dir: str, stack: str) -> StackConfig:
     """Read Pulumi.<stack>.yaml the way the Pulumi CLI would, for tools that run without it."""
     import pathlib
 
-    import yaml
-
     path = pathlib.Path(project_dir) / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise ConfigError(stack, [f"{path.name}: no such file; create the stack with: pulumi stack init {stack}"])
-    document = yaml.safe_load(path.read_text()) or {}
+    document = yaml.load(path.read_text(), Loader=_PulumiYamlLoader) or {}
     values: Mapping[str, Any] = document.get("config") or {}
     raw: dict[str, Any] = {}
     region: str | None = None

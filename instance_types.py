@@ -23,13 +23,13 @@ class InstanceType:
 
 
 # size -> (memory GiB, vCPUs) per family shape; AWS publishes these and they do not change.
-_BURSTABLE = {
+_BURSTABLE: dict[str, tuple[float, int]] = {
     "nano": (0.5, 2), "micro": (1, 2), "small": (2, 2), "medium": (4, 2),
     "large": (8, 2), "xlarge": (16, 4), "2xlarge": (32, 8),
 }
-_GENERAL = {"large": (8, 2), "xlarge": (16, 4), "2xlarge": (32, 8), "4xlarge": (64, 16)}
-_COMPUTE = {"large": (4, 2), "xlarge": (8, 4), "2xlarge": (16, 8), "4xlarge": (32, 16)}
-_MEMORY = {"large": (16, 2), "xlarge": (32, 4), "2xlarge": (64, 8), "4xlarge": (128, 16)}
+_GENERAL: dict[str, tuple[float, int]] = {"large": (8, 2), "xlarge": (16, 4), "2xlarge": (32, 8), "4xlarge": (64, 16)}
+_COMPUTE: dict[str, tuple[float, int]] = {"large": (4, 2), "xlarge": (8, 4), "2xlarge": (16, 8), "4xlarge": (32, 16)}
+_MEMORY: dict[str, tuple[float, int]] = {"large": (16, 2), "xlarge": (32, 4), "2xlarge": (64, 8), "4xlarge": (128, 16)}
 
 _FAMILIES: dict[str, tuple[dict[str, tuple[float, int]], Architecture]] = {
     "t3": (_BURSTABLE, "amd64"), "t3a": (_BURSTABLE, "amd64"), "t4g": (_BURSTABLE, "arm64"),

@@ -1,0 +1,45 @@
+"""PublicAddress: the Elastic IP, allocated before the host so its URL is known before it boots.
+
+With a Route 53 zone, the A record for the domain points at it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+RECORD_TTL_SECONDS = 300
+
+
+@dataclass
+class PublicAddressArgs:
+    domain: str = ""
+    hosted_zone_id: str = ""
+
+
+class PublicAddress(pulumi.ComponentResource):
+    allocation_id: pulumi.Output[str]
+    public_ip: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PublicAddressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlflow-aws:network:PublicAddress", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags={"Name": f"{name}-eip"}, opts=child)
+        if args.domain and args.hosted_zone_id:
+            aws.route53.Record(
+                f"{name}-a-record",
+                zone_id=args.hosted_zone_id,
+                name=args.domain,
+                type="A",
+                ttl=RECORD_TTL_SECONDS,
+                records=[eip.public_ip],
+                allow_overwrite=False,
+                opts=child,
+            )
+
+        self.allocation_id = eip.allocation_id
+        self.public_ip = eip.public_ip
+        self.register_outputs({"allocation_id": self.allocation_id, "public_ip": self.public_ip})

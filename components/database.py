@@ -1,0 +1,121 @@
+"""Database: RDS PostgreSQL in the private subnets, and its connection facts in SSM Parameter Store.
+
+The host never learns the endpoint or the password through user data: it reads the parameters
+written here at boot (design decisions 1 and 2), so the EC2 instance does not wait for RDS and a
+database change never replaces the host. `protect_data` turns on deletion protection, a final
+snapshot with a stable name and a week of backups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+import naming
+from components.naming_rules import dns_safe
+from components.network import POSTGRES_PORT
+
+MASTER_USERNAME = "mlflow"
+PROTECTED_BACKUP_DAYS = 7
+UNPROTECTED_BACKUP_DAYS = 1
+STORAGE_GROWTH_FACTOR = 5
+RDS_IDENTIFIER_MAX = 63
+# RDS rejects '/', '@', '"' and spaces; letters and digits also need no escaping in a database URI.
+PASSWORD_LENGTH = 40
+
+
+@dataclass
+class DatabaseArgs:
+    project: str
+    stack: str
+    ssm_prefix: str
+    private_subnet_ids: list[pulumi.Output[str]]
+    security_group_id: pulumi.Input[str]
+    instance_class: str
+    engine_version: str
+    allocated_storage_gb: int
+    multi_az: bool
+    protect_data: bool
+
+
+def final_snapshot_identifier(project: str, stack: str) -> str:
+    return dns_safe(f"{project}-{stack}-final", RDS_IDENTIFIER_MAX)
+
+
+class Database(pulumi.ComponentResource):
+    instance_id: pulumi.Output[str]
+    address: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlflow-aws:database:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        password = random.RandomPassword(f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child)
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            subnet_ids=args.private_subnet_ids,
+            description=f"{args.project} {args.stack}: private subnets of the MLflow backend store",
+            opts=child,
+        )
+        instance = aws.rds.Instance(
+            f"{name}-postgres",
+            identifier=dns_safe(f"{args.project}-{args.stack}", RDS_IDENTIFIER_MAX),
+            engine="postgres",
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            allocated_storage=args.allocated_storage_gb,
+            max_allocated_storage=args.allocated_storage_gb * STORAGE_GROWTH_FACTOR,
+            storage_type="gp3",
+            storage_encrypted=True,
+            db_name=naming.TRACKING_DATABASE,
+            username=MASTER_USERNAME,
+            password=password.result,
+            port=POSTGRES_PORT,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[args.security_group_id],
+            publicly_accessible=False,
+            multi_az=args.multi_az,
+            backup_retention_period=PROTECTED_BACKUP_DAYS if args.protect_data else UNPROTECTED_BACKUP_DAYS,
+            deletion_protection=args.protect_data,
+            skip_final_snapshot=not args.protect_data,
+            final_snapshot_identifier=(
+                final_snapshot_identifier(args.project, args.stack) if args.protect_data else None
+            ),
+            delete_automated_backups=not args.protect_data,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            allow_major_version_upgrade=True,
+            # A protected database applies changes in its maintenance window, not mid-day.
+            apply_immediately=not args.protect_data,
+            opts=child,
+        )
+
+        facts: list[tuple[naming.SsmParameter, pulumi.Input[str]]] = [
+            (naming.DB_HOST, instance.address),
+            (naming.DB_PORT, instance.port.apply(str)),
+            (naming.DB_NAME, naming.TRACKING_DATABASE),
+            (naming.DB_USERNAME, MASTER_USERNAME),
+            (naming.DB_PASSWORD, password.result),
+        ]
+        for parameter, value in facts:
+            aws.ssm.Parameter(
+                f"{name}-{parameter.suffix.replace('/', '-')}",
+                name=naming.parameter_name(args.ssm_prefix, parameter),
+                type="SecureString" if parameter.secure else "String",
+                value=value,
+                description=f"MLflow backend store: {parameter.suffix}",
+                opts=child,
+            )
+
+        self.instance_id = instance.identifier
+        self.address = instance.address
+        self.endpoint = instance.endpoint
+        self.arn = instance.arn
+        self.register_outputs(
+            {"instance_id": self.instance_id, "endpoint": self.endpoint, "arn": self.arn}
+        )

@@ -1,0 +1,148 @@
+"""TrackingHost: the Ubuntu 24.04 LTS EC2 instance that runs nginx and the MLflow server.
+
+The Elastic IP is attached to the host's network interface before the instance exists, so the
+first packet the host sends at boot already leaves from its public address (apt, PyPI, ACME all
+work from the start) and the hostname in the user data is final. IMDSv2 only, encrypted gp3 root
+volume, user data from `userdata.render`, and two CloudWatch alarms that heal the host: recover
+on a failed system status check, reboot on a failed instance status check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+import userdata
+from instance_types import InstanceType
+from userdata.settings import HostSettings
+
+CANONICAL_OWNER_ID = "099720109477"
+UBUNTU_AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{architecture}-server-*"
+ROOT_VOLUME_GB = 16
+STATUS_CHECK_PERIOD_SECONDS = 60
+SYSTEM_CHECK_EVALUATION_PERIODS = 2
+INSTANCE_CHECK_EVALUATION_PERIODS = 3
+
+
+@dataclass
+class TrackingHostArgs:
+    instance_type: InstanceType
+    region: str
+    subnet_id: pulumi.Input[str]
+    security_group_id: pulumi.Input[str]
+    instance_profile_name: pulumi.Input[str]
+    eip_allocation_id: pulumi.Input[str]
+    settings: pulumi.Output[HostSettings]
+    ssh_key_name: str = ""
+
+
+def ubuntu_ami_filter(architecture: str) -> str:
+    return UBUNTU_AMI_NAME.format(architecture=architecture)
+
+
+class TrackingHost(pulumi.ComponentResource):
+    instance_id: pulumi.Output[str]
+    user_data: pulumi.Output[str]
+
+    def __init__(self, name: str, args: TrackingHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlflow-aws:compute:TrackingHost", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+
+        architecture = args.instance_type.architecture
+        ami = aws.ec2.get_ami(
+            most_recent=True,
+            owners=[CANONICAL_OWNER_ID],
+            filters=[
+                aws.ec2.GetAmiFilterArgs(name="name", values=[ubuntu_ami_filter(architecture)]),
+                aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"]),
+                aws.ec2.GetAmiFilterArgs(
+                    name="architecture", values=["arm64" if architecture == "arm64" else "x86_64"]
+                ),
+            ],
+            opts=invoke,
+        )
+        partition = aws.get_partition(opts=invoke).partition
+
+        interface = aws.ec2.NetworkInterface(
+            f"{name}-eni",
+            subnet_id=args.subnet_id,
+            security_groups=[args.security_group_id],
+            description="MLflow host: carries the Elastic IP",
+            opts=child,
+        )
+        association = aws.ec2.EipAssociation(
+            f"{name}-eip-association",
+            allocation_id=args.eip_allocation_id,
+            network_interface_id=interface.id,
+            opts=child,
+        )
+        user_data = args.settings.apply(userdata.render)
+        instance = aws.ec2.Instance(
+            f"{name}-instance",
+            ami=ami.id,
+            instance_type=args.instance_type.name,
+            iam_instance_profile=args.instance_profile_name,
+            primary_network_interface=aws.ec2.InstancePrimaryNetworkInterfaceArgs(
+                network_interface_id=interface.id
+            ),
+            key_name=args.ssh_key_name or None,
+            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=1,
+            ),
+            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                volume_type="gp3",
+                volume_size=ROOT_VOLUME_GB,
+                encrypted=True,
+                delete_on_termination=True,
+            ),
+            user_data=user_data,
+            user_data_replace_on_change=True,
+            tags={"Name": f"{name}"},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[association],
+                # A newer Ubuntu image must not replace a running server on every `pulumi up`.
+                ignore_changes=["ami"],
+                # The network interface can belong to one instance at a time.
+                delete_before_replace=True,
+            ),
+        )
+
+        automate = f"arn:{partition}:automate:{args.region}:ec2"
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-recover",
+            alarm_description="Recover the MLflow host when its system status check fails (hardware, network)",
+            namespace="AWS/EC2",
+            metric_name="StatusCheckFailed_System",
+            dimensions={"InstanceId": instance.id},
+            statistic="Maximum",
+            period=STATUS_CHECK_PERIOD_SECONDS,
+            evaluation_periods=SYSTEM_CHECK_EVALUATION_PERIODS,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            alarm_actions=[f"{automate}:recover"],
+            opts=child,
+        )
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-reboot",
+            alarm_description="Reboot the MLflow host when its instance status check fails (kernel, memory)",
+            namespace="AWS/EC2",
+            metric_name="StatusCheckFailed_Instance",
+            dimensions={"InstanceId": instance.id},
+            statistic="Maximum",
+            period=STATUS_CHECK_PERIOD_SECONDS,
+            evaluation_periods=INSTANCE_CHECK_EVALUATION_PERIODS,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            alarm_actions=[f"{automate}:reboot"],
+            opts=child,
+        )
+
+        self.instance_id = instance.id
+        self.user_data = user_data
+        self.register_outputs({"instance_id": self.instance_id})

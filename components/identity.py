@@ -1,0 +1,111 @@
+"""HostIdentity: the instance role and profile of the MLflow host, least privilege.
+
+The inline policy reaches only the artifact bucket and its objects, and only the stack's SSM
+parameters; `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed). With a Route 53
+zone, the host may also change records in that zone, for certbot's DNS-01 challenge.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
+BUCKET_ACTIONS = ["s3:ListBucket"]
+OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+PARAMETER_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
+# certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
+ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
+ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
+
+
+@dataclass
+class HostIdentityArgs:
+    region: str
+    ssm_prefix: str
+    bucket_arn: pulumi.Input[str]
+    hosted_zone_id: str = ""
+
+
+def assume_role_policy() -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
+
+
+def parameters_arn(partition: str, region: str, account_id: str, ssm_prefix: str) -> str:
+    return f"arn:{partition}:ssm:{region}:{account_id}:parameter{ssm_prefix}/*"
+
+
+def host_policy_document(
+    *, bucket_arn: str, parameters_arn: str, partition: str, hosted_zone_id: str = ""
+) -> str:
+    statements: list[dict[str, Any]] = [
+        {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
+        {"Sid": "ReadWriteArtifacts", "Effect": "Allow", "Action": OBJECT_ACTIONS, "Resource": f"{bucket_arn}/*"},
+        {"Sid": "ReadStackParameters", "Effect": "Allow", "Action": PARAMETER_ACTIONS, "Resource": parameters_arn},
+    ]
+    if hosted_zone_id:
+        statements += [
+            {"Sid": "Route53Lookups", "Effect": "Allow", "Action": ROUTE53_READ_ACTIONS, "Resource": "*"},
+            {
+                "Sid": "Route53ChallengeRecords",
+                "Effect": "Allow",
+                "Action": ROUTE53_WRITE_ACTIONS,
+                "Resource": f"arn:{partition}:route53:::hostedzone/{hosted_zone_id}",
+            },
+        ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+class HostIdentity(pulumi.ComponentResource):
+    role_name: pulumi.Output[str]
+    instance_profile_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: HostIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlflow-aws:identity:HostIdentity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+
+        account_id = aws.get_caller_identity(opts=invoke).account_id
+        partition = aws.get_partition(opts=invoke).partition
+
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=assume_role_policy(),
+            description="MLflow tracking host: artifact bucket, stack parameters, Session Manager",
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.id,
+            policy=pulumi.Output.from_input(args.bucket_arn).apply(
+                lambda bucket_arn: host_policy_document(
+                    bucket_arn=bucket_arn,
+                    parameters_arn=parameters_arn(partition, args.region, account_id, args.ssm_prefix),
+                    partition=partition,
+                    hosted_zone_id=args.hosted_zone_id,
+                )
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ssm-core",
+            role=role.name,
+            policy_arn=f"arn:{partition}:iam::aws:policy/{SSM_MANAGED_POLICY}",
+            opts=child,
+        )
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+
+        self.role_name = role.name
+        self.instance_profile_name = profile.name
+        self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

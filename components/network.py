@@ -1,0 +1,172 @@
+"""Network: a VPC with one public subnet for the host and two private subnets (distinct AZs) for RDS.
+
+Security groups: `web` admits 80/443 from allowedCidrs only and 22 only from sshCidrs; `database`
+admits 5432 only from the web group. Nothing opens 5000 (MLflow listens on 127.0.0.1) or 5432 to
+the world. Rules are separate `vpc.SecurityGroup*Rule` resources, one per CIDR and port.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+WEB_PORTS = (80, 443)
+SSH_PORT = 22
+POSTGRES_PORT = 5432
+PRIVATE_SUBNET_COUNT = 2
+
+
+@dataclass
+class NetworkArgs:
+    vpc_cidr: str
+    allowed_cidrs: tuple[str, ...]
+    ssh_cidrs: tuple[str, ...] = ()
+
+
+def split_vpc(vpc_cidr: str) -> tuple[str, list[str]]:
+    """The public subnet and the private subnets: the first three quarters of the VPC."""
+    quarters = [str(net) for net in ipaddress.ip_network(vpc_cidr).subnets(prefixlen_diff=2)]
+    return quarters[0], quarters[1 : 1 + PRIVATE_SUBNET_COUNT]
+
+
+class Network(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    public_subnet_id: pulumi.Output[str]
+    private_subnet_ids: list[pulumi.Output[str]]
+    web_security_group_id: pulumi.Output[str]
+    db_security_group_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlflow-aws:network:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        zones = aws.get_availability_zones(
+            state="available",
+            filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
+            opts=pulumi.InvokeOptions(parent=self),
+        ).names
+        if len(zones) < PRIVATE_SUBNET_COUNT:
+            raise pulumi.RunError(
+                f"the region offers {len(zones)} availability zone(s); RDS needs subnets in {PRIVATE_SUBNET_COUNT}"
+            )
+        public_cidr, private_cidrs = split_vpc(args.vpc_cidr)
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.vpc_cidr,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags={"Name": f"{name}-vpc"},
+            opts=child,
+        )
+        gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child)
+
+        # The host gets its public address from the Elastic IP on its network interface, so the
+        # subnet never hands out ephemeral public IPs.
+        public_subnet = aws.ec2.Subnet(
+            f"{name}-public",
+            vpc_id=vpc.id,
+            cidr_block=public_cidr,
+            availability_zone=zones[0],
+            map_public_ip_on_launch=False,
+            tags={"Name": f"{name}-public"},
+            opts=child,
+        )
+        public_routes = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id, opts=child)
+        aws.ec2.Route(
+            f"{name}-public-default",
+            route_table_id=public_routes.id,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=gateway.id,
+            opts=child,
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-public-rta", subnet_id=public_subnet.id, route_table_id=public_routes.id, opts=child
+        )
+
+        # Private subnets have no route to the internet: only the database lives there.
+        private_routes = aws.ec2.RouteTable(f"{name}-private-rt", vpc_id=vpc.id, opts=child)
+        private_subnets = []
+        for index, (cidr, zone) in enumerate(zip(private_cidrs, zones, strict=False)):
+            subnet = aws.ec2.Subnet(
+                f"{name}-private-{index}",
+                vpc_id=vpc.id,
+                cidr_block=cidr,
+                availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{name}-private-{index}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{index}-rta", subnet_id=subnet.id, route_table_id=private_routes.id, opts=child
+            )
+            private_subnets.append(subnet)
+
+        web = aws.ec2.SecurityGroup(
+            f"{name}-web", vpc_id=vpc.id, description="MLflow host: HTTP/HTTPS from allowedCidrs", opts=child
+        )
+        for port in WEB_PORTS:
+            for index, cidr in enumerate(args.allowed_cidrs):
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-web-{port}-{index}",
+                    security_group_id=web.id,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    cidr_ipv4=cidr,
+                    description=f"port {port} from allowedCidrs",
+                    opts=child,
+                )
+        for index, cidr in enumerate(args.ssh_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-ssh-{index}",
+                security_group_id=web.id,
+                ip_protocol="tcp",
+                from_port=SSH_PORT,
+                to_port=SSH_PORT,
+                cidr_ipv4=cidr,
+                description="SSH from sshCidrs",
+                opts=child,
+            )
+        # The host installs packages, reaches SSM, S3 and the ACME server: it needs outbound access.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-web-egress",
+            security_group_id=web.id,
+            ip_protocol="-1",
+            cidr_ipv4="0.0.0.0/0",
+            description="outbound: packages, SSM, S3, ACME",
+            opts=child,
+        )
+
+        database = aws.ec2.SecurityGroup(
+            f"{name}-db", vpc_id=vpc.id, description="RDS PostgreSQL: 5432 from the MLflow host only", opts=child
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-db-from-web",
+            security_group_id=database.id,
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            referenced_security_group_id=web.id,
+            description="PostgreSQL from the MLflow host",
+            opts=child,
+        )
+
+        self.vpc_id = vpc.id
+        self.public_subnet_id = public_subnet.id
+        self.public_availability_zone = zones[0]
+        self.private_subnet_ids = [subnet.id for subnet in private_subnets]
+        self.web_security_group_id = web.id
+        self.db_security_group_id = database.id
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "public_subnet_id": self.public_subnet_id,
+                "private_subnet_ids": self.private_subnet_ids,
+                "web_security_group_id": self.web_security_group_id,
+                "db_security_group_id": self.db_security_group_id,
+            }
+        )

@@ -1,0 +1,58 @@
+"""ServerSecrets: the MLflow admin credentials and the Flask secret key, generated and put in SSM.
+
+The host reads them at boot; the admin password is also a secret stack output for the client.
+Letters and digits only, so the password needs no quoting in an env file or a URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+import naming
+
+ADMIN_PASSWORD_LENGTH = 32
+FLASK_SECRET_KEY_LENGTH = 64
+
+
+@dataclass
+class ServerSecretsArgs:
+    ssm_prefix: str
+    admin_username: str
+
+
+class ServerSecrets(pulumi.ComponentResource):
+    admin_username: str
+    admin_password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ServerSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlflow-aws:auth:ServerSecrets", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        admin_password = random.RandomPassword(
+            f"{name}-admin-password", length=ADMIN_PASSWORD_LENGTH, special=False, opts=child
+        )
+        flask_secret_key = random.RandomPassword(
+            f"{name}-flask-secret-key", length=FLASK_SECRET_KEY_LENGTH, special=False, opts=child
+        )
+        values: list[tuple[naming.SsmParameter, pulumi.Input[str]]] = [
+            (naming.ADMIN_USERNAME, args.admin_username),
+            (naming.ADMIN_PASSWORD, admin_password.result),
+            (naming.FLASK_SECRET_KEY, flask_secret_key.result),
+        ]
+        for parameter, value in values:
+            aws.ssm.Parameter(
+                f"{name}-{parameter.suffix.replace('/', '-')}",
+                name=naming.parameter_name(args.ssm_prefix, parameter),
+                type="SecureString" if parameter.secure else "String",
+                value=value,
+                description=f"MLflow server: {parameter.suffix}",
+                opts=child,
+            )
+
+        self.admin_username = args.admin_username
+        self.admin_password = pulumi.Output.secret(admin_password.result)
+        self.register_outputs({"admin_username": self.admin_username, "admin_password": self.admin_password})

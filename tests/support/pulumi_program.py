@@ -1,0 +1,252 @@
+"""Run the real Pulumi program (`__main__.py`) under `pulumi.runtime.set_mocks`, and record it.
+
+Each run gets a fresh event loop and fresh Pulumi settings (pattern: pulumi/examples
+`testing-unit-py`). The config comes from `Pulumi.<stack>.yaml` plus the project defaults, as the
+Pulumi CLI would hand it over (every value a string, lists as JSON), with optional overrides.
+
+The mock monitor records, for every resource the program registers, its type, name, inputs (as
+the provider would receive them: camelCase keys), parent and the URNs it depends on, so tests can
+assert properties of the resources and of the dependency graph; every invoke is answered by
+`ProgramMocks.call` and recorded too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+
+import config
+
+PROJECT_DIR = pathlib.Path(__file__).resolve().parents[2]
+ACCOUNT_ID = "123456789012"
+PUBLIC_IP = "203.0.113.10"
+AMI_ID = "ami-0123456789abcdef0"
+
+
+@dataclass
+class RegisteredResource:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    parent: str
+    provider: str = ""
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    dependencies: set[str] = field(default_factory=set)
+    property_dependencies: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Invoke:
+    token: str
+    args: dict[str, Any]
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    resources: list[RegisteredResource]
+    invokes: list[Invoke]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+    generated_secrets: list[str]  # every RandomPassword result and IAM secret key the mocks handed out
+
+    def of_type(self, type_token: str) -> list[RegisteredResource]:
+        return [resource for resource in self.resources if resource.type == type_token]
+
+    def one(self, type_token: str) -> RegisteredResource:
+        found = self.of_type(type_token)
+        assert len(found) == 1, f"expected one {type_token}, found {[r.name for r in found]}"
+        return found[0]
+
+    def by_urn(self, urn: str) -> RegisteredResource:
+        return next(resource for resource in self.resources if resource.urn == urn)
+
+    def depends_on(self, resource: RegisteredResource, other: RegisteredResource) -> bool:
+        """Whether `resource` waits, directly or transitively, for `other`."""
+        seen: set[str] = set()
+        pending = [resource.urn]
+        while pending:
+            urn = pending.pop()
+            if urn in seen:
+                continue
+            seen.add(urn)
+            current = next((r for r in self.resources if r.urn == urn), None)
+            if current is None:
+                continue
+            edges = set(current.dependencies)
+            for deps in current.property_dependencies.values():
+                edges |= deps
+            if other.urn in edges:
+                return True
+            pending.extend(edges)
+        return False
+
+
+class ProgramFailed(Exception):
+    """The program raised; `resources` holds what it had registered by then."""
+
+    def __init__(self, cause: BaseException, resources: list[RegisteredResource]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.resources = resources
+
+
+class ProgramMocks(pulumi.runtime.Mocks):
+    """Plausible provider answers: ids and the computed attributes the program reads."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.invokes: list[Invoke] = []
+        self.generated_secrets: list[str] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        name = args.name
+        computed: dict[str, Any] = {}
+        arn = f"arn:aws:mock:{self.region}:{ACCOUNT_ID}:{name}"
+        if args.typ == "aws:s3/bucket:Bucket":
+            bucket = inputs.get("bucket", name)
+            computed = {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "id": bucket}
+            return bucket, {**inputs, **computed}
+        if args.typ == "random:index/randomId:RandomId":
+            computed = {"hex": "1a2b3c4d", "b64Url": "Gis8TQ", "dec": "439041101"}
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            length = int(inputs.get("length", 16))
+            computed = {"result": ("S3cr3t" + name.replace("-", ""))[:length].ljust(length, "x")}
+            self.generated_secrets.append(computed["result"])
+        elif args.typ == "aws:ec2/eip:Eip":
+            computed = {"publicIp": PUBLIC_IP, "allocationId": "eipalloc-0abc", "arn": arn}
+        elif args.typ == "aws:rds/instance:Instance":
+            address = f"{inputs.get('identifier', name)}.abcdefgh.{self.region}.rds.amazonaws.com"
+            computed = {"address": address, "endpoint": f"{address}:5432", "port": 5432, "arn": arn}
+        elif args.typ in ("aws:iam/instanceProfile:InstanceProfile", "aws:iam/role:Role", "aws:iam/user:User"):
+            computed = {"name": f"{name}-abc123", "arn": arn}
+        elif args.typ == "aws:iam/accessKey:AccessKey":
+            computed = {"secret": "mock/secret+access+key", "id": "AKIAMOCKACCESSKEY"}
+            self.generated_secrets.append(computed["secret"])
+            return "AKIAMOCKACCESSKEY", {**inputs, **computed}
+        elif args.typ == "aws:rds/subnetGroup:SubnetGroup":
+            computed = {"name": f"{name}-abc123", "arn": arn}
+        elif args.typ == "aws:ec2/instance:Instance":
+            computed = {"arn": arn, "publicIp": PUBLIC_IP}
+            return "i-0123456789abcdef0", {**inputs, **computed}
+        else:
+            computed = {"arn": arn}
+        return f"{name}-id", {**inputs, **computed}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.invokes.append(Invoke(args.token, dict(args.args)))
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{letter}" for letter in "abc"]
+            return {"names": names, "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)], "id": self.region}, []
+        if args.token == "aws:ec2/getAmi:getAmi":
+            return {"id": AMI_ID, "architecture": "x86_64", "name": "ubuntu-noble-24.04"}, []
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/ci", "userId": "AIDA"}, []
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+        raise AssertionError(f"the program made an invoke the mocks do not know: {args.token}")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping each registration's parent and dependencies."""
+
+    def __init__(self, mocks: ProgramMocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[RegisteredResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            self.registered.append(
+                RegisteredResource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    inputs=rpc.deserialize_properties(request.object),
+                    parent=request.parent,
+                    provider=request.provider,
+                    retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    ignore_changes=list(request.ignoreChanges),
+                    dependencies=set(request.dependencies),
+                    property_dependencies={
+                        key: set(value.urns) for key, value in request.propertyDependencies.items()
+                    },
+                )
+            )
+        return response
+
+
+def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The config the Pulumi CLI would pass: project defaults, then Pulumi.<stack>.yaml, as strings."""
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    values: dict[str, Any] = {
+        f"{config.PROJECT}:{key}": spec.get("default") for key, spec in project["config"].items()
+    }
+    stack_file = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())
+    values.update(stack_file.get("config") or {})
+    for key, value in (overrides or {}).items():
+        values[key if ":" in key else f"{config.PROJECT}:{key}"] = value
+
+    def as_cli_string(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        return json.dumps(value)
+
+    return {key: as_cli_string(value) for key, value in values.items() if value is not None}
+
+
+def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> ProgramRun:
+    """Run __main__.py for `stack` under mocks; resolve every stack output and note which are secret."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        all_config = stack_config(stack, overrides)
+        region = all_config.get("aws:region", "eu-west-1")
+        mocks = ProgramMocks(region)
+        monitor = RecordingMonitor(mocks)
+        settings.set_root_resource(None)  # type: ignore[arg-type]
+        pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(all_config)
+        try:
+            runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+        except Exception as error:
+            raise ProgramFailed(error, list(monitor.registered)) from error
+        root = settings.get_root_resource()
+        assert root is not None
+        exported: dict[str, Any] = dict(root.outputs)  # type: ignore[attr-defined]
+
+        async def resolve() -> tuple[dict[str, Any], set[str]]:
+            values: dict[str, Any] = {}
+            secret: set[str] = set()
+            for key, value in exported.items():
+                output = pulumi.Output.from_input(value)
+                values[key] = await output.future()
+                if await output.is_secret():
+                    secret.add(key)
+            await pulumi.runtime.stack.wait_for_rpcs()
+            return values, secret
+
+        values, secret = loop.run_until_complete(resolve())
+        return ProgramRun(
+            stack, list(monitor.registered), list(mocks.invokes), values, secret, list(mocks.generated_secrets)
+        )
+    finally:
+        pulumi.runtime.set_all_config({})
+        settings.set_root_resource(None)  # type: ignore[arg-type]
+        loop.close()
+        asyncio.set_event_loop(None)

@@ -1,0 +1,456 @@
+"""The whole Pulumi program under mocks: one test per property the stack promises."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import pytest
+
+import config
+import userdata
+from host_settings import host_settings_for
+from naming import Outputs
+from tests.support.pulumi_program import (
+    PUBLIC_IP,
+    ProgramFailed,
+    ProgramRun,
+    RegisteredResource,
+    run_program,
+)
+
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+BUCKET = "aws:s3/bucket:Bucket"
+RDS = "aws:rds/instance:Instance"
+EC2 = "aws:ec2/instance:Instance"
+PARAMETER = "aws:ssm/parameter:Parameter"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+
+
+@pytest.fixture(scope="module")
+def dev() -> ProgramRun:
+    return run_program("dev")
+
+
+@pytest.fixture(scope="module")
+def prod() -> ProgramRun:
+    return run_program("prod")
+
+
+def named(run: ProgramRun, type_token: str, suffix: str) -> RegisteredResource:
+    matches = [r for r in run.of_type(type_token) if r.name.endswith(suffix)]
+    assert len(matches) == 1, f"{type_token} ending in {suffix}: {[r.name for r in run.of_type(type_token)]}"
+    return matches[0]
+
+
+def security_group_urn(run: ProgramRun, suffix: str) -> str:
+    return named(run, SECURITY_GROUP, suffix).urn
+
+
+def ingress_of(run: ProgramRun, group_suffix: str) -> list[RegisteredResource]:
+    group = security_group_urn(run, group_suffix)
+    return [rule for rule in run.of_type(INGRESS) if group in rule.property_dependencies.get("securityGroupId", set())]
+
+
+# --- the network -------------------------------------------------------------------------------
+
+
+def test_vpc_uses_the_configured_cidr(dev: ProgramRun) -> None:
+    assert dev.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"] == "10.20.0.0/16"
+
+
+def test_two_private_subnets_in_distinct_availability_zones_inside_the_vpc(dev: ProgramRun) -> None:
+    private = [r for r in dev.of_type("aws:ec2/subnet:Subnet") if "private" in r.name]
+    assert len(private) >= 2
+    assert len({subnet.inputs["availabilityZone"] for subnet in private}) == len(private)
+    vpc = ipaddress.ip_network("10.20.0.0/16")
+    for subnet in private:
+        assert ipaddress.ip_network(subnet.inputs["cidrBlock"]).subnet_of(vpc)  # type: ignore[arg-type]
+        assert subnet.inputs["mapPublicIpOnLaunch"] is False
+
+
+def test_availability_zones_come_from_the_data_source(dev: ProgramRun) -> None:
+    zone_calls = [i for i in dev.invokes if i.token == "aws:index/getAvailabilityZones:getAvailabilityZones"]
+    assert zone_calls and zone_calls[0].args["state"] == "available"
+    zones = {r.inputs["availabilityZone"] for r in dev.of_type("aws:ec2/subnet:Subnet")}
+    assert zones <= {"eu-west-1a", "eu-west-1b", "eu-west-1c"}
+
+
+def test_only_the_public_route_table_routes_to_the_internet_gateway(dev: ProgramRun) -> None:
+    routes = dev.of_type("aws:ec2/route:Route")
+    assert len(routes) == 1
+    assert routes[0].inputs["destinationCidrBlock"] == "0.0.0.0/0"
+    public_table = named(dev, "aws:ec2/routeTable:RouteTable", "public-rt").urn
+    assert public_table in routes[0].property_dependencies["routeTableId"]
+    gateway = dev.one("aws:ec2/internetGateway:InternetGateway").urn
+    assert gateway in routes[0].property_dependencies["gatewayId"]
+
+
+# --- security groups ---------------------------------------------------------------------------
+
+
+def test_web_group_admits_only_80_and_443_from_allowed_cidrs(dev: ProgramRun) -> None:
+    rules = ingress_of(dev, "-web")
+    assert sorted((r.inputs["fromPort"], r.inputs["toPort"], r.inputs["cidrIpv4"]) for r in rules) == [
+        (80, 80, "0.0.0.0/0"),
+        (443, 443, "0.0.0.0/0"),
+    ]
+
+
+def test_restricted_allowed_cidrs_are_the_only_web_sources() -> None:
+    run = run_program(
+        "dev",
+        {
+            "allowedCidrs": ["198.51.100.0/24", "203.0.113.7/32"],
+            "domain": "mlflow.example.com",
+            "hostedZoneId": "Z0123456789ABC",
+        },
+    )
+    sources = {(r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in ingress_of(run, "-web")}
+    assert sources == {(port, cidr) for port in (80, 443) for cidr in ("198.51.100.0/24", "203.0.113.7/32")}
+
+
+def test_no_ssh_rule_by_default(dev: ProgramRun) -> None:
+    assert not [r for r in dev.of_type(INGRESS) if r.inputs.get("fromPort") == 22]
+
+
+def test_ssh_opens_only_to_ssh_cidrs_when_asked() -> None:
+    run = run_program("dev", {"sshCidrs": ["198.51.100.4/32"], "sshKeyName": "ops"})
+    ssh = [r for r in run.of_type(INGRESS) if r.inputs.get("fromPort") == 22]
+    assert [(r.inputs["cidrIpv4"], r.inputs["toPort"]) for r in ssh] == [("198.51.100.4/32", 22)]
+    assert run.one(EC2).inputs["keyName"] == "ops"
+
+
+def test_database_group_admits_5432_only_from_the_web_group(dev: ProgramRun) -> None:
+    rules = ingress_of(dev, "-db")
+    assert len(rules) == 1
+    rule = rules[0]
+    assert (rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (5432, 5432, "tcp")
+    assert "cidrIpv4" not in rule.inputs
+    assert security_group_urn(dev, "-web") in rule.property_dependencies["referencedSecurityGroupId"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_nothing_opens_5000_or_5432_or_22_to_the_world(stack: str) -> None:
+    run = run_program(stack)
+    for rule in run.of_type(INGRESS):
+        cidr = rule.inputs.get("cidrIpv4")
+        if cidr is None:
+            continue
+        ports = range(int(rule.inputs.get("fromPort", 0)), int(rule.inputs.get("toPort", 65535)) + 1)
+        if ipaddress.ip_network(cidr).prefixlen == 0:
+            assert set(ports) <= {80, 443}, f"{rule.name} opens {ports} to the world"
+    assert not [g for g in run.of_type(SECURITY_GROUP) if g.inputs.get("ingress")], "no inline rules"
+
+
+# --- the artifact store ------------------------------------------------------------------------
+
+
+def test_bucket_name_is_unique_and_valid(dev: ProgramRun) -> None:
+    name = dev.outputs[Outputs.ARTIFACT_BUCKET]
+    assert name == "mlflow-aws-dev-artifacts-1a2b3c4d"  # the mocks' RandomId hex
+    assert len(name) <= 63 and name == name.lower()
+    bucket = dev.one(BUCKET)
+    assert "random:index/randomId:RandomId" in {dev.by_urn(u).type for u in bucket.property_dependencies["bucket"]}
+
+
+def test_bucket_versioning_is_enabled(dev: ProgramRun) -> None:
+    versioning = dev.one("aws:s3/bucketVersioning:BucketVersioning")
+    assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+
+
+def test_bucket_is_encrypted_at_rest(dev: ProgramRun) -> None:
+    sse = dev.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    rule = sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
+    assert rule["sseAlgorithm"] in ("AES256", "aws:kms")
+
+
+def test_bucket_blocks_every_kind_of_public_access(dev: ProgramRun) -> None:
+    block = dev.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    assert all(block[flag] is True for flag in flags)
+
+
+def test_bucket_policy_denies_non_tls_access(dev: ProgramRun) -> None:
+    policy = json.loads(dev.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
+    bucket_arn = "arn:aws:s3:::mlflow-aws-dev-artifacts-1a2b3c4d"
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert set(statement["Resource"]) == {bucket_arn, f"{bucket_arn}/*"}
+
+
+def test_lifecycle_expires_noncurrent_versions_and_aborts_multipart_uploads(dev: ProgramRun) -> None:
+    (rule,) = dev.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+    assert rule["status"] == "Enabled"
+    assert rule["noncurrentVersionExpiration"]["noncurrentDays"] > 0
+    assert rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"] > 0
+
+
+def test_bucket_has_no_inline_v6_style_blocks(dev: ProgramRun) -> None:
+    inputs = dev.one(BUCKET).inputs
+    for legacy in ("versioning", "serverSideEncryptionConfiguration", "lifecycleRules", "policy", "acl"):
+        assert legacy not in inputs
+
+
+# --- the database ------------------------------------------------------------------------------
+
+
+def test_rds_is_private_and_encrypted(dev: ProgramRun) -> None:
+    rds = dev.one(RDS).inputs
+    assert rds["publiclyAccessible"] is False
+    assert rds["storageEncrypted"] is True
+    assert rds["engine"] == "postgres" and rds["engineVersion"] == "17"
+
+
+def test_rds_lives_in_the_private_subnets(dev: ProgramRun) -> None:
+    group = dev.one("aws:rds/subnetGroup:SubnetGroup")
+    private = {r.urn for r in dev.of_type("aws:ec2/subnet:Subnet") if "private" in r.name}
+    assert group.property_dependencies["subnetIds"] == private
+    assert group.urn in dev.one(RDS).property_dependencies["dbSubnetGroupName"]
+
+
+def test_rds_password_comes_from_random_password(dev: ProgramRun) -> None:
+    rds = dev.one(RDS)
+    sources = {dev.by_urn(urn).type for urn in rds.property_dependencies["password"]}
+    assert sources == {RANDOM_PASSWORD}
+
+
+def test_db_connection_facts_are_in_ssm_with_the_password_secure(dev: ProgramRun) -> None:
+    parameters = {r.inputs["name"]: r.inputs["type"] for r in dev.of_type(PARAMETER)}
+    for fact in ("host", "port", "name", "username"):
+        assert parameters[f"/mlflow-aws/dev/db/{fact}"] == "String"
+    assert parameters["/mlflow-aws/dev/db/password"] == "SecureString"
+    assert parameters["/mlflow-aws/dev/mlflow/admin-password"] == "SecureString"
+    assert parameters["/mlflow-aws/dev/mlflow/flask-secret-key"] == "SecureString"
+
+
+# --- identity ----------------------------------------------------------------------------------
+
+
+def host_policy(run: ProgramRun) -> dict[str, Any]:
+    return json.loads(run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])  # type: ignore[no-any-return]
+
+
+def test_role_is_trusted_by_ec2_only(dev: ProgramRun) -> None:
+    trust = json.loads(dev.one("aws:iam/role:Role").inputs["assumeRolePolicy"])
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "ec2.amazonaws.com"}]
+
+
+def test_host_policy_reaches_only_the_bucket_and_the_stacks_parameters(dev: ProgramRun) -> None:
+    bucket_arn = "arn:aws:s3:::mlflow-aws-dev-artifacts-1a2b3c4d"
+    resources: dict[str, set[str]] = {}
+    for statement in host_policy(dev)["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for action in statement["Action"]:
+            resources.setdefault(action, set()).add(statement["Resource"])
+    assert resources["s3:ListBucket"] == {bucket_arn}
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"):
+        assert resources[action] == {f"{bucket_arn}/*"}
+    assert resources["ssm:GetParameter"] == {"arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/*"}
+    assert all("*" not in action for action in resources)
+    assert all(arn != "*" for arns in resources.values() for arn in arns)
+
+
+def test_ssm_managed_instance_core_is_attached(dev: ProgramRun) -> None:
+    attachment = dev.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+def test_role_uses_no_inline_or_managed_policy_lists(dev: ProgramRun) -> None:
+    role = dev.one("aws:iam/role:Role").inputs
+    assert "inlinePolicies" not in role and "managedPolicyArns" not in role
+
+
+def test_instance_profile_carries_the_role(dev: ProgramRun) -> None:
+    profile = dev.one("aws:iam/instanceProfile:InstanceProfile")
+    assert dev.one("aws:iam/role:Role").urn in profile.property_dependencies["role"]
+    assert profile.urn in dev.one(EC2).property_dependencies["iamInstanceProfile"]
+
+
+# --- address and host --------------------------------------------------------------------------
+
+
+def test_elastic_ip_is_a_vpc_address_associated_with_the_hosts_interface(dev: ProgramRun) -> None:
+    eip = dev.one("aws:ec2/eip:Eip")
+    assert eip.inputs["domain"] == "vpc"
+    association = dev.one("aws:ec2/eipAssociation:EipAssociation")
+    interface = dev.one("aws:ec2/networkInterface:NetworkInterface")
+    assert eip.urn in association.property_dependencies["allocationId"]
+    assert interface.urn in association.property_dependencies["networkInterfaceId"]
+    host = dev.one(EC2)
+    assert interface.urn in host.property_dependencies["primaryNetworkInterface"]
+    assert association.urn in host.dependencies, "the address must be attached before the host boots"
+
+
+def test_host_requires_imdsv2(dev: ProgramRun) -> None:
+    assert dev.one(EC2).inputs["metadataOptions"]["httpTokens"] == "required"
+
+
+def test_host_root_volume_is_encrypted_gp3(dev: ProgramRun) -> None:
+    volume = dev.one(EC2).inputs["rootBlockDevice"]
+    assert volume["encrypted"] is True and volume["volumeType"] == "gp3"
+
+
+def test_host_runs_ubuntu_2404_from_canonical(dev: ProgramRun) -> None:
+    (ami_call,) = [i for i in dev.invokes if i.token == "aws:ec2/getAmi:getAmi"]
+    assert ami_call.args["owners"] == ["099720109477"]
+    filters = {f["name"]: f["values"] for f in ami_call.args["filters"]}
+    assert filters["name"] == ["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"]
+    assert filters["architecture"] == ["x86_64"]
+    assert "ami" in dev.one(EC2).ignore_changes, "a new AMI release must not replace the server"
+
+
+def test_graviton_instance_types_get_the_arm64_image() -> None:
+    run = run_program("dev", {"instanceType": "t4g.small"})
+    (ami_call,) = [i for i in run.invokes if i.token == "aws:ec2/getAmi:getAmi"]
+    filters = {f["name"]: f["values"] for f in ami_call.args["filters"]}
+    assert filters["architecture"] == ["arm64"]
+    assert "arm64" in filters["name"][0]
+
+
+def test_user_data_is_exactly_what_userdata_render_returns(dev: ProgramRun) -> None:
+    cfg = config.from_stack_files(".", "dev")
+    expected = userdata.render(
+        host_settings_for(cfg, artifact_bucket=dev.outputs[Outputs.ARTIFACT_BUCKET], public_ip=PUBLIC_IP)
+    )
+    host = dev.one(EC2).inputs
+    assert host["userData"] == expected
+    assert host["userDataReplaceOnChange"] is True
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_generated_secret_reaches_user_data_or_plain_outputs(stack: str) -> None:
+    run = run_program(stack, {"clientAccess": True})
+    secrets = run.generated_secrets
+    assert len(secrets) == 4  # DB password, admin password, Flask secret key, client secret key
+    user_data = run.one(EC2).inputs["userData"]
+    plain_outputs = json.dumps({k: v for k, v in run.outputs.items() if k not in run.secret_outputs})
+    for secret in secrets:
+        assert secret not in user_data
+        assert secret not in plain_outputs
+
+
+def test_instance_does_not_wait_for_the_database(dev: ProgramRun) -> None:
+    host = dev.one(EC2)
+    rds = dev.one(RDS)
+    assert not dev.depends_on(host, rds)
+    for parameter in dev.of_type(PARAMETER):
+        assert not dev.depends_on(host, parameter), f"the host waits for {parameter.name}"
+    assert not dev.depends_on(rds, host)
+
+
+def test_host_heals_itself_through_status_check_alarms(dev: ProgramRun) -> None:
+    alarms = {a.inputs["metricName"]: a for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert alarms["StatusCheckFailed_System"].inputs["alarmActions"] == ["arn:aws:automate:eu-west-1:ec2:recover"]
+    assert alarms["StatusCheckFailed_Instance"].inputs["alarmActions"] == ["arn:aws:automate:eu-west-1:ec2:reboot"]
+    host = dev.one(EC2).urn
+    for alarm in alarms.values():
+        assert host in alarm.property_dependencies["dimensions"]
+
+
+# --- domain and DNS ----------------------------------------------------------------------------
+
+
+def test_default_hostname_is_sslip_of_the_elastic_ip(dev: ProgramRun) -> None:
+    assert dev.outputs[Outputs.HOSTNAME] == "203-0-113-10.sslip.io"
+    assert dev.outputs[Outputs.TRACKING_URI] == "https://203-0-113-10.sslip.io"
+    assert not dev.of_type("aws:route53/record:Record")
+
+
+def test_hosted_zone_creates_the_a_record_and_allows_dns01() -> None:
+    run = run_program("dev", {"domain": "MLflow.Example.com.", "hostedZoneId": "Z0123456789ABC"})
+    record = run.one("aws:route53/record:Record").inputs
+    assert (record["name"], record["type"], record["zoneId"]) == ("mlflow.example.com", "A", "Z0123456789ABC")
+    assert record["records"] == [PUBLIC_IP]
+    assert run.outputs[Outputs.TRACKING_URI] == "https://mlflow.example.com"
+    change = [s for s in host_policy(run)["Statement"] if "route53:ChangeResourceRecordSets" in s["Action"]]
+    assert change[0]["Resource"] == "arn:aws:route53:::hostedzone/Z0123456789ABC"
+
+
+def test_tls_off_gives_an_http_tracking_uri() -> None:
+    run = run_program("dev", {"tls": "off"})
+    assert run.outputs[Outputs.TRACKING_URI] == "http://203-0-113-10.sslip.io"
+
+
+# --- outputs, provider, tags -------------------------------------------------------------------
+
+
+def test_design_outputs_are_all_exported(dev: ProgramRun) -> None:
+    expected = {
+        "tracking_uri", "public_ip", "hostname", "artifact_bucket", "artifact_destination", "db_endpoint",
+        "instance_id", "ssm_session_command", "region", "admin_username", "admin_password",
+    }
+    assert expected <= set(dev.outputs)
+    assert dev.secret_outputs == {"admin_password"}
+    assert dev.outputs[Outputs.ARTIFACT_DESTINATION] == "s3://mlflow-aws-dev-artifacts-1a2b3c4d/"
+    assert dev.outputs[Outputs.SSM_SESSION_COMMAND].startswith("aws ssm start-session --target i-")
+    assert "client_access_key_id" not in dev.outputs
+
+
+def test_client_access_creates_a_read_only_user_and_secret_keys() -> None:
+    run = run_program("dev", {"clientAccess": True})
+    assert run.outputs[Outputs.CLIENT_ACCESS_KEY_ID] == "AKIAMOCKACCESSKEY"
+    assert {"admin_password", "client_secret_access_key"} == run.secret_outputs
+    policy = json.loads(run.one("aws:iam/userPolicy:UserPolicy").inputs["policy"])
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    assert actions <= {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:GetObjectVersion"}
+
+
+def test_every_aws_resource_uses_the_one_explicit_provider_with_default_tags(dev: ProgramRun) -> None:
+    (provider,) = dev.of_type("pulumi:providers:aws")
+    tags = json.loads(provider.inputs["defaultTags"])["tags"] if isinstance(
+        provider.inputs["defaultTags"], str
+    ) else provider.inputs["defaultTags"]["tags"]
+    assert tags == {"Project": "mlflow-aws", "Stack": "dev", "ManagedBy": "pulumi"}
+    assert provider.inputs["region"] == "eu-west-1"
+    for resource in dev.resources:
+        if resource.type.startswith("aws:"):
+            assert resource.provider.startswith(provider.urn), f"{resource.name} uses {resource.provider}"
+
+
+def test_only_pulumi_aws_v7_resource_names(dev: ProgramRun) -> None:
+    assert not [r.type for r in dev.resources if "V2" in r.type or "/bucketV2" in r.type]
+
+
+def test_every_resource_is_parented_to_a_component(dev: ProgramRun) -> None:
+    components = {r.urn for r in dev.resources if r.type.startswith("mlflow-aws:")}
+    for resource in dev.resources:
+        if resource.type.startswith(("aws:", "random:")):
+            assert resource.parent in components, f"{resource.name} is not parented to a component"
+
+
+# --- teardown per stack ------------------------------------------------------------------------
+
+
+def test_dev_tears_down_cleanly(dev: ProgramRun) -> None:
+    rds = dev.one(RDS).inputs
+    assert rds["deletionProtection"] is False and rds["skipFinalSnapshot"] is True
+    assert "finalSnapshotIdentifier" not in rds
+    bucket = dev.one(BUCKET)
+    assert bucket.inputs["forceDestroy"] is True and not bucket.retain_on_delete
+
+
+def test_prod_keeps_its_data(prod: ProgramRun) -> None:
+    rds = prod.one(RDS).inputs
+    assert rds["deletionProtection"] is True
+    assert rds["skipFinalSnapshot"] is False
+    assert rds["finalSnapshotIdentifier"] == "mlflow-aws-prod-final"
+    assert rds["backupRetentionPeriod"] >= 7
+    assert rds["multiAz"] is True
+    bucket = prod.one(BUCKET)
+    assert bucket.inputs["forceDestroy"] is False
+    assert bucket.retain_on_delete, "destroy must leave the bucket and its objects in place"
+
+
+# --- bad config --------------------------------------------------------------------------------
+
+
+def test_bad_config_fails_before_any_resource_is_registered() -> None:
+    with pytest.raises(ProgramFailed) as failure:
+        run_program("dev", {"allowedCidrs": "10.0.0.0/8", "tls": "maybe"})
+    assert failure.value.resources == []
+    message = str(failure.value)
+    assert "allowedCidrs" in message and "tls: 'maybe'" in message

