@@ -72,7 +72,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("hostedZoneId", "string", "",
               "Route 53 zone of domain: creates the A record and uses DNS-01 for the certificate."),
     ConfigKey("acmeEmail", "string", "",
-              "Email Let's Encrypt sends expiry notices to (optional)."),
+              "Contact email for the Let's Encrypt account (optional)."),
     ConfigKey("tls", "string", "letsencrypt",
               "letsencrypt: HTTPS with a Let's Encrypt certificate. off: plain HTTP on port 80."),
     ConfigKey("adminUsername", "string", "admin",

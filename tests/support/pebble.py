@@ -52,11 +52,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_pebble(workdir: Path, *, http_port: int) -> Iterator[Pebble]:
-    """Pebble validating HTTP-01 challenges against 127.0.0.1:`http_port`, stopped on exit."""
+def running_pebble(workdir: Path, *, http_port: int, acme_port: int | None = None) -> Iterator[Pebble]:
+    """Pebble validating HTTP-01 challenges against 127.0.0.1:`http_port`, stopped on exit.
+
+    `acme_port` fixes where the directory listens (https://127.0.0.1:<acme_port>/dir), for settings
+    rendered before pebble starts."""
     workdir.mkdir(parents=True, exist_ok=True)
     directory_ca, certificate, key = _directory_tls(workdir)
-    dns_port, acme_port, management_port = free_port(), free_port(), free_port()
+    dns_port, management_port = free_port(), free_port()
+    acme_port = acme_port or free_port()
     config = workdir / "pebble-config.json"
     config.write_text(json.dumps({"pebble": {
         "listenAddress": f"127.0.0.1:{acme_port}",
@@ -74,6 +78,9 @@ def running_pebble(workdir: Path, *, http_port: int) -> Iterator[Pebble]:
         "PEBBLE_VA_NOSLEEP": "1",
         # Deterministic runs: never reject a good nonce (pebble rejects 5% by default to test clients).
         "PEBBLE_WFE_NONCEREJECT": "0",
+        # Every order validates its challenge anew (pebble reuses half of the valid authorizations by
+        # default), so a renewal proves the challenge is still served.
+        "PEBBLE_AUTHZREUSE": "0",
     }
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -114,16 +121,17 @@ def running_pebble(workdir: Path, *, http_port: int) -> Iterator[Pebble]:
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    name = log.stem
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}:\n{log.read_text()}")
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
             time.sleep(0.05)
-    raise TimeoutError(f"{process.args[0]} did not listen on {port} in {STARTUP_TIMEOUT_SECONDS}s:\n{log.read_text()}")
+    raise TimeoutError(f"{name} did not listen on {port} in {STARTUP_TIMEOUT_SECONDS}s:\n{log.read_text()}")
 
 
 def _directory_tls(workdir: Path) -> tuple[Path, Path, Path]:

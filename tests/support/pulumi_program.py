@@ -13,6 +13,7 @@ assert properties of the resources and of the dependency graph; every invoke is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import pathlib
 import runpy
@@ -225,6 +226,9 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Progr
         try:
             runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
         except Exception as error:
+            # Let the registrations already under way finish, so no coroutine is left unawaited.
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(pulumi.runtime.stack.wait_for_rpcs())
             raise ProgramFailed(error, list(monitor.registered)) from error
         root = settings.get_root_resource()
         assert root is not None

@@ -1,187 +1,181 @@
-"""The rendered TLS files, run for real on 127.0.0.1: nginx from the rendered sites, the rendered
-issuance script and site switch, certbot against pebble.
+"""The host with `tls: letsencrypt` on 127.0.0.1: tests/support/loopback.py's stack (PostgreSQL, moto,
+MLflow from the rendered unit) plus the rendered TLS files, nginx switching between them, and certbot
+asking pebble (tests/support/pebble.py) for the certificate.
 
-Everything the host would find at an absolute path (/etc/nginx, /etc/letsencrypt, /usr/local/sbin, ...)
-lives under one temporary root instead, and ports 80/443 become free ports on 127.0.0.1: `remap` is the
-single text transformation that does both, applied to every rendered file. The scripts then run
-unchanged, with two stand-ins first on PATH: `nginx` (the real binary, pointed at the temporary
-prefix) and `systemctl` (records what the scripts ask of systemd and reloads or starts nginx, as
-`systemctl reload-or-restart nginx` would).
+Host paths and ports go through loopback's one `remap()`, with `tls_replacements()` added to the
+stack's replacements: /etc/letsencrypt, certbot's work and log directories, the ACME webroot and the
+issuance state move into the stack's tree, and port 443 becomes a free port (80 already is one).
+The rendered scripts then run unchanged, with two stand-ins first on PATH: `nginx` (the real binary,
+pointed at the stack's nginx.conf) and `systemctl` (records what the scripts ask of systemd; a
+reload of nginx reloads the stack's nginx, as `systemctl reload-or-restart nginx` would).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
-import signal
+import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from userdata.files import HostFile
+import yaml
 
-NGINX = "/usr/sbin/nginx"
-STOP_TIMEOUT_SECONDS = 10.0
-# Host paths the rendered TLS and nginx files use; each moves under the temporary root.
-HOST_PATH_PREFIXES = (
-    "/etc/nginx",
-    "/etc/letsencrypt",
+from tests.support import loopback
+from tests.support.loopback import LoopbackStack
+from userdata import layout, tls
+from userdata.settings import HostSettings
+
+STARTUP_TIMEOUT_SECONDS = 30.0
+COMMAND_TIMEOUT_SECONDS = 60.0
+
+# Everything the TLS files keep outside the directories loopback already moves.
+TLS_HOST_DIRECTORIES = (
+    tls.LETSENCRYPT_DIR,
     "/var/lib/letsencrypt",
     "/var/log/letsencrypt",
-    "/var/lib/mlflow-acme",
-    "/var/lib/mlflow-certificate",
-    "/usr/local/sbin",
-    "/etc/systemd/system",
+    tls.ACME_WEBROOT,
+    str(Path(tls.ISSUANCE_STATE).parent),
 )
-_HOST_PATH = re.compile(r"(?<![\w./-])(" + "|".join(map(re.escape, HOST_PATH_PREFIXES)) + r")(?=[/\s;\"')]|$)")
-_LISTEN = re.compile(r"\blisten\s+(80|443)\b")
+# What Ubuntu's nginx package leaves enabled, and serving, before the boot commands run.
+UBUNTU_DEFAULT_SITE = """server {
+    listen 80 default_server;
+    location / { return 200 "Welcome to nginx!\\n"; }
+}
+"""
 
 
-@dataclass(frozen=True)
-class Layout:
-    root: Path
-    http_port: int
-    https_port: int
+def tls_replacements(root: Path, *, https_port: int) -> dict[str, str]:
+    """Added to loopback's replacements: the TLS files' host directories into `root`, 443 to `https_port`."""
+    return {
+        **{directory: f"{root}{directory}" for directory in TLS_HOST_DIRECTORIES},
+        f"listen {tls.HTTPS_PORT} ": f"listen {loopback.LOOPBACK}:{https_port} ",
+    }
+
+
+def host_replacements(root: Path, *, nginx_port: int, https_port: int) -> dict[str, str]:
+    """Every host path and port the rendered files use, moved into `root` (no stack needed)."""
+    return {
+        **loopback.loopback_replacements(root, venv=root / "venv", mlflow_port=loopback.free_port(),
+                                         nginx_port=nginx_port),
+        **tls_replacements(root, https_port=https_port),
+    }
+
+
+def tls_binaries_missing() -> list[str]:
+    return [name for name in ("nginx", "certbot", "pebble", "pebble-challtestsrv") if shutil.which(name) is None]
+
+
+class TlsHost:
+    """A LoopbackStack for `settings` (tls: letsencrypt), its TLS side on `https_port`."""
+
+    def __init__(self, settings: HostSettings, *, https_port: int) -> None:
+        self.stack = LoopbackStack(settings, start=False)
+        self.settings = self.stack.settings
+        self.https_port = https_port
+        self.stack.replacements.update(tls_replacements(self.stack.root, https_port=https_port))
+        self.bin_dir = self.stack.root / "bin"
+        self.systemctl_log = self.stack.logs / "systemctl.log"
+        self.conf = self.stack.root / "nginx" / "nginx.conf"
 
     @property
-    def bin_dir(self) -> Path:
-        return self.root / "bin"
+    def http_port(self) -> int:
+        return self.stack.nginx_port
 
     @property
-    def nginx_conf(self) -> Path:
-        return self.root / "etc/nginx/nginx.conf"
-
-    @property
-    def nginx_prefix(self) -> Path:
-        return self.root / "nginx"
-
-    @property
-    def systemctl_log(self) -> Path:
-        return self.root / "systemctl.log"
+    def user_data_boot_commands(self) -> list[str]:
+        """The TLS lines of the rendered runcmd (they come last, after nginx and MLflow are up)."""
+        runcmd: list[str] = yaml.safe_load(self.stack.user_data)["runcmd"]
+        tls_commands = tls.tls_boot_commands(self.settings)
+        if runcmd[-len(tls_commands):] != tls_commands:
+            raise AssertionError(f"the rendered runcmd does not end with the TLS commands: {runcmd}")
+        return runcmd[-len(tls_commands):]
 
     def path(self, host_path: str) -> Path:
-        """Where a host path lives in this layout."""
-        return Path(remap(host_path, self))
+        return self.stack.path(host_path)
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}", **extra}
 
+    def start(self) -> None:
+        """The host after cloud-init's packages and files, before runcmd's TLS lines: MLflow running,
+        nginx running with Ubuntu's default site."""
+        self.stack.prepare()
+        self.stack.start_postgres()
+        self.stack.start_mlflow()
+        self._write_stand_ins()
+        default_site = self.path(layout.NGINX_DEFAULT_SITE_ENABLED)
+        default_site.parent.mkdir(parents=True, exist_ok=True)
+        default_site.write_text(loopback.remap(UBUNTU_DEFAULT_SITE, self.stack.replacements))
+        with (self.stack.logs / "nginx-stdout.log").open("ab") as log:
+            self.stack.nginx = subprocess.Popen(self.stack.nginx_command(self.conf, "-g", "daemon off;"),
+                                                stdout=log, stderr=log)
+        self._wait_for_port(self.http_port)
 
-def remap(text: str, layout: Layout) -> str:
-    """A rendered file as it must read on loopback: host paths under `layout.root`, 80/443 on free ports."""
-    text = _HOST_PATH.sub(lambda match: f"{layout.root}{match.group(1)}", text)
-    ports = {"80": layout.http_port, "443": layout.https_port}
-    return _LISTEN.sub(lambda match: f"listen 127.0.0.1:{ports[match.group(1)]}", text)
+    def close(self) -> None:
+        self.stack.close()
 
+    def run_boot_commands(self) -> None:
+        for command in self.user_data_boot_commands:
+            result = subprocess.run(["bash", "-c", loopback.remap(command, self.stack.replacements)],
+                                    env=self.env(), capture_output=True, text=True,
+                                    timeout=COMMAND_TIMEOUT_SECONDS)
+            if result.returncode != 0:
+                raise AssertionError(f"{command!r} failed:\n{result.stdout}{result.stderr}")
+        self.wait_for_nginx_reloads()
 
-def install(files: list[HostFile], layout: Layout) -> None:
-    for host_file in files:
-        target = layout.path(host_file.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(remap(host_file.content, layout))
-        target.chmod(int(host_file.permissions, 8))
+    def wait_for_nginx_reloads(self) -> None:
+        """Until every reload signalled so far has taken effect: `nginx -s reload` only signals the
+        master, which then starts new workers and retires the old ones (as on the host)."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while True:
+            log = self.stack.nginx_log.read_text(errors="replace") if self.stack.nginx_log.exists() else ""
+            signalled = log.count("signal process started")
+            retired = log.count("gracefully shutting down")
+            if retired >= signalled:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nginx did not finish {signalled - retired} reload(s):\n{log[-3000:]}")
+            time.sleep(0.05)
 
+    def service_command(self, unit_path: str) -> list[str]:
+        """A rendered unit's ExecStart=, remapped: what systemd runs for it."""
+        (command,) = loopback.unit_directives(self.stack.files[unit_path])["ExecStart"]
+        return shlex.split(loopback.remap(command, self.stack.replacements))
 
-def prepare(layout: Layout) -> None:
-    """The directories and stand-ins a fresh Ubuntu host with nginx and certbot installed has."""
-    for directory in ("etc/nginx/conf.d", "etc/nginx/sites-available", "etc/nginx/sites-enabled",
-                      "etc/nginx/snippets", "nginx/logs", "bin"):
-        (layout.root / directory).mkdir(parents=True, exist_ok=True)
-    # An Ubuntu image enables this site; the boot commands must take it out of the way.
-    default_site = layout.root / "etc/nginx/sites-enabled/default"
-    default_site.write_text(f"server {{ listen 127.0.0.1:{layout.http_port} default_server; return 418; }}\n")
-    layout.nginx_conf.write_text(_nginx_conf(layout))
-    prefix_args = (f"-p {shlex.quote(str(layout.nginx_prefix))}/ -c {shlex.quote(str(layout.nginx_conf))} "
-                   f"-e {shlex.quote(str(layout.nginx_prefix / 'logs/error.log'))}")
-    _write_executable(layout.bin_dir / "nginx", f'#!/bin/sh\nexec {NGINX} {prefix_args} "$@"\n')
-    pid_file = shlex.quote(str(layout.nginx_prefix / "nginx.pid"))
-    _write_executable(layout.bin_dir / "systemctl", f"""#!/bin/sh
-echo "$*" >> {shlex.quote(str(layout.systemctl_log))}
+    def systemctl_calls(self) -> list[str]:
+        return self.systemctl_log.read_text().splitlines() if self.systemctl_log.exists() else []
+
+    def _write_stand_ins(self) -> None:
+        # Includes whatever site is enabled, as Debian's nginx.conf does; the stack writes pid and logs.
+        self.stack.nginx_config([f"{layout.NGINX_DIR}/sites-enabled/*"])
+        nginx = shlex.join(self.stack.nginx_command(self.conf))
+        pid_file = shlex.quote(str(self.conf.parent / "nginx.pid"))
+        self.bin_dir.mkdir(exist_ok=True)
+        _write_executable(self.bin_dir / "nginx", f'#!/bin/sh\nexec {nginx} "$@"\n')
+        _write_executable(self.bin_dir / "systemctl", f"""#!/bin/sh
+echo "$*" >> {shlex.quote(str(self.systemctl_log))}
 case "$*" in
   "reload-or-restart nginx"|"reload nginx")
-    if [ -s {pid_file} ] && kill -0 "$(cat {pid_file})" 2>/dev/null; then
-      exec {NGINX} {prefix_args} -s reload
-    fi
-    exec {NGINX} {prefix_args} ;;
+    if [ -s {pid_file} ] && kill -0 "$(cat {pid_file})" 2>/dev/null; then exec {nginx} -s reload; fi
+    echo "systemctl stand-in: the test's nginx is not running" >&2; exit 1 ;;
 esac
 """)
 
-
-def run_boot_commands(commands: list[str], layout: Layout, *, timeout: float = 60) -> None:
-    for command in commands:
-        subprocess.run(["bash", "-euo", "pipefail", "-c", remap(command, layout)], env=layout.env(),
-                       check=True, timeout=timeout, capture_output=True)
-
-
-def exec_start(unit_path: str, layout: Layout) -> list[str]:
-    """The command line of a rendered unit's ExecStart=, remapped: what systemd would run."""
-    unit = layout.path(unit_path).read_text()
-    (line,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
-    return shlex.split(line.removeprefix("ExecStart="))
-
-
-def systemctl_calls(layout: Layout) -> list[str]:
-    return layout.systemctl_log.read_text().splitlines() if layout.systemctl_log.exists() else []
-
-
-@contextmanager
-def nginx_stopped_on_exit(layout: Layout) -> Iterator[None]:
-    """Stops the nginx the stand-in systemctl started (found by its pid file), whatever happens."""
-    try:
-        yield
-    finally:
-        pid_file = layout.nginx_prefix / "nginx.pid"
-        if pid_file.exists():
-            pid = int(pid_file.read_text().split()[0])
-            os.kill(pid, signal.SIGQUIT)
-            _wait_until_gone(pid)
-
-
-def _wait_until_gone(pid: int) -> None:
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
+    def _wait_for_port(self, port: int) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.stack.nginx is not None and self.stack.nginx.poll() is not None:
+                raise AssertionError(f"nginx exited:\n{self.stack.nginx_log.read_text(errors='replace')}")
+            try:
+                with socket.create_connection((loopback.LOOPBACK, port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"nothing listened on {port} within {STARTUP_TIMEOUT_SECONDS}s")
 
 
 def _write_executable(path: Path, text: str) -> None:
     path.write_text(text)
     path.chmod(0o755)
-
-
-def _nginx_conf(layout: Layout) -> str:
-    prefix = layout.nginx_prefix
-    # Workers of a root-started nginx run as nobody and could not read the temporary root.
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    mime_types = "include /etc/nginx/mime.types;" if Path("/etc/nginx/mime.types").exists() else ""
-    return f"""{user}worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    {mime_types}
-    access_log {prefix}/logs/access.log;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    # As Ubuntu's nginx.conf has it: the MLflow site must narrow this itself.
-    ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
-    include {layout.root}/etc/nginx/conf.d/*.conf;
-    include {layout.root}/etc/nginx/sites-enabled/*;
-}}
-"""
-
-
-def binaries_missing() -> list[str]:
-    return [name for name in (NGINX,) if shutil.which(name) is None]

@@ -365,7 +365,8 @@ def test_wrong_type_for_a_list(bad: object, shown: str) -> None:
 @pytest.mark.parametrize("key", ["dbMultiAz", "protectData", "clientAccess"])
 @pytest.mark.parametrize("bad", ["yes", "1", 1, ["true"]])
 def test_wrong_type_for_a_bool(key: str, bad: object) -> None:
-    assert_names(the_problem({key: bad}), key, f"got {bad!r}", "expected true or false", f"pulumi config set {key} true")
+    problem = the_problem({key: bad})
+    assert_names(problem, key, f"got {bad!r}", "expected true or false", f"pulumi config set {key} true")
 
 
 @pytest.mark.parametrize("key", ["instanceType", "domain", "tls", "mlflowVersion"])
@@ -376,12 +377,14 @@ def test_wrong_type_for_a_string(key: str, bad: object) -> None:
 
 @pytest.mark.parametrize("bad", ["twenty", "20.5", 20.5, True, "-20"])
 def test_wrong_type_for_a_whole_number(bad: object) -> None:
-    assert_names(the_problem({"dbAllocatedStorageGb": bad}), "dbAllocatedStorageGb", repr(bad), "expected a whole number")
+    problem = the_problem({"dbAllocatedStorageGb": bad})
+    assert_names(problem, "dbAllocatedStorageGb", repr(bad), "expected a whole number")
 
 
 def test_unknown_key_lists_the_accepted_keys() -> None:
     problem = the_problem({"instanceTyp": "t3.small"})
-    assert_names(problem, "instanceTyp", "'t3.small'", "unknown key", f"accepted keys are {', '.join(CONFIG_KEY_NAMES)}")
+    accepted = f"accepted keys are {', '.join(CONFIG_KEY_NAMES)}"
+    assert_names(problem, "instanceTyp", "'t3.small'", "unknown key", accepted)
 
 
 def test_region_not_set() -> None:

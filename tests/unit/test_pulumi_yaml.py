@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from typing import Any
 
 import yaml
 
@@ -11,8 +12,9 @@ import config
 PROJECT_DIR = pathlib.Path(__file__).resolve().parents[2]
 
 
-def project_file() -> dict:
-    return yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+def project_file() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    return document
 
 
 def test_project_name_and_python_runtime() -> None:

@@ -204,12 +204,25 @@ def test_preview_applies_the_projects_policy_pack():
     assert (REPO / pack / "PulumiPolicy.yaml").is_file(), "the policy pack the preview applies does not exist"
 
 
-def test_preview_installs_the_project_and_gets_credentials_before_pulumi_runs():
-    workflow = load("preview.yml")
-    venv = index_of(workflow, lambda step: "uv pip install" in step.get("run", "") and "-e ." in step["run"])
+def _virtualenv(runtime_file: Path) -> str:
+    runtime = yaml.safe_load(runtime_file.read_text())["runtime"]
+    return str(runtime["options"]["virtualenv"])
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+def test_venvs_pulumi_expects_are_installed_before_pulumi_runs(name):
+    workflow = load(name)
+    program_venv = _virtualenv(REPO / "Pulumi.yaml")
+    policy_venv = f"policy/{_virtualenv(REPO / 'policy' / 'PulumiPolicy.yaml')}"
+    setup = index_of(workflow, lambda step: "uv pip install" in step.get("run", ""))
+    script = steps(workflow)[setup]["run"]
+    assert f"uv venv --python python3 {program_venv}\n" in script
+    assert f"--python {program_venv}/bin/python -e ." in script
+    assert f"uv venv --python python3 {policy_venv}\n" in script
+    assert f"--python {policy_venv}/bin/python -r policy/requirements.txt" in script
     aws = index_of(workflow, lambda step: step.get("uses", "").startswith("aws-actions/configure-aws-credentials"))
     pulumi = index_of(workflow, lambda step: step.get("uses", "").startswith("pulumi/actions"))
-    assert venv < pulumi and aws < pulumi
+    assert setup < pulumi and aws < pulumi
 
 
 def _run_preview_gate(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], str, str]:
@@ -291,6 +304,29 @@ def test_deploy_runs_pulumi_up_on_the_chosen_stack_with_the_policy_pack():
     assert pulumi["with"]["cloud-url"].replace(" ", "").startswith("${{vars.")
     assert aws["with"]["role-to-assume"].replace(" ", "").startswith("${{vars.")
     assert pulumi["env"]["PULUMI_CONFIG_PASSPHRASE"].replace(" ", "") == "${{secrets.PULUMI_CONFIG_PASSPHRASE}}"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_deploy_gives_the_policy_pack_the_stacks_own_protect_data(tmp_path, stack):
+    import config
+
+    workflow = load("deploy.yml")
+    step = next(step for step in steps(workflow) if step.get("id") == "policy")
+    pulumi = step_using(workflow, "pulumi/actions")
+    assert pulumi["with"]["policyPackConfigs"].replace(" ", "") == "${{steps.policy.outputs.file}}"
+    output = tmp_path / "output"
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], "STACK": stack, "RUNNER_TEMP": str(tmp_path), "GITHUB_OUTPUT": str(output)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    written = Path(output.read_text().strip().removeprefix("file="))
+    expected = config.from_stack_files(str(REPO), stack).protect_data
+    assert json.loads(written.read_text()) == {"data-protection": {"protectData": expected}}
+    shipped = json.loads((REPO / "policy" / "protect-data.json").read_text())
+    assert set(shipped) == {"data-protection"}  # the pack's own example config has the same shape
 
 
 def test_deploy_never_cancels_a_running_update():

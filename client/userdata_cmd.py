@@ -1,0 +1,42 @@
+"""`mlflow-aws userdata --stack NAME`: print the user data `pulumi up` sends to the host for that stack.
+
+The same path the program takes: the stack's config file, the two facts AWS allocated (bucket name
+and Elastic IP, from the outputs), `host_settings_for`, `userdata.render`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from config import ConfigError, from_stack_files
+from host_settings import host_settings_for
+from naming import Outputs
+
+from . import outputs
+
+
+def main(stack: str, outputs_source: str | None, project_dir: Path) -> int:
+    if not (project_dir / "Pulumi.yaml").is_file():
+        print(
+            f"mlflow-aws: error: no Pulumi.yaml in {project_dir}; run from the project directory or pass --project-dir",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        cfg = from_stack_files(str(project_dir), stack)
+    except ConfigError as error:
+        print(f"mlflow-aws: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        values = outputs.require(outputs.load(outputs_source, stack), [Outputs.ARTIFACT_BUCKET, Outputs.PUBLIC_IP])
+    except outputs.OutputsError as error:
+        print(f"mlflow-aws: error: {error}", file=sys.stderr)
+        return 2
+    import userdata
+
+    settings = host_settings_for(
+        cfg, artifact_bucket=values[Outputs.ARTIFACT_BUCKET], public_ip=values[Outputs.PUBLIC_IP]
+    )
+    sys.stdout.write(userdata.render(settings))
+    return 0

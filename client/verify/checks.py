@@ -1,0 +1,197 @@
+"""Each check: a pure function from what AWS (or the server) answered to a pass/fail with the reason.
+
+Inputs are the plain dicts boto3 returns (or None where the setting does not exist at all), so the
+checks are tested without AWS and the runner alone talks to the network.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Ports that must never be open to the whole internet: SSH, MLflow's own port, PostgreSQL.
+GUARDED_PORTS = (22, 5000, 5432)
+PUBLIC_ACCESS_BLOCK_SETTINGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+ENCRYPTION_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
+TCP_PROTOCOLS = ("tcp", "6", "-1")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    passed: bool
+    detail: str
+
+
+def passed(detail: str) -> Outcome:
+    return Outcome(True, detail)
+
+
+def failed(detail: str) -> Outcome:
+    return Outcome(False, detail)
+
+
+def public_access_blocked(configuration: Mapping[str, Any] | None) -> Outcome:
+    if configuration is None:
+        return failed("no public access block on the bucket")
+    off = [name for name in PUBLIC_ACCESS_BLOCK_SETTINGS if configuration.get(name) is not True]
+    if off:
+        return failed(f"off: {', '.join(off)}")
+    return passed("all four settings on")
+
+
+def versioning_enabled(response: Mapping[str, Any]) -> Outcome:
+    status = response.get("Status")
+    if status == "Enabled":
+        return passed("enabled")
+    return failed(f"versioning is {status.lower() if isinstance(status, str) else 'never enabled'}")
+
+
+def encrypted_by_default(configuration: Mapping[str, Any] | None) -> Outcome:
+    if configuration is None:
+        return failed("no default encryption configured")
+    algorithms = [
+        rule.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
+        for rule in configuration.get("Rules", [])
+    ]
+    good = [algorithm for algorithm in algorithms if algorithm in ENCRYPTION_ALGORITHMS]
+    if good:
+        return passed(f"default encryption {good[0]}")
+    return failed(f"no default encryption rule (found {algorithms or 'none'})")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _denies_plain_http(statement: Mapping[str, Any]) -> bool:
+    condition = statement.get("Condition", {})
+    for operator in ("Bool", "BoolIfExists"):
+        values = condition.get(operator, {}).get("aws:SecureTransport")
+        if values is not None and any(str(value).lower() == "false" for value in _as_list(values)):
+            return True
+    return False
+
+
+def _covers(patterns: Iterable[Any], target: str) -> bool:
+    return any(isinstance(pattern, str) and fnmatch.fnmatchcase(target, pattern) for pattern in patterns)
+
+
+def _everyone(principal: Any) -> bool:
+    return principal == "*" or (isinstance(principal, Mapping) and "*" in _as_list(principal.get("AWS")))
+
+
+def tls_only_policy(policy_text: str | None, bucket_arn: str) -> Outcome:
+    if policy_text is None:
+        return failed("no bucket policy, so plain-HTTP requests are not denied")
+    try:
+        policy = json.loads(policy_text)
+    except json.JSONDecodeError:
+        return failed("bucket policy is not valid JSON")
+    for statement in _as_list(policy.get("Statement", [])):
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Deny":
+            continue
+        actions = _as_list(statement.get("Action", []))
+        resources = _as_list(statement.get("Resource", []))
+        if (
+            _everyone(statement.get("Principal"))
+            and _denies_plain_http(statement)
+            and _covers(actions, "s3:GetObject")
+            and _covers(actions, "s3:PutObject")
+            and _covers(resources, bucket_arn)
+            and _covers(resources, f"{bucket_arn}/any/object")
+        ):
+            return passed(f"statement {statement.get('Sid', '(no Sid)')} denies aws:SecureTransport=false")
+    return failed("no Deny statement for everyone on s3:* when aws:SecureTransport is false")
+
+
+def db_not_public(db: Mapping[str, Any]) -> Outcome:
+    if db.get("PubliclyAccessible") is False:
+        return passed("PubliclyAccessible=false")
+    return failed("PubliclyAccessible=true: the database has a public address")
+
+
+def db_encrypted(db: Mapping[str, Any]) -> Outcome:
+    if db.get("StorageEncrypted") is True:
+        return passed("storage encrypted")
+    return failed("storage is not encrypted")
+
+
+def db_backups(db: Mapping[str, Any]) -> Outcome:
+    days = db.get("BackupRetentionPeriod", 0)
+    if isinstance(days, int) and days >= 1:
+        return passed(f"automated backups kept {days} day(s)")
+    return failed("automated backups are off (retention 0 days)")
+
+
+def _world_ranges(permission: Mapping[str, Any]) -> list[str]:
+    ranges = [entry.get("CidrIp", "") for entry in permission.get("IpRanges", [])]
+    ranges += [entry.get("CidrIpv6", "") for entry in permission.get("Ipv6Ranges", [])]
+    world = []
+    for cidr in ranges:
+        try:
+            if ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
+                world.append(cidr)
+        except ValueError:
+            continue
+    return world
+
+
+def _ports(permission: Mapping[str, Any]) -> list[int]:
+    protocol = str(permission.get("IpProtocol", ""))
+    if protocol not in TCP_PROTOCOLS:
+        return []
+    if protocol == "-1":
+        return list(GUARDED_PORTS)
+    low, high = permission.get("FromPort", 0), permission.get("ToPort", 65535)
+    return [port for port in GUARDED_PORTS if low <= port <= high]
+
+
+def closed_to_world(group: Mapping[str, Any]) -> Outcome:
+    exposures = sorted(
+        f"{port} from {cidr}"
+        for permission in group.get("IpPermissions", [])
+        for cidr in _world_ranges(permission)
+        for port in _ports(permission)
+    )
+    ports = "/".join(str(port) for port in GUARDED_PORTS)
+    if exposures:
+        return failed(f"{group.get('GroupId', 'group')} opens {', '.join(exposures)}")
+    return passed(f"{group.get('GroupId', 'group')}: {ports} not open to 0.0.0.0/0 or ::/0")
+
+
+def imds_v2_required(instance: Mapping[str, Any]) -> Outcome:
+    options = instance.get("MetadataOptions", {})
+    if options.get("HttpEndpoint") == "disabled":
+        return passed("instance metadata endpoint disabled")
+    if options.get("HttpTokens") == "required":
+        return passed("HttpTokens=required")
+    return failed(f"HttpTokens={options.get('HttpTokens', 'unknown')}: IMDSv1 is allowed")
+
+
+def has_instance_profile(instance: Mapping[str, Any]) -> Outcome:
+    profile = instance.get("IamInstanceProfile", {}).get("Arn")
+    if profile:
+        return passed(str(profile).rsplit("/", 1)[-1])
+    return failed("no instance profile: the host cannot read its SSM parameters or the bucket")
+
+
+def elastic_ip_attached(addresses: Sequence[Mapping[str, Any]], public_ip: str, instance_id: str) -> Outcome:
+    address = next((entry for entry in addresses if entry.get("PublicIp") == public_ip), None)
+    if address is None:
+        return failed(f"{public_ip} is not an Elastic IP of this account and region")
+    attached_to = address.get("InstanceId")
+    if attached_to == instance_id:
+        return passed(f"{public_ip} -> {instance_id}")
+    return failed(f"{public_ip} is attached to {attached_to or 'nothing'}, not {instance_id}")
+
+
+def health_ok(status: int | None, body: str, error: str | None) -> Outcome:
+    if error is not None:
+        return failed(error)
+    if status == 200 and body.strip() == "OK":
+        return passed("200 OK")
+    return failed(f"HTTP {status}: {body.strip()[:60] or '(empty body)'}")

@@ -1,0 +1,152 @@
+"""What AWS and the server say about the deployed resources: the only part of `verify` that does I/O.
+
+A setting that does not exist is None (a check then fails it); a call that fails for another reason
+(access denied, resource gone) is `Unreadable`, which fails every check that needed it, with the reason.
+"""
+
+from __future__ import annotations
+
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import FilterTypeDef
+
+HTTP_TIMEOUT_SECONDS = 10
+BOTO_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
+# Error codes AWS returns when a bucket setting was simply never configured.
+NOT_CONFIGURED = frozenset(
+    {"NoSuchPublicAccessBlockConfiguration", "ServerSideEncryptionConfigurationNotFoundError", "NoSuchBucketPolicy"}
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Health:
+    status: int | None
+    body: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Names:
+    """The resources to inspect, from the stack's outputs."""
+
+    region: str
+    bucket: str
+    db_instance_id: str
+    instance_id: str
+    web_security_group_id: str
+    db_security_group_id: str
+    public_ip: str
+    tracking_uri: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    names: Names
+    public_access_block: dict[str, Any] | Unreadable | None
+    versioning: dict[str, Any] | Unreadable
+    encryption: dict[str, Any] | Unreadable | None
+    policy: str | Unreadable | None
+    db: dict[str, Any] | Unreadable
+    web_security_group: dict[str, Any] | Unreadable
+    db_security_group: dict[str, Any] | Unreadable
+    instance: dict[str, Any] | Unreadable
+    addresses: list[dict[str, Any]] | Unreadable
+    health: Health
+
+
+class CredentialsMissing(RuntimeError):
+    pass
+
+
+def _fetch(call: Callable[[], T]) -> T | Unreadable:
+    try:
+        return call()
+    except NoCredentialsError as error:
+        raise CredentialsMissing(str(error)) from error
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        return Unreadable(f"{details.get('Code', 'error')}: {details.get('Message', '')}".rstrip(": "))
+    except BotoCoreError as error:
+        return Unreadable(str(error))
+    except (LookupError, TypeError) as error:  # an answer without the expected element
+        return Unreadable(f"unexpected answer: {error!r}")
+
+
+def _optional(call: Callable[[], T]) -> T | Unreadable | None:
+    def none_when_not_configured() -> T | None:
+        try:
+            return call()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in NOT_CONFIGURED:
+                return None
+            raise
+
+    return _fetch(none_when_not_configured)
+
+
+def fetch_health(tracking_uri: str) -> Health:
+    url = tracking_uri.rstrip("/") + "/health"
+    if not url.startswith(("http://", "https://")):
+        return Health(None, "", f"tracking URI {tracking_uri!r} is not an http(s) URL")
+    try:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            return Health(response.status, response.read(256).decode("utf-8", "replace"), None)
+    except urllib.error.HTTPError as error:
+        return Health(error.code, error.read(256).decode("utf-8", "replace"), None)
+    except urllib.error.URLError as error:
+        reason = error.reason
+        if isinstance(reason, ssl.SSLError):
+            return Health(None, "", f"TLS failed for {url}: {reason}")
+        return Health(None, "", f"cannot reach {url}: {reason}")
+    except (TimeoutError, OSError) as error:
+        return Health(None, "", f"cannot reach {url}: {error}")
+
+
+def collect(names: Names, session: boto3.session.Session | None = None) -> Facts:
+    """Ask AWS about each named resource; raises CredentialsMissing when boto3 finds no credentials."""
+    session = session or boto3.session.Session(region_name=names.region)
+    s3 = session.client("s3", config=BOTO_CONFIG)
+    rds = session.client("rds", config=BOTO_CONFIG)
+    ec2 = session.client("ec2", config=BOTO_CONFIG)
+    bucket = names.bucket
+    public_ip: list[FilterTypeDef] = [{"Name": "public-ip", "Values": [names.public_ip]}]
+
+    def security_group(group_id: str) -> dict[str, Any] | Unreadable:
+        return _fetch(lambda: dict(ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]))
+
+    return Facts(
+        names=names,
+        public_access_block=_optional(
+            lambda: dict(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"])
+        ),
+        versioning=_fetch(lambda: dict(s3.get_bucket_versioning(Bucket=bucket))),
+        encryption=_optional(
+            lambda: dict(s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"])
+        ),
+        policy=_optional(lambda: str(s3.get_bucket_policy(Bucket=bucket)["Policy"])),
+        db=_fetch(lambda: dict(rds.describe_db_instances(DBInstanceIdentifier=names.db_instance_id)["DBInstances"][0])),
+        web_security_group=security_group(names.web_security_group_id),
+        db_security_group=security_group(names.db_security_group_id),
+        instance=_fetch(
+            lambda: dict(ec2.describe_instances(InstanceIds=[names.instance_id])["Reservations"][0]["Instances"][0])
+        ),
+        addresses=_fetch(lambda: [dict(entry) for entry in ec2.describe_addresses(Filters=public_ip)["Addresses"]]),
+        health=fetch_health(names.tracking_uri),
+    )

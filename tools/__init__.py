@@ -1,0 +1,1 @@
+"""Maintenance tools for the repository itself (not shipped with the program)."""

@@ -1,0 +1,82 @@
+"""The host's user data: `render(HostSettings) -> str`, one #cloud-config document.
+
+Pure and deterministic: no Pulumi, no AWS, no clock, no randomness, and no secret (the host reads
+those from SSM at boot, see scripts.configure_script). `ec2_user_data_base64` is the same document
+as EC2 receives it: gzipped, because it outgrows EC2's 16 KiB limit in clear.
+
+On first boot the document installs nginx and the pinned MLflow, creates the mlflow user, and starts
+mlflow.service and nginx; TLS (userdata.tls) adds its packages, files and commands after those.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from userdata import cloud_config, layout, nginx, pins, scripts, service, tls
+from userdata.deflate import gzip_bytes
+from userdata.files import HostFile
+from userdata.settings import HostSettings
+
+__all__ = ["EC2_USER_DATA_LIMIT", "HostSettings", "ec2_user_data_base64", "render"]
+
+# EC2 accepts at most 16 KiB of user data (before base64); cloud-init unpacks gzip.
+EC2_USER_DATA_LIMIT = 16 * 1024
+
+
+def host_files(s: HostSettings) -> list[HostFile]:
+    """Every file the user data writes, in order: the MLflow side, nginx, then TLS."""
+    # Deferred (written after packages and users exist), like everything cloud-init writes here.
+    return [
+        HostFile(layout.INSTALL_SCRIPT, scripts.install_script(s), permissions="0755", defer=True),
+        HostFile(layout.CONFIGURE_SCRIPT, scripts.configure_script(s), permissions="0755", defer=True),
+        HostFile(layout.UNIT_PATH, service.unit(s), defer=True),
+        *nginx.nginx_files(s),
+        *tls.tls_files(s),
+    ]
+
+
+def boot_commands(s: HostSettings) -> list[str]:
+    return [
+        layout.INSTALL_SCRIPT,
+        f"install -d -m 0700 -o {layout.MLFLOW_USER} -g {layout.MLFLOW_USER} {layout.CONFIG_DIR}",
+        "systemctl daemon-reload",
+        f"systemctl enable {layout.UNIT_NAME}",
+        # Not waited for: the configure step may wait many minutes for RDS, created in parallel.
+        f"systemctl start --no-block {layout.UNIT_NAME}",
+        *nginx.http_site_commands(s),
+        *tls.tls_boot_commands(s),
+    ]
+
+
+def document(s: HostSettings) -> dict[str, Any]:
+    return {
+        "package_update": True,
+        "packages": list(dict.fromkeys([*pins.UBUNTU_PACKAGES, *tls.tls_packages(s)])),
+        "users": [
+            "default",
+            {
+                "name": layout.MLFLOW_USER,
+                "gecos": "MLflow tracking server",
+                "system": True,
+                "shell": "/usr/sbin/nologin",
+                "homedir": layout.STATE_DIR,
+                "no_create_home": True,
+            },
+        ],
+        "write_files": [cloud_config.write_files_entry(file) for file in host_files(s)],
+        "runcmd": boot_commands(s),
+    }
+
+
+def render(settings: HostSettings) -> str:
+    return cloud_config.dump(document(settings))
+
+
+def ec2_user_data_base64(settings: HostSettings) -> str:
+    """What the instance's `user_data_base64` carries: the rendered document, gzipped the same way
+    on every machine (it would not fit 16 KiB in clear)."""
+    payload = gzip_bytes(render(settings).encode("utf-8"))
+    if len(payload) > EC2_USER_DATA_LIMIT:
+        raise ValueError(f"user data is {len(payload)} bytes gzipped; EC2 accepts {EC2_USER_DATA_LIMIT}")
+    return base64.b64encode(payload).decode("ascii")

@@ -1,0 +1,36 @@
+"""Where things live on the host: paths and the MLflow port that the rendered files share.
+
+The loopback harness (tests/support/loopback.py) maps these same values to a temporary tree and free
+ports, so everything the host runs is tested without retyping a path.
+"""
+
+from __future__ import annotations
+
+MLFLOW_USER = "mlflow"
+MLFLOW_BIND_HOST = "127.0.0.1"
+MLFLOW_PORT = 5000
+
+VENV_DIR = "/opt/mlflow/venv"
+UV_DIR = "/opt/uv"
+UV_CACHE_DIR = "/var/cache/uv"
+STATE_DIR = "/var/lib/mlflow"
+CONFIG_DIR = "/etc/mlflow"
+ENV_FILE = f"{CONFIG_DIR}/mlflow.env"
+AUTH_CONFIG = f"{CONFIG_DIR}/basic_auth.ini"
+
+SBIN_DIR = "/usr/local/sbin"
+INSTALL_SCRIPT = f"{SBIN_DIR}/mlflow-install"
+CONFIGURE_SCRIPT = f"{SBIN_DIR}/mlflow-configure"
+
+SYSTEMD_DIR = "/etc/systemd/system"
+UNIT_NAME = "mlflow.service"
+UNIT_PATH = f"{SYSTEMD_DIR}/{UNIT_NAME}"
+
+NGINX_DIR = "/etc/nginx"
+NGINX_UPSTREAM = f"{NGINX_DIR}/conf.d/mlflow-upstream.conf"
+NGINX_PROXY_SNIPPET = f"{NGINX_DIR}/snippets/mlflow-proxy.conf"
+NGINX_HTTP_SITE = f"{NGINX_DIR}/sites-available/mlflow"
+NGINX_HTTP_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/mlflow"
+NGINX_DEFAULT_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/default"
+NGINX_UPSTREAM_NAME = "mlflow"  # `proxy_pass http://mlflow` in every site
+HTTP_PORT = 80

@@ -1,0 +1,57 @@
+"""The two scripts the host runs: the install (once, at first boot) and the configure step (before
+every start of mlflow.service)."""
+
+from __future__ import annotations
+
+import shlex
+
+import naming
+from userdata import layout, pins
+from userdata.settings import HostSettings
+from userdata.template import fill
+
+# Each of the configure step's two waits (SSM parameters, then PostgreSQL) gives up after this long.
+CONFIGURE_WAIT_SECONDS = 1200
+
+# Placeholder in mlflow-configure.py.in -> the parameter it names.
+CONFIGURE_PARAMETERS: dict[str, naming.SsmParameter] = {
+    "db_host": naming.DB_HOST,
+    "db_port": naming.DB_PORT,
+    "db_name": naming.DB_NAME,
+    "db_username": naming.DB_USERNAME,
+    "db_password": naming.DB_PASSWORD,
+    "admin_username": naming.ADMIN_USERNAME,
+    "admin_password": naming.ADMIN_PASSWORD,
+    "flask_secret_key": naming.FLASK_SECRET_KEY,
+}
+
+
+def install_script(s: HostSettings) -> str:
+    return fill(
+        "mlflow-install.sh",
+        venv_dir=layout.VENV_DIR,
+        uv_dir=layout.UV_DIR,
+        uv_cache_dir=layout.UV_CACHE_DIR,
+        uv_version=pins.UV_VERSION,
+        requirements=" ".join(shlex.quote(r) for r in pins.python_requirements(s.mlflow_version)),
+    )
+
+
+def configure_script(s: HostSettings) -> str:
+    missing = set(naming.HOST_PARAMETERS) - set(CONFIGURE_PARAMETERS.values())
+    if missing:
+        raise ValueError(f"the configure step reads no {sorted(p.suffix for p in missing)}")
+    names = {
+        placeholder: repr(naming.parameter_name(s.ssm_prefix, parameter))
+        for placeholder, parameter in CONFIGURE_PARAMETERS.items()
+    }
+    return fill(
+        "mlflow-configure.py.in",
+        venv_dir=layout.VENV_DIR,
+        region=repr(s.region),
+        auth_database=repr(naming.AUTH_DATABASE),
+        env_file=repr(layout.ENV_FILE),
+        auth_config=repr(layout.AUTH_CONFIG),
+        wait_seconds=str(CONFIGURE_WAIT_SECONDS),
+        **names,
+    )

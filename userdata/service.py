@@ -1,0 +1,55 @@
+"""mlflow.service: the configure step, then `mlflow server` on 127.0.0.1 as the mlflow user."""
+
+from __future__ import annotations
+
+import shlex
+
+from userdata import layout, scripts, sizing
+from userdata.settings import HostSettings
+from userdata.template import fill
+
+# Both of the configure step's waits, plus the schema upgrade.
+START_TIMEOUT_SECONDS = 2 * scripts.CONFIGURE_WAIT_SECONDS + 600
+
+
+def allowed_hosts(s: HostSettings) -> list[str]:
+    """Host headers MLflow accepts: nginx passes $host (no port); on-host tools may call the port."""
+    local = [f"localhost:{layout.MLFLOW_PORT}", f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"]
+    return list(dict.fromkeys([s.public_hostname, s.public_ip, "localhost", layout.MLFLOW_BIND_HOST, *local]))
+
+
+def cors_allowed_origins(s: HostSettings) -> list[str]:
+    scheme = s.tracking_uri.split("://", 1)[0]
+    return list(dict.fromkeys([f"{scheme}://{s.public_hostname}", f"{scheme}://{s.public_ip}"]))
+
+
+def server_command(s: HostSettings) -> list[str]:
+    # The backend store URI holds the DB password: it comes from the env file
+    # (MLFLOW_BACKEND_STORE_URI), never the command line, which every local user can read.
+    return [
+        f"{layout.VENV_DIR}/bin/mlflow", "server",
+        "--host", layout.MLFLOW_BIND_HOST,
+        "--port", str(layout.MLFLOW_PORT),
+        "--workers", str(sizing.uvicorn_workers(s.instance_memory_mib, job_runner=s.job_runner)),
+        "--serve-artifacts",
+        "--artifacts-destination", f"s3://{s.artifact_bucket}/",
+        "--app-name", "basic-auth",
+        "--allowed-hosts", ",".join(allowed_hosts(s)),
+        "--cors-allowed-origins", ",".join(cors_allowed_origins(s)),
+    ]
+
+
+def unit(s: HostSettings) -> str:
+    return fill(
+        "mlflow.service",
+        user=layout.MLFLOW_USER,
+        state_dir=layout.STATE_DIR,
+        config_dir=layout.CONFIG_DIR,
+        region=s.region,
+        auth_config=layout.AUTH_CONFIG,
+        job_execution="true" if s.job_runner else "false",
+        env_file=layout.ENV_FILE,
+        configure_script=layout.CONFIGURE_SCRIPT,
+        exec_start=shlex.join(server_command(s)),
+        start_timeout_seconds=str(START_TIMEOUT_SECONDS),
+    )
