@@ -8,6 +8,7 @@ One line per step with its time; the first failure stops the run with one line s
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
 import sys
@@ -33,7 +34,6 @@ MLFLOW_CLIENT_SETTINGS = {
 }
 # A smoke test talks to the user's server only: no usage telemetry to mlflow.org.
 FORCED_SETTINGS = {"MLFLOW_DISABLE_TELEMETRY": "true"}
-CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 MODEL_INPUT = [1.0, 2.5]
 METRIC_VALUE = 0.875
 MISSING_MLFLOW = "smoke needs the MLflow client library; install it: pip install 'mlflow-skinny>=3.5' pandas"
@@ -289,11 +289,11 @@ def main(env_file: str | None) -> int:
     except UsageError as error:
         print(f"mlflow-aws: error: {error}", file=sys.stderr)
         return 2
-    try:
-        import mlflow
-        import mlflow.pyfunc  # needs pandas and numpy, which mlflow-skinny alone does not bring
-    except ImportError as error:
-        print(f"mlflow-aws: error: {MISSING_MLFLOW} ({error})", file=sys.stderr)
+    # Found now, imported only when a step needs it: an unreachable server is reported in a second.
+    # mlflow.pyfunc needs pandas and numpy, which mlflow-skinny alone does not bring.
+    absent = [name for name in ("requests", "mlflow", "pandas", "numpy") if importlib.util.find_spec(name) is None]
+    if absent:
+        print(f"mlflow-aws: error: {MISSING_MLFLOW} (missing: {', '.join(absent)})", file=sys.stderr)
         return 2
 
     print(f"smoke test of {connection.tracking_uri} as {connection.username or '(no user)'}", flush=True)
@@ -307,8 +307,9 @@ def main(env_file: str | None) -> int:
         try:
             ok = run_steps(smoke.steps(), smoke.explain)
         finally:
-            if mlflow.active_run() is not None:
-                mlflow.end_run("FAILED")
+            fluent = sys.modules.get("mlflow")
+            if fluent is not None and fluent.active_run() is not None:
+                fluent.end_run("FAILED")
     if ok:
         print(
             f"smoke test passed: run {smoke.run_id} in experiment {EXPERIMENT}, "

@@ -54,8 +54,9 @@ def http_status(status: int, body: str, uri: str, username: str | None) -> str:
         )
     if status in PROXY_ERRORS:
         return (
-            f"{uri} answers but MLflow behind it does not (HTTP {status}): check the mlflow service on the host "
-            "(systemctl status mlflow; journalctl -u mlflow) through the stack's ssm_session_command"
+            f"{uri} answers but MLflow behind it does not (HTTP {status}): it is starting or crashed; check the "
+            "mlflow service on the host (sudo journalctl -u mlflow-configure -u mlflow) through the stack's "
+            "ssm_session_command"
         )
     if status == 404:
         return f"{uri} answered HTTP 404: the tracking URI does not point at an MLflow server; check tracking_uri"

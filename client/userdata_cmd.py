@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import userdata
 from config import ConfigError, from_stack_files
 from host_settings import host_settings_for
 from naming import Outputs
@@ -33,8 +34,6 @@ def main(stack: str, outputs_source: str | None, project_dir: Path) -> int:
     except outputs.OutputsError as error:
         print(f"mlflow-aws: error: {error}", file=sys.stderr)
         return 2
-    import userdata
-
     settings = host_settings_for(
         cfg, artifact_bucket=values[Outputs.ARTIFACT_BUCKET], public_ip=values[Outputs.PUBLIC_IP]
     )

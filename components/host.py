@@ -100,7 +100,8 @@ class TrackingHost(pulumi.ComponentResource):
                 encrypted=True,
                 delete_on_termination=True,
             ),
-            user_data=user_data,
+            # The rendered document, gzipped: in clear it outgrows EC2's 16 KiB limit.
+            user_data_base64=args.settings.apply(userdata.ec2_user_data_base64),
             user_data_replace_on_change=True,
             tags={"Name": f"{name}"},
             opts=pulumi.ResourceOptions(

@@ -153,6 +153,17 @@ def test_https_to_a_server_without_tls_says_tls_failed(
     assert "TLS failed" in line and "certificate" in line and "README" in line
 
 
+def test_without_env_file_the_environment_variables_are_used(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.responses["*"] = (401, "You are not authenticated.")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri_of(server))
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-1")
+    assert smoke.main(None) == 1
+    assert f"credentials rejected by {uri_of(server)} (HTTP 401) for user 'alice'" in capsys.readouterr().out
+
+
 def test_env_file_without_tracking_uri_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env_file = tmp_path / "mlflow.env"
     env_file.write_text("MLFLOW_TRACKING_USERNAME=admin\n")

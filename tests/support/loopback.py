@@ -16,7 +16,8 @@ Interface (all a plain class, usable without pytest):
   LoopbackStack(settings=None, *, start=True, **overrides)  settings: a HostSettings, or the defaults of
                         `loopback_settings(**overrides)` (tls off, public_ip 127.0.0.1)
   start()               prepare() + start_postgres() + start_mlflow() + start_nginx()
-  prepare()             render, write the files, initdb, start moto, create the bucket, put the parameters
+  prepare()             write_host_files(), initdb, start moto, create the bucket, put the parameters
+  write_host_files()    every rendered file, remapped, into the tree (no server started)
   start_postgres() / stop_postgres()
   configure(env=None, timeout=...) -> CompletedProcess    the rendered ExecStartPre, once
   configure_in_background(env=None) -> Popen              the same, not waited for (its log: configure_log)
@@ -29,7 +30,11 @@ Interface (all a plain class, usable without pytest):
   auth_postgres_dsn, parameters (SSM name -> value), secret_values (the SecureString values)
   mlflow_pid, mlflow_process_ids() (the server and its uvicorn workers), mlflow_log, nginx_log
   replacements          host text -> loopback text, for remap(); extend it for other rendered files
-  path(host_path)       where a host path lives in the temporary tree
+  root, logs            the temporary tree and its log directory (kept when MLFLOW_AWS_KEEP_LOOPBACK=1)
+  mlflow_port, nginx_port, configure_log
+  nginx_config(sites=None) -> Path, nginx_command(conf, *args)   the stand-in nginx.conf and its command
+  set_admin_password(password)   a new admin password in SSM (applied at the next start_mlflow)
+  path(host_path)       where a host path lives in the temporary tree;  remap(text): with `replacements`
   env_file_values()     the env file the configure step wrote, parsed as systemd parses it
   ssm_client(), s3_client()                              boto3 clients for moto
 
@@ -467,6 +472,9 @@ class LoopbackStack:
     def path(self, host_path: str) -> Path:
         return Path(remap(host_path, self.replacements))
 
+    def remap(self, text: str) -> str:
+        return remap(text, self.replacements)
+
     def env_file_values(self) -> dict[str, str]:
         return parse_env_file(self.path(layout.ENV_FILE).read_text())
 
@@ -502,16 +510,20 @@ class LoopbackStack:
         self.start_mlflow()
         self.start_nginx()
 
-    def prepare(self) -> None:
-        if self._prepared:
-            return
+    def write_host_files(self) -> None:
+        """Every rendered file, remapped, at its place in the tree; the directories runcmd creates."""
         for host_path, content in self.files.items():
             target = self.path(host_path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(remap(content, self.replacements))
+            target.write_text(self.remap(content))
             target.chmod(0o755 if content.startswith("#!") else 0o644)
         for directory in (layout.CONFIG_DIR, layout.STATE_DIR):
             self.path(directory).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def prepare(self) -> None:
+        if self._prepared:
+            return
+        self.write_host_files()
         self.postgres.init()
         self.moto.start()
         self.s3_client().create_bucket(Bucket=self.bucket)

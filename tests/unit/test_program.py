@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import ipaddress
 import json
 from typing import Any
@@ -317,7 +319,7 @@ def test_user_data_is_exactly_what_userdata_render_returns(dev: ProgramRun) -> N
         host_settings_for(cfg, artifact_bucket=dev.outputs[Outputs.ARTIFACT_BUCKET], public_ip=PUBLIC_IP)
     )
     host = dev.one(EC2).inputs
-    assert host["userData"] == expected
+    assert gzip.decompress(base64.b64decode(host["userDataBase64"])).decode() == expected
     assert host["userDataReplaceOnChange"] is True
 
 
@@ -326,7 +328,7 @@ def test_no_generated_secret_reaches_user_data_or_plain_outputs(stack: str) -> N
     run = run_program(stack, {"clientAccess": True})
     secrets = run.generated_secrets
     assert len(secrets) == 4  # DB password, admin password, Flask secret key, client secret key
-    user_data = run.one(EC2).inputs["userData"]
+    user_data = gzip.decompress(base64.b64decode(run.one(EC2).inputs["userDataBase64"])).decode()
     plain_outputs = json.dumps({k: v for k, v in run.outputs.items() if k not in run.secret_outputs})
     for secret in secrets:
         assert secret not in user_data

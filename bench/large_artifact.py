@@ -1,0 +1,186 @@
+"""Large artifacts: a 1 GiB file up and down through nginx, sha256 checked, with MB/s and the MLflow
+server's memory during each transfer.
+
+The file is generated in chunks (never whole in memory) into a temporary directory. Each run logs it
+with `MlflowClient.log_artifact` through nginx (basic auth) and downloads it with
+`mlflow.artifacts.download_artifacts`, once per mode:
+  single     one streamed PUT up, one GET down (MLflow's defaults)
+  multipart  MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD and _DOWNLOAD on: parts through the server
+The summed PSS and RSS of MLflow's processes (not moto's, which holds the object) are sampled every
+100 ms; growth = peak during the transfer - median of the second before it. Target: both succeed and
+grow by less than 100 MB (streaming, not buffering). MB = 10^6 bytes.
+
+    .venv/bin/python -m bench.large_artifact [--runs 5] [--size-mib 1024] [--modes single multipart]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import MIB, MemorySampler, log, print_machine, print_table, summarize, verdict
+from bench.host_install import host_venv
+from bench.stack import NGINX_VARIANTS, bench_stack
+from tests.support.loopback import LoopbackStack
+
+TARGET_GROWTH_MB = 100.0
+CHUNK = 8 * MIB
+MODES: dict[str, dict[str, str]] = {
+    "single": {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false", "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false"},
+    "multipart": {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true", "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true"},
+}
+
+
+@dataclass(frozen=True)
+class Transfer:
+    seconds: float
+    pss_growth_mb: float
+    rss_growth_mb: float
+    peak_pss_mb: float
+
+
+def write_random_file(path: Path, size: int, seed: int = 0) -> str:
+    """`size` pseudo-random bytes written in chunks; returns their sha256."""
+    generator = random.Random(seed)
+    digest = hashlib.sha256()
+    with path.open("wb") as handle:
+        left = size
+        while left > 0:
+            chunk = generator.randbytes(min(CHUNK, left))
+            digest.update(chunk)
+            handle.write(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def megabytes_per_second(size: int, seconds: float) -> float:
+    return size / 1e6 / seconds if seconds > 0 else float("inf")
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def timed_transfer(stack: LoopbackStack, action: Callable[[], object]) -> tuple[Transfer, object]:
+    """Runs `action` while sampling MLflow's memory; returns the figures and what `action` returned."""
+    with MemorySampler(stack.mlflow_process_ids, interval=0.1, limit=3600) as sampler:
+        time.sleep(1.0)
+        started = time.monotonic()
+        returned = action()
+        seconds = time.monotonic() - started
+        time.sleep(0.3)
+    before_pss = statistics.median(pss for at, pss, _ in sampler.samples if at < started)
+    before_rss = statistics.median(rss for at, _, rss in sampler.samples if at < started)
+    peak_pss = max(sampler.pss(started))
+    peak_rss = max(sampler.rss(started))
+    to_mb = MIB / 1e6
+    return Transfer(seconds, (peak_pss - before_pss) * to_mb, (peak_rss - before_rss) * to_mb,
+                    peak_pss * to_mb), returned
+
+
+def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory_mib: int,
+            variant: str) -> dict[tuple[str, str], list[Transfer]]:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    results: dict[tuple[str, str], list[Transfer]] = {}
+    work = Path(tempfile.mkdtemp(prefix="bench-artifact-"))
+    try:
+        source = work / "blob.bin"
+        log(f"writing {size / MIB:.0f} MiB to {source}")
+        expected = write_random_file(source, size)
+        with bench_stack(venv, variant=variant, instance_memory_mib=memory_mib) as stack, environment({
+            "MLFLOW_TRACKING_URI": stack.tracking_uri,
+            "MLFLOW_TRACKING_USERNAME": stack.admin_username,
+            "MLFLOW_TRACKING_PASSWORD": stack.admin_password,
+            "NO_PROXY": "127.0.0.1,localhost",
+        }):
+            mlflow.set_tracking_uri(stack.tracking_uri)
+            client = MlflowClient(stack.tracking_uri)
+            experiment_id = client.create_experiment("bench-large-artifact")
+            run_id = client.create_run(experiment_id).info.run_id
+            s3 = stack.s3_client()
+            target = work / "download"
+            for repetition in range(runs):
+                for mode in modes:
+                    artifact_dir = f"r{repetition}-{mode}"
+                    upload = functools.partial(client.log_artifact, run_id, str(source), artifact_dir)
+                    download = functools.partial(mlflow.artifacts.download_artifacts, run_id=run_id,
+                                                 artifact_path=f"{artifact_dir}/{source.name}", dst_path=str(target))
+                    with environment(MODES[mode]):
+                        up, _ = timed_transfer(stack, upload)
+                        down, downloaded = timed_transfer(stack, download)
+                    if sha256_of(Path(str(downloaded))) != expected:
+                        raise RuntimeError(f"{mode}: the downloaded artifact's sha256 differs")
+                    shutil.rmtree(target)
+                    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket):
+                        for item in page.get("Contents", []):
+                            s3.delete_object(Bucket=stack.bucket, Key=item["Key"])
+                    results.setdefault((mode, "upload"), []).append(up)
+                    results.setdefault((mode, "download"), []).append(down)
+                    log(f"run {repetition + 1}/{runs} {mode}: up {megabytes_per_second(size, up.seconds):.0f} MB/s "
+                        f"(+{up.pss_growth_mb:.0f} MB PSS), down {megabytes_per_second(size, down.seconds):.0f} MB/s "
+                        f"(+{down.pss_growth_mb:.0f} MB PSS), sha256 ok")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=sorted(MODES, reverse=True))
+    parser.add_argument("--memory-mib", type=int, default=1024, help="instance memory the settings are rendered for")
+    parser.add_argument("--variant", choices=sorted(NGINX_VARIANTS), default="rendered")
+    args = parser.parse_args(argv)
+
+    print_machine()
+    size = args.size_mib * MIB
+    results = measure(host_venv(), runs=args.runs, size=size, modes=args.modes, memory_mib=args.memory_mib,
+                      variant=args.variant)
+    rows: list[list[object]] = []
+    for (mode, direction), transfers in sorted(results.items()):
+        growth = max(t.pss_growth_mb for t in transfers)
+        rows.append([mode, direction, summarize(megabytes_per_second(size, t.seconds) for t in transfers).show(0),
+                     summarize(t.pss_growth_mb for t in transfers).show(0), f"{growth:.0f}",
+                     summarize(t.rss_growth_mb for t in transfers).show(0),
+                     f"{max(t.peak_pss_mb for t in transfers):.0f}", f"< {TARGET_GROWTH_MB:.0f}",
+                     verdict(growth < TARGET_GROWTH_MB)])
+    print_table(f"{args.size_mib} MiB artifact through nginx ({args.memory_mib} MiB settings, nginx variant "
+                f"{args.variant}; sha256 checked every run)",
+                ["mode", "direction", "MB/s", "MLflow PSS growth MB", "worst growth", "RSS growth MB",
+                 "peak PSS MB", "target", "result"], rows)
+
+
+if __name__ == "__main__":
+    main()

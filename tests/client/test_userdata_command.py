@@ -1,0 +1,115 @@
+"""`mlflow-aws userdata --stack NAME`: the user data `pulumi up` would send, from the stack's config and outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import userdata
+from client import cli
+from naming import Outputs
+from userdata.settings import HostSettings
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUTS = {
+    Outputs.ARTIFACT_BUCKET: "mlflow-aws-staging-artifacts-0f1e2d3c",
+    Outputs.PUBLIC_IP: "198.51.100.23",
+    Outputs.ADMIN_PASSWORD: "Never4Printed5In6User7Data",
+}
+
+
+def project(tmp_path: Path, config: dict[str, object]) -> Path:
+    (tmp_path / "Pulumi.yaml").write_text("name: mlflow-aws\nruntime: python\n")
+    (tmp_path / "Pulumi.staging.yaml").write_text(yaml.safe_dump({"config": config}))
+    (tmp_path / "outputs.json").write_text(json.dumps(OUTPUTS))
+    return tmp_path
+
+
+def run_userdata(directory: Path, *extra: str) -> int:
+    return cli.main(
+        ["userdata", "--stack", "staging", "--outputs", str(directory / "outputs.json"),
+         "--project-dir", str(directory), *extra]
+    )
+
+
+def test_prints_the_user_data_for_the_stack_config_and_its_allocated_bucket_and_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = project(tmp_path, {
+        "aws:region": "eu-central-1",
+        "mlflow-aws:instanceType": "t3.medium",
+        "mlflow-aws:mlflowVersion": "3.16.0",
+        "mlflow-aws:acmeEmail": "ops@example.org",
+    })
+    assert run_userdata(directory) == 0
+    printed = capsys.readouterr().out
+    expected = HostSettings(
+        project="mlflow-aws",
+        stack="staging",
+        region="eu-central-1",
+        ssm_prefix="/mlflow-aws/staging",
+        artifact_bucket="mlflow-aws-staging-artifacts-0f1e2d3c",
+        public_hostname="198-51-100-23.sslip.io",
+        public_ip="198.51.100.23",
+        mlflow_version="3.16.0",
+        instance_memory_mib=4096,
+        tls="letsencrypt",
+        acme_email="ops@example.org",
+    )
+    assert printed == userdata.render(expected)
+    assert printed.startswith("#cloud-config")
+    assert OUTPUTS[Outputs.ADMIN_PASSWORD] not in printed
+
+
+def test_domain_in_the_config_replaces_the_sslip_hostname(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = project(tmp_path, {"aws:region": "eu-west-1", "mlflow-aws:domain": "mlflow.example.org"})
+    assert run_userdata(directory) == 0
+    printed = capsys.readouterr().out
+    assert "mlflow.example.org" in printed and "198-51-100-23.sslip.io" not in printed
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_shipped_example_stacks_render(stack: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(OUTPUTS))
+    args = ["userdata", "--stack", stack, "--outputs", str(outputs), "--project-dir", str(REPO)]
+    assert cli.main(args) == 0
+    assert capsys.readouterr().out.startswith("#cloud-config\n")
+
+
+def test_invalid_config_prints_the_problem_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = project(tmp_path, {"aws:region": "eu-west-1", "mlflow-aws:instanceType": "t3.nano"})
+    assert run_userdata(directory) == 2
+    captured = capsys.readouterr()
+    assert "instanceType" in captured.err and captured.out == ""
+
+
+def test_unknown_stack_says_how_to_create_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = project(tmp_path, {"aws:region": "eu-west-1"})
+    args = ["userdata", "--stack", "qa", "--outputs", str(directory / "outputs.json"), "--project-dir", str(directory)]
+    assert cli.main(args) == 2
+    assert "pulumi stack init qa" in capsys.readouterr().err
+
+
+def test_directory_without_pulumi_yaml_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["userdata", "--stack", "dev", "--project-dir", str(tmp_path)]) == 2
+    assert "Pulumi.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("missing", [Outputs.ARTIFACT_BUCKET, Outputs.PUBLIC_IP])
+def test_missing_output_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: str) -> None:
+    directory = project(tmp_path, {"aws:region": "eu-west-1"})
+    (directory / "outputs.json").write_text(json.dumps({k: v for k, v in OUTPUTS.items() if k != missing}))
+    assert run_userdata(directory) == 2
+    captured = capsys.readouterr()
+    assert repr(missing) in captured.err and captured.out == ""
+
+
+def test_stack_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["userdata"])
+    assert exit_info.value.code == 2
+    assert "--stack" in capsys.readouterr().err

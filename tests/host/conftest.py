@@ -1,0 +1,23 @@
+"""The shared loopback stack (tests/support/loopback.py) for the host tests: started once per session,
+because MLflow takes tens of seconds to start; the fault tests start their own short-lived stacks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import loopback
+
+
+def require_host_binaries() -> None:
+    missing = loopback.host_binaries_missing()
+    if missing:
+        pytest.skip(f"the loopback stack needs {', '.join(missing)} (Debian packages nginx, postgresql, openssl)")
+
+
+@pytest.fixture(scope="session")
+def loopback_stack() -> Iterator[loopback.LoopbackStack]:
+    require_host_binaries()
+    with loopback.LoopbackStack() as stack:
+        yield stack

@@ -1,0 +1,66 @@
+"""`systemd-analyze verify` accepts every unit the user data writes, with nothing on stderr.
+
+verify resolves the units' dependencies and executables inside `--root`: the tree gets this
+machine's system units, the rendered files at their host paths, and a copy of the venv's `mlflow`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import userdata
+from tests.support.loopback import loopback_settings, rendered_files
+from userdata import layout
+
+pytestmark = pytest.mark.host
+
+SYSTEM_UNITS = Path("/usr/lib/systemd/system")
+SETTINGS = loopback_settings(public_hostname="203-0-113-10.sslip.io", public_ip="203.0.113.10")
+
+
+def host_root(tmp_path: Path, files: dict[str, str]) -> Path:
+    if shutil.which("systemd-analyze") is None or not SYSTEM_UNITS.is_dir():
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    root = tmp_path / "root"
+    shutil.copytree(SYSTEM_UNITS, root / SYSTEM_UNITS.relative_to("/"), symlinks=True)
+    for host_path, content in files.items():
+        target = root / host_path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        target.chmod(0o755 if content.startswith("#!") else 0o644)
+    mlflow = root / layout.VENV_DIR.lstrip("/") / "bin" / "mlflow"
+    mlflow.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(Path(sys.prefix) / "bin" / "mlflow", mlflow)
+    return root
+
+
+def units(files: dict[str, str]) -> list[str]:
+    return sorted(Path(path).name for path in files if path.startswith(f"{layout.SYSTEMD_DIR}/"))
+
+
+def verify(root: Path, names: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["systemd-analyze", "verify", f"--root={root}", *names], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("tls", ["off", "letsencrypt"])
+def test_systemd_accepts_every_rendered_unit_without_warnings(tmp_path, tls):
+    files = rendered_files(userdata.render(dataclasses.replace(SETTINGS, tls=tls)))
+    names = units(files)
+    assert layout.UNIT_NAME in names
+    result = verify(host_root(tmp_path, files), names)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_systemd_analyze_reports_a_broken_unit(tmp_path):
+    files = rendered_files(userdata.render(SETTINGS))
+    files[layout.UNIT_PATH] = files[layout.UNIT_PATH].replace("Restart=always", "Restart=sometimes")
+    result = verify(host_root(tmp_path, files), [layout.UNIT_NAME])
+    assert "restart specifier" in result.stderr
