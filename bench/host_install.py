@@ -28,9 +28,17 @@ CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "m
 _INDEX_VARIABLES = ("PIP_", "UV_", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
 
 
-def rendered_install_script(settings: HostSettings | None = None) -> str:
-    files = rendered_files(userdata.render(settings or loopback_settings()))
-    return files[layout.INSTALL_SCRIPT]
+COMPILE_FLAG = " --compile-bytecode"
+
+
+def rendered_install_script(settings: HostSettings | None = None, *, compile_bytecode: bool = True) -> str:
+    """The rendered mlflow-install; compile_bytecode=False drops uv's --compile-bytecode (an experiment)."""
+    text = rendered_files(userdata.render(settings or loopback_settings()))[layout.INSTALL_SCRIPT]
+    if compile_bytecode:
+        return text
+    if COMPILE_FLAG not in text:
+        raise KeyError("the rendered install script no longer passes --compile-bytecode")
+    return text.replace(COMPILE_FLAG, "")
 
 
 def install_replacements(root: Path, *, cache: Path) -> dict[str, str]:
@@ -51,17 +59,20 @@ def clean_environment(*, pip_cache: Path, extra: Mapping[str, str] | None = None
     return env
 
 
-def write_install_script(root: Path, *, cache: Path, settings: HostSettings | None = None) -> Path:
+def write_install_script(root: Path, *, cache: Path, settings: HostSettings | None = None,
+                         compile_bytecode: bool = True) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     script = root / "mlflow-install"
-    script.write_text(remap(rendered_install_script(settings), install_replacements(root, cache=cache)))
+    text = rendered_install_script(settings, compile_bytecode=compile_bytecode)
+    script.write_text(remap(text, install_replacements(root, cache=cache)))
     script.chmod(0o755)
     return script
 
 
-def run_install(root: Path, *, cache: Path, pip_cache: Path, settings: HostSettings | None = None) -> Path:
+def run_install(root: Path, *, cache: Path, pip_cache: Path, settings: HostSettings | None = None,
+                compile_bytecode: bool = True) -> Path:
     """Run the rendered install script into root/venv; returns the venv. Raises on failure."""
-    script = write_install_script(root, cache=cache, settings=settings)
+    script = write_install_script(root, cache=cache, settings=settings, compile_bytecode=compile_bytecode)
     result = subprocess.run([str(script)], env=clean_environment(pip_cache=pip_cache), capture_output=True,
                             text=True, timeout=INSTALL_TIMEOUT_SECONDS, check=False)
     if result.returncode != 0:
@@ -69,14 +80,15 @@ def run_install(root: Path, *, cache: Path, pip_cache: Path, settings: HostSetti
     return root / "venv"
 
 
-def host_venv(settings: HostSettings | None = None) -> Path:
+def host_venv(settings: HostSettings | None = None, *, compile_bytecode: bool = True) -> Path:
     """A venv made by the rendered install script, kept between bench runs (keyed by the script's
     text), with a warm uv cache beside it."""
-    text = rendered_install_script(settings)
+    text = rendered_install_script(settings, compile_bytecode=compile_bytecode)
     key = hashlib.sha256(text.encode()).hexdigest()[:12]
     root = CACHE_HOME / f"host-{key}"
     venv = root / "venv"
     if not (venv / "bin" / "mlflow").exists():
         print(f"building the host venv with the rendered install script in {root}", file=sys.stderr, flush=True)
-        run_install(root, cache=CACHE_HOME / "uv-cache", pip_cache=CACHE_HOME / "pip-cache", settings=settings)
+        run_install(root, cache=CACHE_HOME / "uv-cache", pip_cache=CACHE_HOME / "pip-cache", settings=settings,
+                    compile_bytecode=compile_bytecode)
     return venv

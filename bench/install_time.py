@@ -1,22 +1,25 @@
 """Install time: the rendered install script (uv, bytecode compiled) against plain pip, cold caches.
 
-Each run installs the server's pinned requirements twice from PyPI, in alternating order, each into a
-fresh directory with fresh, empty caches:
+Each run installs the server's pinned requirements from PyPI once per method, each method first in
+turn, each into a fresh directory with fresh, empty caches:
   rendered  the user data's mlflow-install, paths remapped (includes its bootstrap of uv with pip)
   pip       `/usr/bin/python3 -m venv` + that venv's pip install of the same requirements (pip compiles
             bytecode by default, so both venvs end up with .pyc files; their counts are printed)
+  rendered, no compile   (--with-no-compile) the rendered script without uv's --compile-bytecode
 Target: rendered <= 1/3 of pip's time.
 
-    .venv/bin/python -m bench.install_time [--runs 5]
+    .venv/bin/python -m bench.install_time [--runs 5] [--with-no-compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import log, print_machine, print_table, ratio, summarize, verdict
@@ -32,14 +35,15 @@ def bytecode_files(venv: Path) -> int:
     return sum(1 for _ in venv.glob("lib/python3*/site-packages/**/*.pyc"))
 
 
-def time_rendered(work: Path) -> tuple[float, int]:
+def time_rendered(work: Path, *, compile_bytecode: bool = True) -> tuple[float, int]:
     start = time.monotonic()
-    venv = run_install(work / "rendered", cache=work / "uv-cache", pip_cache=work / "pip-cache-bootstrap")
+    venv = run_install(work / "rendered", cache=work / "uv-cache", pip_cache=work / "pip-cache-bootstrap",
+                       compile_bytecode=compile_bytecode)
     elapsed = time.monotonic() - start
     return elapsed, bytecode_files(venv)
 
 
-def time_pip(work: Path, requirements: list[str]) -> tuple[float, int]:
+def time_pip(work: Path, *, requirements: list[str]) -> tuple[float, int]:
     venv = work / "pip" / "venv"
     env = clean_environment(pip_cache=work / "pip-cache")
     start = time.monotonic()
@@ -62,42 +66,48 @@ def pip_version() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--with-no-compile", action="store_true",
+                        help="also time the rendered script without uv's --compile-bytecode (an experiment)")
     args = parser.parse_args(argv)
 
     requirements = pins.python_requirements(loopback_settings().mlflow_version)
     print_machine()
     print(f"requirements: {' '.join(requirements)}; python: {SYSTEM_PYTHON}; {pip_version()}; uv {pins.UV_VERSION}")
 
-    rendered_times: list[float] = []
-    pip_times: list[float] = []
+    methods: dict[str, Callable[[Path], tuple[float, int]]] = {
+        "rendered": time_rendered,
+        "pip": functools.partial(time_pip, requirements=requirements),
+    }
+    if args.with_no_compile:
+        methods["rendered, no compile"] = functools.partial(time_rendered, compile_bytecode=False)
+    names = list(methods)
+    times: dict[str, list[float]] = {name: [] for name in names}
     rows: list[list[object]] = []
     for run in range(args.runs):
-        order = ["rendered", "pip"] if run % 2 == 0 else ["pip", "rendered"]
+        order = names[run % len(names):] + names[:run % len(names)]  # each method goes first in turn
         figures: dict[str, tuple[float, int]] = {}
         for method in order:
-            work = Path(tempfile.mkdtemp(prefix=f"bench-install-{method}-"))
+            work = Path(tempfile.mkdtemp(prefix="bench-install-"))
             try:
                 log(f"run {run + 1}/{args.runs}: {method}")
-                figures[method] = time_rendered(work) if method == "rendered" else time_pip(work, requirements)
+                figures[method] = methods[method](work)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-        rendered_times.append(figures["rendered"][0])
-        pip_times.append(figures["pip"][0])
-        rows.append([run + 1, " then ".join(order), f"{figures['rendered'][0]:.1f}", f"{figures['pip'][0]:.1f}",
-                     f"{ratio(figures['rendered'][0], figures['pip'][0]):.2f}",
-                     figures["rendered"][1], figures["pip"][1]])
-        log(f"run {run + 1}: rendered {figures['rendered'][0]:.1f} s, pip {figures['pip'][0]:.1f} s")
+            times[method].append(figures[method][0])
+        rows.append([run + 1, " > ".join(order), *(f"{figures[n][0]:.1f}" for n in names),
+                     *(f"{ratio(figures[n][0], figures['pip'][0]):.2f}" for n in names if n != "pip"),
+                     *(figures[n][1] for n in names)])
+        log(f"run {run + 1}: " + ", ".join(f"{n} {figures[n][0]:.1f} s" for n in names))
 
+    others = [n for n in names if n != "pip"]
     print_table("Install time per run (s, cold caches)",
-                ["run", "order", "rendered (uv)", "pip", "rendered/pip", ".pyc rendered", ".pyc pip"], rows)
-    ratios = [ratio(r, p) for r, p in zip(rendered_times, pip_times, strict=True)]
-    ratio_summary = summarize(ratios)
-    print_table("Install time", ["figure", "median (min, max)", "target", "result"], [
-        ["rendered install script (s)", summarize(rendered_times).show(1), "", ""],
-        ["python -m venv + pip install (s)", summarize(pip_times).show(1), "", ""],
-        ["rendered / pip (per run)", ratio_summary.show(2), f"<= {TARGET_RATIO:.2f}",
-         verdict(ratio_summary.median <= TARGET_RATIO)],
-    ])
+                ["run", "order", *names, *(f"{n} / pip" for n in others), *(f".pyc {n}" for n in names)], rows)
+    summary_rows: list[list[object]] = [[f"{n} (s)", summarize(times[n]).show(1), "", ""] for n in names]
+    for name in others:
+        ratios = summarize(ratio(a, b) for a, b in zip(times[name], times["pip"], strict=True))
+        target = f"<= {TARGET_RATIO:.2f}"
+        summary_rows.append([f"{name} / pip (per run)", ratios.show(2), target, verdict(ratios.median <= TARGET_RATIO)])
+    print_table("Install time", ["figure", "median (min, max)", "target", "result"], summary_rows)
 
 
 if __name__ == "__main__":
