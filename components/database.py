@@ -17,6 +17,7 @@ import pulumi_random as random
 import naming
 from components.naming_rules import dns_safe
 from components.network import POSTGRES_PORT
+from components.parameters import put_parameters
 
 MASTER_USERNAME = "mlflow"
 PROTECTED_BACKUP_DAYS = 7
@@ -102,15 +103,7 @@ class Database(pulumi.ComponentResource):
             (naming.DB_USERNAME, MASTER_USERNAME),
             (naming.DB_PASSWORD, password.result),
         ]
-        for parameter, value in facts:
-            aws.ssm.Parameter(
-                f"{name}-{parameter.suffix.replace('/', '-')}",
-                name=naming.parameter_name(args.ssm_prefix, parameter),
-                type="SecureString" if parameter.secure else "String",
-                value=value,
-                description=f"MLflow backend store: {parameter.suffix}",
-                opts=child,
-            )
+        put_parameters(name, args.ssm_prefix, facts, described_as="MLflow backend store", parent=self)
 
         self.instance_id = instance.identifier
         self.address = instance.address

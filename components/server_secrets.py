@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_random as random
 
 import naming
+from components.parameters import put_parameters
 
 ADMIN_PASSWORD_LENGTH = 32
 FLASK_SECRET_KEY_LENGTH = 64
@@ -43,15 +43,7 @@ class ServerSecrets(pulumi.ComponentResource):
             (naming.ADMIN_PASSWORD, admin_password.result),
             (naming.FLASK_SECRET_KEY, flask_secret_key.result),
         ]
-        for parameter, value in values:
-            aws.ssm.Parameter(
-                f"{name}-{parameter.suffix.replace('/', '-')}",
-                name=naming.parameter_name(args.ssm_prefix, parameter),
-                type="SecureString" if parameter.secure else "String",
-                value=value,
-                description=f"MLflow server: {parameter.suffix}",
-                opts=child,
-            )
+        put_parameters(name, args.ssm_prefix, values, described_as="MLflow server", parent=self)
 
         self.admin_username = args.admin_username
         self.admin_password = pulumi.Output.secret(admin_password.result)

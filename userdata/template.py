@@ -1,16 +1,16 @@
-"""Fill `{{name}}` placeholders in the files under templates/host/ (no other syntax, so shell,
-nginx and Python `$`/`{}` pass through untouched). Every value must be used and every placeholder
-filled."""
+"""Fill `{{name}}` placeholders in the files under templates/ (no other syntax, so shell, nginx and
+Python `$`/`{}` pass through untouched). Every value must be used and every placeholder filled."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-TEMPLATE_DIR = Path(__file__).parent / "templates" / "host"
+TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATE_DIR = TEMPLATES / "host"
 
 
-def fill(name: str, **values: str) -> str:
-    text = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
+def fill(name: str, template_dir: Path = TEMPLATE_DIR, /, **values: str) -> str:
+    text = (template_dir / name).read_text(encoding="utf-8")
     for key, value in values.items():
         placeholder = "{{" + key + "}}"
         if placeholder not in text:

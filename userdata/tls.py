@@ -8,11 +8,10 @@ redirecting. certbot runs that switch as its deploy hook, so renewals (certbot.t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from userdata import layout
 from userdata.files import HostFile
 from userdata.settings import HostSettings
+from userdata.template import TEMPLATES, fill
 
 SITES_AVAILABLE = f"{layout.NGINX_DIR}/sites-available"
 PENDING_SITE = f"{SITES_AVAILABLE}/mlflow-pending"
@@ -28,7 +27,7 @@ ACME_WEBROOT = "/var/lib/mlflow-acme"
 LETSENCRYPT_DIR = "/etc/letsencrypt"
 HTTPS_PORT = 443
 
-TEMPLATE_DIR = Path(__file__).parent / "templates" / "tls"
+TEMPLATE_DIR = TEMPLATES / "tls"
 
 # One issuance run: an immediate attempt, then one after each delay; each certbot call is bounded.
 ATTEMPT_DELAYS_SECONDS = (30, 120)
@@ -59,15 +58,15 @@ def tls_files(s: HostSettings) -> list[HostFile]:
         return []
     attempts = 1 + len(ATTEMPT_DELAYS_SECONDS)
     run_timeout = sum(ATTEMPT_DELAYS_SECONDS) + attempts * CERTBOT_TIMEOUT_SECONDS + 60
-    service = _template(
+    service = _fill(
         "mlflow-certificate.service", hostname=s.public_hostname, issuance_script=ISSUANCE_SCRIPT,
         run_timeout_seconds=str(run_timeout),
     )
-    timer = _template(
+    timer = _fill(
         "mlflow-certificate.timer", hostname=s.public_hostname,
         retry_interval_seconds=str(RETRY_INTERVAL_SECONDS),
     )
-    site_switch = _template(
+    site_switch = _fill(
         "mlflow-tls-site.sh", site_switch=SITE_SWITCH, enabled_site=ENABLED_SITE,
         sites_available=SITES_AVAILABLE,
     )
@@ -84,14 +83,14 @@ def tls_files(s: HostSettings) -> list[HostFile]:
 
 
 def pending_site(s: HostSettings) -> str:
-    return _template(
+    return _fill(
         "nginx-pending.conf", hostname=s.public_hostname, http_port=str(layout.HTTP_PORT),
         acme_challenge=_acme_challenge_location(s), upstream=layout.NGINX_UPSTREAM_NAME,
     )
 
 
 def https_site(s: HostSettings) -> str:
-    return _template(
+    return _fill(
         "nginx-https.conf", hostname=s.public_hostname, http_port=str(layout.HTTP_PORT),
         https_port=str(HTTPS_PORT), acme_challenge=_acme_challenge_location(s),
         upstream=layout.NGINX_UPSTREAM_NAME, certificate=certificate_path(s),
@@ -130,7 +129,7 @@ def certbot_account_args(s: HostSettings) -> str:
 
 
 def issuance_script(s: HostSettings) -> str:
-    return _template(
+    return _fill(
         "mlflow-certificate.sh",
         hostname=s.public_hostname,
         directory=s.acme_directory,
@@ -153,7 +152,7 @@ def issuance_script(s: HostSettings) -> str:
 
 def _acme_challenge_location(s: HostSettings) -> str:
     # DNS-01 needs nothing on port 80, and a restricted allowedCidrs may keep Let's Encrypt off it.
-    return "" if s.acme_dns_route53 else _template("acme-challenge.conf", webroot=ACME_WEBROOT)
+    return "" if s.acme_dns_route53 else _fill("acme-challenge.conf", webroot=ACME_WEBROOT)
 
 
 def _shell_word(value: str) -> str:
@@ -161,13 +160,5 @@ def _shell_word(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
-def _template(name: str, **values: str) -> str:
-    text = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
-    for key, value in values.items():
-        placeholder = "{{" + key + "}}"
-        if placeholder not in text:
-            raise KeyError(f"template {name} has no placeholder {placeholder}")
-        text = text.replace(placeholder, value)
-    if "{{" in text:
-        raise KeyError(f"template {name} left unfilled: {text[text.index('{{'):][:40]!r}")
-    return text
+def _fill(name: str, **values: str) -> str:
+    return fill(name, TEMPLATE_DIR, **values)
