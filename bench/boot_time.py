@@ -9,7 +9,7 @@ Split into the configure step (ExecStartPre) and the server's start (ExecStart t
 CPU seconds are printed too: on a busy 2-CPU machine the wall time is mostly waiting for a CPU.
 Target: restart under 15 s.
 
-    .venv/bin/python -m bench.boot_time [--runs 5] [--memory-mib 1024] [--bytecode pycache-prefix]
+    .venv/bin/python -m bench.boot_time [--runs 5] [--memory-mib 1024] [--bytecode compiled-at-install]
 """
 
 from __future__ import annotations
@@ -22,7 +22,16 @@ from dataclasses import dataclass
 
 from bench.common import cpu_seconds, log, print_machine, print_table, summarize, verdict
 from bench.host_install import host_venv
-from bench.stack import HealthWatcher, bench_stack, fresh_databases, rendered_workers, start_nginx_unwaited
+from bench.install_time import bytecode_files
+from bench.stack import (
+    HOST_ENVIRONMENT,
+    HealthWatcher,
+    bench_stack,
+    fresh_databases,
+    rendered_pycache_prefix,
+    rendered_workers,
+    start_nginx_unwaited,
+)
 from tests.support.loopback import STARTUP_TIMEOUT_SECONDS, ConfigureFailed, LoopbackStack
 
 TARGET_RESTART_SECONDS = 15.0
@@ -63,14 +72,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--memory-mib", type=int, default=1024, help="instance memory the settings are rendered for")
-    parser.add_argument("--bytecode", choices=["install", "pycache-prefix"], default="install",
-                        help="install: the rendered venv, compiled at install; pycache-prefix (an experiment): "
-                             "installed without compiling, PYTHONPYCACHEPREFIX in a writable cache directory, "
-                             "emptied before each first boot")
+    parser.add_argument("--bytecode", choices=["rendered", "compiled-at-install", "pycache-prefix"],
+                        default="rendered",
+                        help="rendered: as the user data does it; the others are experiments: the venv "
+                             "compiled at install (uv --compile-bytecode, no PYTHONPYCACHEPREFIX), or installed "
+                             "without compiling and PYTHONPYCACHEPREFIX in a writable directory, emptied before "
+                             "each first boot")
     args = parser.parse_args(argv)
 
     print_machine()
-    venv = host_venv(compile_bytecode=args.bytecode == "install")
+    compile_bytecode = {"rendered": None, "compiled-at-install": True, "pycache-prefix": False}[args.bytecode]
+    venv = host_venv(compile_bytecode=compile_bytecode)
     timings: dict[str, list[BootTiming]] = {"first boot": [], "restart": []}
     with bench_stack(venv, start=False, instance_memory_mib=args.memory_mib) as stack:
         workers = rendered_workers(stack)
@@ -78,11 +90,18 @@ def main(argv: list[str] | None = None) -> None:
         stack.prepare()
         stack.start_postgres()
         start_nginx_unwaited(stack)
-        pycache = stack.root / "pycache"
-        env = {"PYTHONPYCACHEPREFIX": str(pycache), "PYTHONDONTWRITEBYTECODE": ""} if args.bytecode != "install" else {}
+        env = dict(HOST_ENVIRONMENT)
+        pycache = rendered_pycache_prefix(stack)
+        if args.bytecode == "compiled-at-install":
+            env["PYTHONPYCACHEPREFIX"], pycache = "", None
+        elif args.bytecode == "pycache-prefix" and pycache is None:
+            pycache = stack.root / "pycache"
+            env["PYTHONPYCACHEPREFIX"] = str(pycache)
+        print(f"bytecode: {args.bytecode}; venv .pyc files: {bytecode_files(venv)}; pycache prefix: {pycache}")
         for run in range(args.runs):
             fresh_databases(stack)
-            shutil.rmtree(pycache, ignore_errors=True)
+            if pycache is not None:  # a new instance's cache directory is empty
+                shutil.rmtree(pycache, ignore_errors=True)
             for kind in ("first boot", "restart"):
                 timing = timed_start(stack, env)
                 timings[kind].append(timing)

@@ -2,8 +2,8 @@
 
 Its paths are remapped into a directory of ours: the venv (`/opt/mlflow/venv`), uv's own venv
 (`/opt/uv`) and uv's cache (`/var/cache/uv`). Everything else, the commands, the pins and
-`/usr/bin/python3`, is the rendered text. The loopback benches run MLflow from a venv made this way,
-bytecode compiled like the host's, instead of the project's venv.
+`/usr/bin/python3`, is the rendered text. The loopback benches run MLflow from a venv made this way
+instead of the project's venv (which may lack bytecode and is not what the host runs).
 """
 
 from __future__ import annotations
@@ -29,16 +29,26 @@ _INDEX_VARIABLES = ("PIP_", "UV_", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV", "PY
 
 
 COMPILE_FLAG = " --compile-bytecode"
+# Where the flag goes when an experiment adds it back: uv's install line names the venv's python.
+_COMPILE_ANCHOR = 'pip install --quiet --python "$venv/bin/python"'
 
 
-def rendered_install_script(settings: HostSettings | None = None, *, compile_bytecode: bool = True) -> str:
-    """The rendered mlflow-install; compile_bytecode=False drops uv's --compile-bytecode (an experiment)."""
+def rendered_install_script(settings: HostSettings | None = None, *, compile_bytecode: bool | None = None) -> str:
+    """The rendered mlflow-install. compile_bytecode None: as rendered; True/False: uv's
+    --compile-bytecode added or removed (an experiment against the rendered choice)."""
     text = rendered_files(userdata.render(settings or loopback_settings()))[layout.INSTALL_SCRIPT]
-    if compile_bytecode:
+    if compile_bytecode is None or (COMPILE_FLAG in text) == compile_bytecode:
         return text
-    if COMPILE_FLAG not in text:
-        raise KeyError("the rendered install script no longer passes --compile-bytecode")
-    return text.replace(COMPILE_FLAG, "")
+    if not compile_bytecode:
+        return text.replace(COMPILE_FLAG, "")
+    if _COMPILE_ANCHOR not in text:
+        raise KeyError(f"the rendered install script has no {_COMPILE_ANCHOR!r} to add --compile-bytecode to")
+    return text.replace(_COMPILE_ANCHOR, _COMPILE_ANCHOR + COMPILE_FLAG)
+
+
+def renders_compiled() -> bool:
+    """Whether the rendered install script compiles bytecode at install time."""
+    return COMPILE_FLAG in rendered_install_script()
 
 
 def install_replacements(root: Path, *, cache: Path) -> dict[str, str]:
@@ -60,7 +70,7 @@ def clean_environment(*, pip_cache: Path, extra: Mapping[str, str] | None = None
 
 
 def write_install_script(root: Path, *, cache: Path, settings: HostSettings | None = None,
-                         compile_bytecode: bool = True) -> Path:
+                         compile_bytecode: bool | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     script = root / "mlflow-install"
     text = rendered_install_script(settings, compile_bytecode=compile_bytecode)
@@ -70,7 +80,7 @@ def write_install_script(root: Path, *, cache: Path, settings: HostSettings | No
 
 
 def run_install(root: Path, *, cache: Path, pip_cache: Path, settings: HostSettings | None = None,
-                compile_bytecode: bool = True) -> Path:
+                compile_bytecode: bool | None = None) -> Path:
     """Run the rendered install script into root/venv; returns the venv. Raises on failure."""
     script = write_install_script(root, cache=cache, settings=settings, compile_bytecode=compile_bytecode)
     result = subprocess.run([str(script)], env=clean_environment(pip_cache=pip_cache), capture_output=True,
@@ -80,7 +90,7 @@ def run_install(root: Path, *, cache: Path, pip_cache: Path, settings: HostSetti
     return root / "venv"
 
 
-def host_venv(settings: HostSettings | None = None, *, compile_bytecode: bool = True) -> Path:
+def host_venv(settings: HostSettings | None = None, *, compile_bytecode: bool | None = None) -> Path:
     """A venv made by the rendered install script, kept between bench runs (keyed by the script's
     text), with a warm uv cache beside it."""
     text = rendered_install_script(settings, compile_bytecode=compile_bytecode)

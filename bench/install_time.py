@@ -1,14 +1,14 @@
-"""Install time: the rendered install script (uv, bytecode compiled) against plain pip, cold caches.
+"""Install time: the rendered install script (uv) against plain pip, cold caches.
 
 Each run installs the server's pinned requirements from PyPI once per method, each method first in
 turn, each into a fresh directory with fresh, empty caches:
   rendered  the user data's mlflow-install, paths remapped (includes its bootstrap of uv with pip)
   pip       `/usr/bin/python3 -m venv` + that venv's pip install of the same requirements (pip compiles
-            bytecode by default, so both venvs end up with .pyc files; their counts are printed)
-  rendered, no compile   (--with-no-compile) the rendered script without uv's --compile-bytecode
+            every module's bytecode by default; each venv's count of .pyc files is printed)
+  (--with-other-bytecode) the rendered script with uv's --compile-bytecode flipped, an experiment
 Target: rendered <= 1/3 of pip's time.
 
-    .venv/bin/python -m bench.install_time [--runs 5] [--with-no-compile]
+    .venv/bin/python -m bench.install_time [--runs 5] [--with-other-bytecode]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import log, print_machine, print_table, ratio, summarize, verdict
-from bench.host_install import INSTALL_TIMEOUT_SECONDS, clean_environment, run_install
+from bench.host_install import INSTALL_TIMEOUT_SECONDS, clean_environment, renders_compiled, run_install
 from tests.support.loopback import loopback_settings
 from userdata import pins
 
@@ -35,7 +35,7 @@ def bytecode_files(venv: Path) -> int:
     return sum(1 for _ in venv.glob("lib/python3*/site-packages/**/*.pyc"))
 
 
-def time_rendered(work: Path, *, compile_bytecode: bool = True) -> tuple[float, int]:
+def time_rendered(work: Path, *, compile_bytecode: bool | None = None) -> tuple[float, int]:
     start = time.monotonic()
     venv = run_install(work / "rendered", cache=work / "uv-cache", pip_cache=work / "pip-cache-bootstrap",
                        compile_bytecode=compile_bytecode)
@@ -66,8 +66,8 @@ def pip_version() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--with-no-compile", action="store_true",
-                        help="also time the rendered script without uv's --compile-bytecode (an experiment)")
+    parser.add_argument("--with-other-bytecode", action="store_true",
+                        help="also time the rendered script with uv's --compile-bytecode flipped (an experiment)")
     args = parser.parse_args(argv)
 
     requirements = pins.python_requirements(loopback_settings().mlflow_version)
@@ -78,8 +78,10 @@ def main(argv: list[str] | None = None) -> None:
         "rendered": time_rendered,
         "pip": functools.partial(time_pip, requirements=requirements),
     }
-    if args.with_no_compile:
-        methods["rendered, no compile"] = functools.partial(time_rendered, compile_bytecode=False)
+    if args.with_other_bytecode:
+        compiled = renders_compiled()
+        label = "rendered without --compile-bytecode" if compiled else "rendered + --compile-bytecode"
+        methods[label] = functools.partial(time_rendered, compile_bytecode=not compiled)
     names = list(methods)
     times: dict[str, list[float]] = {name: [] for name in names}
     rows: list[list[object]] = []

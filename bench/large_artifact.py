@@ -4,13 +4,18 @@ server's memory during each transfer.
 The file is generated in chunks (never whole in memory) into a temporary directory. Each run logs it
 with `MlflowClient.log_artifact` through nginx (basic auth) and downloads it with
 `mlflow.artifacts.download_artifacts`, once per mode:
-  single     one streamed PUT up, one GET down (MLflow's defaults)
-  multipart  MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD and _DOWNLOAD on: parts through the server
+  single     one streamed PUT up, one GET down (MLflow's defaults): the bytes pass nginx and MLflow,
+             which fetches a download from S3 into its temporary directory before sending it
+  multipart  MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD and _DOWNLOAD on: MLflow hands out presigned S3 URLs
+             and the parts go straight between the client and S3 (moto here), past nginx and MLflow
+--split-download adds a raw GET of the single-mode artifact: the time to its first byte (MLflow
+fetching from S3) apart from the streaming MB/s (MLflow -> nginx -> client); --via direct skips nginx.
 The summed PSS and RSS of MLflow's processes (not moto's, which holds the object) are sampled every
 100 ms; growth = peak during the transfer - median of the second before it. Target: both succeed and
 grow by less than 100 MB (streaming, not buffering). MB = 10^6 bytes.
 
     .venv/bin/python -m bench.large_artifact [--runs 5] [--size-mib 1024] [--modes single multipart]
+        [--variant buffered] [--via direct] [--split-download]
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bench.common import MIB, MemorySampler, log, print_machine, print_table, summarize, verdict
 from bench.host_install import host_venv
 from bench.stack import NGINX_VARIANTS, bench_stack
 from tests.support.loopback import LoopbackStack
 
+T = TypeVar("T")
 TARGET_GROWTH_MB = 100.0
 CHUNK = 8 * MIB
 MODES: dict[str, dict[str, str]] = {
@@ -90,7 +97,7 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def timed_transfer(stack: LoopbackStack, action: Callable[[], object]) -> tuple[Transfer, object]:
+def timed_transfer(stack: LoopbackStack, action: Callable[[], T]) -> tuple[Transfer, T]:
     """Runs `action` while sampling MLflow's memory; returns the figures and what `action` returned."""
     with MemorySampler(stack.mlflow_process_ids, interval=0.1, limit=3600) as sampler:
         time.sleep(1.0)
@@ -107,8 +114,27 @@ def timed_transfer(stack: LoopbackStack, action: Callable[[], object]) -> tuple[
                     peak_pss * to_mb), returned
 
 
-def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory_mib: int,
-            variant: str) -> dict[tuple[str, str], list[Transfer]]:
+def raw_get(url: str, auth: tuple[str, str]) -> tuple[float, float, str]:
+    """GET `url` streamed, nothing written: (seconds to the first byte, seconds of streaming, sha256)."""
+    import requests
+
+    digest = hashlib.sha256()
+    with requests.Session() as http:
+        http.trust_env = False
+        started = time.monotonic()
+        with http.get(url, auth=auth, stream=True, timeout=3600) as response:
+            response.raise_for_status()
+            chunks = response.iter_content(MIB)
+            first = next(chunks, b"")
+            first_byte = time.monotonic()
+            digest.update(first)
+            for chunk in chunks:
+                digest.update(chunk)
+        return first_byte - started, time.monotonic() - first_byte, digest.hexdigest()
+
+
+def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory_mib: int, variant: str,
+            via: str, split_download: bool) -> dict[tuple[str, str], list[Transfer]]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -119,15 +145,17 @@ def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory
         log(f"writing {size / MIB:.0f} MiB to {source}")
         expected = write_random_file(source, size)
         with bench_stack(venv, variant=variant, instance_memory_mib=memory_mib) as stack, environment({
-            "MLFLOW_TRACKING_URI": stack.tracking_uri,
+            "MLFLOW_TRACKING_URI": base_uri(stack, via),
             "MLFLOW_TRACKING_USERNAME": stack.admin_username,
             "MLFLOW_TRACKING_PASSWORD": stack.admin_password,
             "NO_PROXY": "127.0.0.1,localhost",
         }):
-            mlflow.set_tracking_uri(stack.tracking_uri)
-            client = MlflowClient(stack.tracking_uri)
+            mlflow.set_tracking_uri(base_uri(stack, via))
+            client = MlflowClient(base_uri(stack, via))
             experiment_id = client.create_experiment("bench-large-artifact")
-            run_id = client.create_run(experiment_id).info.run_id
+            run = client.create_run(experiment_id)
+            run_id = run.info.run_id
+            artifact_root = run.info.artifact_uri.removeprefix("mlflow-artifacts:/").strip("/")
             s3 = stack.s3_client()
             target = work / "download"
             for repetition in range(runs):
@@ -141,6 +169,20 @@ def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory
                         down, downloaded = timed_transfer(stack, download)
                     if sha256_of(Path(str(downloaded))) != expected:
                         raise RuntimeError(f"{mode}: the downloaded artifact's sha256 differs")
+                    if split_download and mode == "single":
+                        url = (f"{base_uri(stack, via)}/api/2.0/mlflow-artifacts/artifacts/{artifact_root}/"
+                               f"{artifact_dir}/{source.name}")
+                        auth = (stack.admin_username, stack.admin_password)
+                        split, (first_byte, streaming, digest) = timed_transfer(
+                            stack, functools.partial(raw_get, url, auth))
+                        if digest != expected:
+                            raise RuntimeError("raw GET: the artifact's sha256 differs")
+                        results.setdefault(("raw GET", "to first byte"), []).append(
+                            Transfer(first_byte, split.pss_growth_mb, split.rss_growth_mb, split.peak_pss_mb))
+                        results.setdefault(("raw GET", "streaming"), []).append(
+                            Transfer(streaming, split.pss_growth_mb, split.rss_growth_mb, split.peak_pss_mb))
+                        log(f"raw GET: first byte after {first_byte:.1f} s (the server fetching from S3), then "
+                            f"{megabytes_per_second(size, streaming):.0f} MB/s streaming")
                     shutil.rmtree(target)
                     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket):
                         for item in page.get("Contents", []):
@@ -155,6 +197,10 @@ def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory
     return results
 
 
+def base_uri(stack: LoopbackStack, via: str) -> str:
+    return stack.tracking_uri if via == "nginx" else stack.direct_uri
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5)
@@ -162,23 +208,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=sorted(MODES, reverse=True))
     parser.add_argument("--memory-mib", type=int, default=1024, help="instance memory the settings are rendered for")
     parser.add_argument("--variant", choices=sorted(NGINX_VARIANTS), default="rendered")
+    parser.add_argument("--via", choices=["nginx", "direct"], default="nginx", help="direct: MLflow's own port")
+    parser.add_argument("--split-download", action="store_true",
+                        help="also GET the artifact raw (single mode): time to first byte, then streaming MB/s")
     args = parser.parse_args(argv)
 
     print_machine()
     size = args.size_mib * MIB
     results = measure(host_venv(), runs=args.runs, size=size, modes=args.modes, memory_mib=args.memory_mib,
-                      variant=args.variant)
+                      variant=args.variant, via=args.via, split_download=args.split_download)
     rows: list[list[object]] = []
     for (mode, direction), transfers in sorted(results.items()):
         growth = max(t.pss_growth_mb for t in transfers)
-        rows.append([mode, direction, summarize(megabytes_per_second(size, t.seconds) for t in transfers).show(0),
+        rate = "" if direction == "to first byte" else summarize(
+            megabytes_per_second(size, t.seconds) for t in transfers).show(0)
+        rows.append([mode, direction, summarize(t.seconds for t in transfers).show(1), rate,
                      summarize(t.pss_growth_mb for t in transfers).show(0), f"{growth:.0f}",
                      summarize(t.rss_growth_mb for t in transfers).show(0),
                      f"{max(t.peak_pss_mb for t in transfers):.0f}", f"< {TARGET_GROWTH_MB:.0f}",
                      verdict(growth < TARGET_GROWTH_MB)])
-    print_table(f"{args.size_mib} MiB artifact through nginx ({args.memory_mib} MiB settings, nginx variant "
+    print_table(f"{args.size_mib} MiB artifact via {args.via} ({args.memory_mib} MiB settings, nginx variant "
                 f"{args.variant}; sha256 checked every run)",
-                ["mode", "direction", "MB/s", "MLflow PSS growth MB", "worst growth", "RSS growth MB",
+                ["mode", "direction", "seconds", "MB/s", "MLflow PSS growth MB", "worst growth", "RSS growth MB",
                  "peak PSS MB", "target", "result"], rows)
 
 

@@ -157,7 +157,6 @@ class Network(pulumi.ComponentResource):
 
         self.vpc_id = vpc.id
         self.public_subnet_id = public_subnet.id
-        self.public_availability_zone = zones[0]
         self.private_subnet_ids = [subnet.id for subnet in private_subnets]
         self.web_security_group_id = web.id
         self.db_security_group_id = database.id

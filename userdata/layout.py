@@ -14,6 +14,8 @@ VENV_DIR = "/opt/mlflow/venv"
 UV_DIR = "/opt/uv"
 UV_CACHE_DIR = "/var/cache/uv"
 STATE_DIR = "/var/lib/mlflow"
+CACHE_DIR = "/var/cache/mlflow"  # mlflow.service's CacheDirectory=
+PYCACHE_DIR = f"{CACHE_DIR}/pycache"
 CONFIG_DIR = "/etc/mlflow"
 ENV_FILE = f"{CONFIG_DIR}/mlflow.env"
 AUTH_CONFIG = f"{CONFIG_DIR}/basic_auth.ini"

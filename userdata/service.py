@@ -48,6 +48,7 @@ def unit(s: HostSettings) -> str:
         region=s.region,
         auth_config=layout.AUTH_CONFIG,
         job_execution="true" if s.job_runner else "false",
+        pycache_dir=layout.PYCACHE_DIR,
         env_file=layout.ENV_FILE,
         configure_script=layout.CONFIGURE_SCRIPT,
         exec_start=shlex.join(server_command(s)),

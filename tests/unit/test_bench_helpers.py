@@ -198,3 +198,14 @@ def test_random_file_digest_matches_its_bytes(tmp_path):
     assert path.stat().st_size == large_artifact.CHUNK + 123
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest() == large_artifact.sha256_of(path)
     assert large_artifact.megabytes_per_second(2_000_000, 2.0) == 1.0
+
+
+def test_install_script_experiment_flips_only_the_bytecode_flag():
+    rendered = host_install.rendered_install_script()
+    compiled = host_install.rendered_install_script(compile_bytecode=True)
+    plain = host_install.rendered_install_script(compile_bytecode=False)
+    assert compiled.count("--compile-bytecode") == 1
+    assert "--compile-bytecode" not in plain
+    assert rendered in (compiled, plain)
+    assert compiled.replace(" --compile-bytecode", "") == plain
+    assert host_install.renders_compiled() == (rendered == compiled)

@@ -135,13 +135,16 @@ def test_random_secret_values_never_appear_whatever_the_settings():
 
 # -- install --------------------------------------------------------------------------------------
 
-def test_install_pins_mlflow_and_its_companions_and_compiles_bytecode():
+def test_install_pins_mlflow_and_its_companions_and_leaves_bytecode_to_the_service():
     install = files(dataclasses.replace(SETTINGS, mlflow_version="3.9.1"))[layout.INSTALL_SCRIPT]["content"]
     assert "'mlflow[auth]==3.9.1'" in install
     assert f"psycopg2-binary=={pins.PSYCOPG2_BINARY_VERSION}" in install
     assert f"boto3=={pins.BOTO3_VERSION}" in install
     assert f'"uv=={pins.UV_VERSION}"' in install
-    assert "--compile-bytecode" in install
+    assert "--compile-bytecode" not in install
+    unit = files()[layout.UNIT_PATH]["content"].splitlines()
+    assert f"Environment=PYTHONPYCACHEPREFIX={layout.PYCACHE_DIR}" in unit
+    assert "CacheDirectory=mlflow" in unit and layout.PYCACHE_DIR.startswith("/var/cache/mlflow/")
     assert f"venv={layout.VENV_DIR}\n" in install
     assert document()["runcmd"][0] == layout.INSTALL_SCRIPT
 

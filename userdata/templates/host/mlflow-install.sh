@@ -1,6 +1,7 @@
 #!/bin/bash
-# Installs the pinned MLflow server into its venv with uv (bytecode compiled: the mlflow user cannot
-# write .pyc files, so without it every start would compile again). Safe to run again.
+# Installs the pinned MLflow server into its venv with uv. Safe to run again. No bytecode is compiled
+# here: mlflow.service caches the bytecode of what it imports in PYTHONPYCACHEPREFIX, a fraction of the
+# ~8,600 modules the venv holds (bench/RESULTS.md: install time).
 set -euo pipefail
 
 venv={{venv_dir}}
@@ -25,5 +26,5 @@ if [[ ! -x $uv_dir/bin/uv ]]; then
   attempt "$uv_dir/bin/pip" install --quiet --disable-pip-version-check "uv=={{uv_version}}"
 fi
 [[ -x $venv/bin/python ]] || "$uv_dir/bin/uv" venv --quiet --python /usr/bin/python3 "$venv"
-attempt "$uv_dir/bin/uv" pip install --quiet --python "$venv/bin/python" --compile-bytecode "${requirements[@]}"
+attempt "$uv_dir/bin/uv" pip install --quiet --python "$venv/bin/python" "${requirements[@]}"
 echo "mlflow-install: installed ${requirements[*]} into $venv"
