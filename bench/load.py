@@ -52,10 +52,13 @@ BODIES: dict[str, tuple[str, Callable[[str, int, int], dict[str, Any]]]] = {
 }
 
 
-def session(auth: Auth) -> requests.Session:
+def session(auth: Auth, *, fresh_connections: bool = False) -> requests.Session:
+    """fresh_connections: `Connection: close` on every request, a new TCP connection each time."""
     http = requests.Session()
     http.trust_env = False  # no proxy, no netrc: straight to 127.0.0.1
     http.auth = auth
+    if fresh_connections:
+        http.headers["Connection"] = "close"
     return http
 
 
@@ -71,8 +74,22 @@ def create_run(base_uri: str, auth: Auth, experiment: str) -> str:
         return run_id
 
 
+def create_editor(base_uri: str, admin: Auth, run_id: str, username: str, password: str) -> Auth:
+    """A non-admin user of MLflow's basic-auth app with EDIT on the run's experiment."""
+    with session(admin) as http:
+        run = http.get(f"{base_uri}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=30)
+        run.raise_for_status()
+        experiment_id = run.json()["run"]["info"]["experiment_id"]
+        http.post(f"{base_uri}/api/2.0/mlflow/users/create", json={"username": username, "password": password},
+                  timeout=30).raise_for_status()
+        http.post(f"{base_uri}/api/3.0/mlflow/users/permissions/grant",
+                  json={"username": username, "resource_type": "experiment", "resource_id": experiment_id,
+                        "permission": "EDIT"}, timeout=30).raise_for_status()
+    return (username, password)
+
+
 def run_load(base_uri: str, auth: Auth, kind: str, run_id: str, *, threads: int, max_requests: int,
-             max_seconds: float) -> LoadResult:
+             max_seconds: float, fresh_connections: bool = False) -> LoadResult:
     """`threads` clients post `kind` bodies until `max_requests` in all or `max_seconds`, whichever first."""
     path, body = BODIES[kind]
     url = base_uri + path
@@ -86,7 +103,7 @@ def run_load(base_uri: str, auth: Auth, kind: str, run_id: str, *, threads: int,
         latencies: list[float] = []
         errors = 0
         first_error = ""
-        with session(auth) as http:
+        with session(auth, fresh_connections=fresh_connections) as http:
             barrier.wait(timeout=60)
             deadline = deadline_box[0]
             for index in range(per_thread):

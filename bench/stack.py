@@ -38,10 +38,10 @@ NGINX_VARIANTS: dict[str, list[tuple[str, str, str]]] = {
         (layout.NGINX_UPSTREAM, f"    server {_UPSTREAM_SERVER};\n",
          f"    server {_UPSTREAM_SERVER};\n    keepalive 16;\n"),
     ],
-    # Unbuffered, but read from MLflow in 64 KiB instead of one memory page at a time.
-    "unbuffered-64k": [
-        (layout.NGINX_PROXY_SNIPPET, "proxy_buffering off;\n",
-         "proxy_buffering off;\nproxy_buffer_size 64k;\nproxy_buffers 4 64k;\n"),
+    # Unbuffered responses read from MLflow one memory page at a time (nginx's default buffer sizes).
+    "page-buffers": [
+        (layout.NGINX_PROXY_SNIPPET, "proxy_buffer_size 64k;\n", ""),
+        (layout.NGINX_PROXY_SNIPPET, "proxy_buffers 4 64k;\n", ""),
     ],
     # nginx's default buffering: request bodies spooled to disk before MLflow sees a byte, responses
     # read ahead into buffers and temporary files.

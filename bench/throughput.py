@@ -1,62 +1,89 @@
 """Throughput: log_metric and log_batch requests per second and latency, through nginx and direct.
 
-Three ways to the same server processes and database, interleaved within each repetition:
-  nginx   http://127.0.0.1:<nginx>, the rendered site, basic auth (what clients use)
-  direct  http://127.0.0.1:<mlflow port>, the same authenticated server without nginx
-  plain   the rendered ExecStart without `--app-name basic-auth` on another port (no authentication)
-nginx/direct isolates nginx's cost (target: >= 0.90, nginx costs at most 10%); direct/plain isolates
-basic-auth's; nginx/plain is the whole cost of the front door. Each repetition is bounded by a
-request count and a time; rps is the median (min, max) over repetitions, latencies pool them all.
-The client runs on the same machine, so its CPU competes with the server's.
+Five ways to the same server processes and database, interleaved within each repetition, every client
+thread with its own keep-alive session unless said otherwise:
+  nginx         http://127.0.0.1:<nginx>, the rendered site, basic auth as the admin (what clients use)
+  nginx-user    the same as a non-admin user with EDIT on the experiment (permission checks per request)
+  direct        http://127.0.0.1:<mlflow port>, the same authenticated server without nginx
+  direct-fresh  the same, a new connection per request (as nginx connects to MLflow: no upstream keep-alive)
+  plain         the rendered ExecStart without `--app-name basic-auth` on another port (no authentication),
+                a new connection per request
+nginx/direct-fresh is nginx's cost (target: >= 0.90, nginx costs at most 10%); nginx/direct compares with
+a keep-alive client straight to MLflow (which uvicorn slows by ~40 ms a request when --workers > 1,
+Kludex/uvicorn#3149); direct-fresh/plain is basic-auth's cost for the admin, nginx-user/nginx a non-admin's
+permission checks, nginx/plain the whole front door. Each repetition is bounded by a request count and
+a time; rps is the median (min, max) over repetitions, latencies pool them all. The client runs on the
+same machine, so its CPU competes with the server's.
 
     .venv/bin/python -m bench.throughput [--runs 5] [--memory-mib 2048] [--variant rendered]
+        [--targets nginx direct ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import log, print_machine, print_table, ratio, summarize, verdict
 from bench.host_install import host_venv
-from bench.load import BATCH_METRICS, BODIES, Auth, LoadResult, create_run, run_load
+from bench.load import BATCH_METRICS, BODIES, Auth, LoadResult, create_editor, create_run, run_load
 from bench.stack import NGINX_VARIANTS, PlainServer, bench_stack, rendered_workers
 
 TARGET_NGINX_RATIO = 0.90
 THREADS = (1, 8)
+TARGETS = ("nginx", "nginx-user", "direct", "direct-fresh", "plain")
+TARGET_RATIO = ("nginx", "direct-fresh")
+# (numerator, denominator, what the ratio shows); shown when both were measured.
+RATIOS = [
+    ("nginx", "direct-fresh", "nginx's cost"),
+    ("nginx", "direct", "vs a keep-alive client on MLflow's port"),
+    ("direct-fresh", "plain", "basic-auth's cost, admin"),
+    ("nginx-user", "nginx", "a non-admin's permission checks"),
+    ("nginx", "plain", "the front door"),
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    uri: str
+    auth: Auth
+    fresh_connections: bool = False
 
 
 def measure(venv: Path | None, *, memory_mib: int, variant: str, runs: int, max_requests: int,
-            max_seconds: float, with_plain: bool) -> tuple[int, dict[tuple[str, str, int], list[LoadResult]]]:
+            max_seconds: float, targets: list[str]) -> tuple[int, dict[tuple[str, str, int], list[LoadResult]]]:
     results: dict[tuple[str, str, int], list[LoadResult]] = {}
-    with bench_stack(venv, variant=variant, instance_memory_mib=memory_mib) as stack:
+    with bench_stack(venv, variant=variant, instance_memory_mib=memory_mib) as stack, ExitStack() as servers:
         workers = rendered_workers(stack)
-        auth: Auth = (stack.admin_username, stack.admin_password)
-        run_id = create_run(stack.tracking_uri, auth, "bench-throughput")
-        plain = PlainServer(stack) if with_plain else None
-        if plain is not None:
-            plain.__enter__()
-        try:
-            targets: dict[str, tuple[str, Auth]] = {"nginx": (stack.tracking_uri, auth),
-                                                    "direct": (stack.direct_uri, auth)}
-            if plain is not None:
-                targets["plain"] = (plain.uri, None)
-            for uri, target_auth in targets.values():  # warm every worker's caches and connections
-                for kind in BODIES:
-                    run_load(uri, target_auth, kind, run_id, threads=8, max_requests=80, max_seconds=10)
-            for repetition in range(runs):
-                for kind in BODIES:
-                    for threads in THREADS:
-                        for target, (uri, target_auth) in targets.items():
-                            result = run_load(uri, target_auth, kind, run_id, threads=threads,
-                                              max_requests=max_requests, max_seconds=max_seconds)
-                            if result.errors:
-                                log(f"{target} {kind}: {result.errors} errors, first: {result.first_error}")
-                            results.setdefault((kind, target, threads), []).append(result)
-                            log(f"rep {repetition + 1}/{runs} {kind} x{threads} {target}: {result.rps:.0f} rps")
-        finally:
-            if plain is not None:
-                plain.__exit__()
+        admin: Auth = (stack.admin_username, stack.admin_password)
+        run_id = create_run(stack.tracking_uri, admin, "bench-throughput")
+        every = {
+            "nginx": lambda: Target(stack.tracking_uri, admin),
+            "nginx-user": lambda: Target(stack.tracking_uri, create_editor(
+                stack.tracking_uri, admin, run_id, "bench-editor", secrets.token_urlsafe(16))),
+            "direct": lambda: Target(stack.direct_uri, admin),
+            "direct-fresh": lambda: Target(stack.direct_uri, admin, fresh_connections=True),
+            "plain": lambda: Target(servers.enter_context(PlainServer(stack)).uri, None, fresh_connections=True),
+        }
+        chosen = {name: every[name]() for name in every if name in targets}
+        for target in chosen.values():  # warm every worker's caches and connections
+            for kind in BODIES:
+                run_load(target.uri, target.auth, kind, run_id, threads=8, max_requests=80, max_seconds=10,
+                         fresh_connections=target.fresh_connections)
+        for repetition in range(runs):
+            for kind in BODIES:
+                for threads in THREADS:
+                    for name, target in chosen.items():
+                        result = run_load(target.uri, target.auth, kind, run_id, threads=threads,
+                                          max_requests=max_requests, max_seconds=max_seconds,
+                                          fresh_connections=target.fresh_connections)
+                        if result.errors:
+                            log(f"{name} {kind}: {result.errors} errors, first: {result.first_error}")
+                        results.setdefault((kind, name, threads), []).append(result)
+                        log(f"rep {repetition + 1}/{runs} {kind} x{threads} {name}: {result.rps:.0f} rps")
     return workers, results
 
 
@@ -74,24 +101,27 @@ def report(results: dict[tuple[str, str, int], list[LoadResult]], *, memory_mib:
                 ["request", "threads", "target", "requests/s median (min, max)", "errors", "p50 ms", "p95 ms",
                  "p99 ms"], rows)
 
+    present = [(a, b, label) for a, b, label in RATIOS if any(key[1] == a for key in results)
+               and any(key[1] == b for key in results)]
     ratio_rows: list[list[object]] = []
     for kind in BODIES:
         for threads in THREADS:
             def rps(target: str, kind: str = kind, threads: int = threads) -> list[float]:
                 return [r.rps for r in results.get((kind, target, threads), [])]
 
-            nginx_direct = summarize(ratio(a, b) for a, b in zip(rps("nginx"), rps("direct"), strict=True))
-            row: list[object] = [kind, threads, nginx_direct.show(2), f">= {TARGET_NGINX_RATIO:.2f}",
-                                 verdict(nginx_direct.median >= TARGET_NGINX_RATIO)]
-            if rps("plain"):
-                row += [summarize(ratio(a, b) for a, b in zip(rps("direct"), rps("plain"), strict=True)).show(2),
-                        summarize(ratio(a, b) for a, b in zip(rps("nginx"), rps("plain"), strict=True)).show(2)]
-            else:
-                row += ["", ""]
+            row: list[object] = [kind, threads]
+            for numerator, denominator, _ in present:
+                summary = summarize(ratio(a, b) for a, b in zip(rps(numerator), rps(denominator), strict=True))
+                row.append(summary.show(2))
+                if (numerator, denominator) == TARGET_RATIO:
+                    row.append(f"{verdict(summary.median >= TARGET_NGINX_RATIO)} (>= {TARGET_NGINX_RATIO:.2f})")
             ratio_rows.append(row)
-    print_table("Throughput ratios (per repetition, then median)",
-                ["request", "threads", "nginx/direct (nginx's cost)", "target", "result",
-                 "direct/plain (basic-auth's cost)", "nginx/plain (both)"], ratio_rows)
+    headers = ["request", "threads"]
+    for numerator, denominator, label in present:
+        headers.append(f"{numerator}/{denominator} ({label})")
+        if (numerator, denominator) == TARGET_RATIO:
+            headers.append("target")
+    print_table("Throughput ratios (per repetition, then median)", headers, ratio_rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,12 +131,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", choices=sorted(NGINX_VARIANTS), default="rendered")
     parser.add_argument("--max-requests", type=int, default=1000, help="per measurement, all threads together")
     parser.add_argument("--max-seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     parser.add_argument("--no-plain", action="store_true", help="skip the server without basic-auth")
     args = parser.parse_args(argv)
 
     print_machine()
+    targets = [t for t in args.targets if not (args.no_plain and t == "plain")]
     workers, results = measure(host_venv(), memory_mib=args.memory_mib, variant=args.variant, runs=args.runs,
-                      max_requests=args.max_requests, max_seconds=args.max_seconds, with_plain=not args.no_plain)
+                               max_requests=args.max_requests, max_seconds=args.max_seconds, targets=targets)
     report(results, memory_mib=args.memory_mib, workers=workers, variant=args.variant)
 
 

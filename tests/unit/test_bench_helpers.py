@@ -12,6 +12,7 @@ import os
 import shlex
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -159,13 +160,16 @@ def test_load_bodies_are_mlflow_rest_requests():
 
 
 class _Recorder(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive unless the client asks to close
     bodies: list[dict[str, object]] = []
+    connection_headers: list[str] = []
     lock = threading.Lock()
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with self.lock:
             self.bodies.append(body)
+            self.connection_headers.append(self.headers.get("Connection", ""))
         self.send_response(200 if body["step"] % 5 else 500)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -175,21 +179,34 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def test_load_stops_at_its_request_count_and_counts_errors():
+def _recorded_load(**options: Any) -> load.LoadResult:
+    _Recorder.bodies.clear()
+    _Recorder.connection_headers.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         uri = f"http://127.0.0.1:{server.server_address[1]}"
-        result = load.run_load(uri, ("u", "p"), "log_metric", "run1", threads=4, max_requests=40, max_seconds=30)
+        return load.run_load(uri, ("u", "p"), "log_metric", "run1", max_seconds=30, **options)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_load_stops_at_its_request_count_and_counts_errors():
+    result = _recorded_load(threads=4, max_requests=40)
     assert len(_Recorder.bodies) == 40  # 10 per thread
     assert result.errors == 8  # steps 0 and 5 of each thread answer 500
     assert result.requests == 32 == len(result.latencies)
     assert "HTTP 500" in result.first_error
     assert result.latency_ms(0.5) > 0
+    assert set(_Recorder.connection_headers) == {"keep-alive"}
+
+
+def test_load_with_fresh_connections_asks_to_close_every_one():
+    result = _recorded_load(threads=2, max_requests=6, fresh_connections=True)
+    assert result.requests + result.errors == 6
+    assert _Recorder.connection_headers and set(_Recorder.connection_headers) == {"close"}
 
 
 def test_random_file_digest_matches_its_bytes(tmp_path):
@@ -209,3 +226,14 @@ def test_install_script_experiment_flips_only_the_bytecode_flag():
     assert rendered in (compiled, plain)
     assert compiled.replace(" --compile-bytecode", "") == plain
     assert host_install.renders_compiled() == (rendered == compiled)
+
+
+def test_the_rendered_bytecode_cache_is_found_inside_the_loopback_tree():
+    loopback = LoopbackStack(start=False)
+    try:
+        prefix = stack.rendered_pycache_prefix(loopback)
+        assert prefix is not None
+        assert prefix == loopback.path(layout.PYCACHE_DIR)
+        assert str(prefix).startswith(str(loopback.root))
+    finally:
+        loopback.close()
