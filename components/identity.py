@@ -85,7 +85,7 @@ class HostIdentity(pulumi.ComponentResource):
             description="MLflow tracking host: artifact bucket, stack parameters, Session Manager",
             opts=child,
         )
-        aws.iam.RolePolicy(
+        host_policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
             policy=pulumi.Output.from_input(args.bucket_arn).apply(
@@ -98,7 +98,7 @@ class HostIdentity(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        aws.iam.RolePolicyAttachment(
+        session_manager = aws.iam.RolePolicyAttachment(
             f"{name}-ssm-core",
             role=role.name,
             policy_arn=f"arn:{partition}:iam::aws:policy/{SSM_MANAGED_POLICY}",
@@ -107,5 +107,9 @@ class HostIdentity(pulumi.ComponentResource):
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
 
         self.role_name = role.name
-        self.instance_profile_name = profile.name
+        # A host launched with the profile has its permissions from the first boot: the configure step
+        # and the SSM agent then start without a round of AccessDenied retries.
+        self.instance_profile_name = pulumi.Output.all(profile.name, host_policy.id, session_manager.id).apply(
+            lambda values: values[0]
+        )
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

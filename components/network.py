@@ -76,14 +76,14 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         public_routes = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id, opts=child)
-        aws.ec2.Route(
+        default_route = aws.ec2.Route(
             f"{name}-public-default",
             route_table_id=public_routes.id,
             destination_cidr_block="0.0.0.0/0",
             gateway_id=gateway.id,
             opts=child,
         )
-        aws.ec2.RouteTableAssociation(
+        public_association = aws.ec2.RouteTableAssociation(
             f"{name}-public-rta", subnet_id=public_subnet.id, route_table_id=public_routes.id, opts=child
         )
 
@@ -156,7 +156,12 @@ class Network(pulumi.ComponentResource):
         )
 
         self.vpc_id = vpc.id
-        self.public_subnet_id = public_subnet.id
+        # Whatever takes the public subnet waits for its route to the internet: AWS refuses to associate
+        # an Elastic IP in a VPC without an attached gateway (Gateway.NotAttached), and a host booted
+        # before the route exists fails its first apt-get.
+        self.public_subnet_id = pulumi.Output.all(public_subnet.id, default_route.id, public_association.id).apply(
+            lambda ids: ids[0]
+        )
         self.private_subnet_ids = [subnet.id for subnet in private_subnets]
         self.web_security_group_id = web.id
         self.db_security_group_id = database.id

@@ -272,6 +272,12 @@ def test_instance_profile_carries_the_role(dev: ProgramRun) -> None:
     assert profile.urn in dev.one(EC2).property_dependencies["iamInstanceProfile"]
 
 
+def test_host_boots_with_its_permissions_already_attached(dev: ProgramRun) -> None:
+    host = dev.one(EC2)
+    assert dev.depends_on(host, dev.one("aws:iam/rolePolicy:RolePolicy"))
+    assert dev.depends_on(host, dev.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment"))
+
+
 # --- address and host --------------------------------------------------------------------------
 
 
@@ -285,6 +291,15 @@ def test_elastic_ip_is_a_vpc_address_associated_with_the_hosts_interface(dev: Pr
     host = dev.one(EC2)
     assert interface.urn in host.property_dependencies["primaryNetworkInterface"]
     assert association.urn in host.dependencies, "the address must be attached before the host boots"
+
+
+def test_address_and_host_wait_for_the_public_subnets_route_to_the_internet(dev: ProgramRun) -> None:
+    gateway = dev.one("aws:ec2/internetGateway:InternetGateway")
+    route = named(dev, "aws:ec2/route:Route", "-public-default")
+    association = named(dev, "aws:ec2/routeTableAssociation:RouteTableAssociation", "-public-rta")
+    for waiter in (dev.one("aws:ec2/eipAssociation:EipAssociation"), dev.one(EC2)):
+        for needed in (gateway, route, association):
+            assert dev.depends_on(waiter, needed), f"{waiter.name} does not wait for {needed.name}"
 
 
 def test_host_requires_imdsv2(dev: ProgramRun) -> None:
