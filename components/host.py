@@ -114,35 +114,28 @@ class TrackingHost(pulumi.ComponentResource):
             ),
         )
 
+        # EC2's own actions: recover moves the instance to healthy hardware (same ENI, EIP and volume).
         automate = f"arn:{partition}:automate:{args.region}:ec2"
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-recover",
-            alarm_description="Recover the MLflow host when its system status check fails (hardware, network)",
-            namespace="AWS/EC2",
-            metric_name="StatusCheckFailed_System",
-            dimensions={"InstanceId": instance.id},
-            statistic="Maximum",
-            period=STATUS_CHECK_PERIOD_SECONDS,
-            evaluation_periods=SYSTEM_CHECK_EVALUATION_PERIODS,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            threshold=1,
-            alarm_actions=[f"{automate}:recover"],
-            opts=child,
-        )
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-reboot",
-            alarm_description="Reboot the MLflow host when its instance status check fails (kernel, memory)",
-            namespace="AWS/EC2",
-            metric_name="StatusCheckFailed_Instance",
-            dimensions={"InstanceId": instance.id},
-            statistic="Maximum",
-            period=STATUS_CHECK_PERIOD_SECONDS,
-            evaluation_periods=INSTANCE_CHECK_EVALUATION_PERIODS,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            threshold=1,
-            alarm_actions=[f"{automate}:reboot"],
-            opts=child,
-        )
+        for action, metric, periods, why in (
+            ("recover", "StatusCheckFailed_System", SYSTEM_CHECK_EVALUATION_PERIODS,
+             "Recover the MLflow host when its system status check fails (hardware, network)"),
+            ("reboot", "StatusCheckFailed_Instance", INSTANCE_CHECK_EVALUATION_PERIODS,
+             "Reboot the MLflow host when its instance status check fails (kernel, memory)"),
+        ):
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{action}",
+                alarm_description=why,
+                namespace="AWS/EC2",
+                metric_name=metric,
+                dimensions={"InstanceId": instance.id},
+                statistic="Maximum",
+                period=STATUS_CHECK_PERIOD_SECONDS,
+                evaluation_periods=periods,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                threshold=1,
+                alarm_actions=[f"{automate}:{action}"],
+                opts=child,
+            )
 
         self.instance_id = instance.id
         self.user_data = user_data

@@ -1,8 +1,8 @@
 """Suite-wide rules.
 
-Tests that need Debian packages skip on a laptop without them, with the reason. In CI (CI=true, as
-`.ci/run` runs) or with MLFLOW_AWS_NO_SKIPS=1, a skip is reported as a failure instead, so a
-missing package can never turn into a silently green run.
+Tests that need Debian packages skip on a laptop without them, with the reason. With CI=true (as
+GitHub Actions sets it) or MLFLOW_AWS_NO_SKIPS=1 (as `.ci/run` sets it), a skip is reported as a
+failure instead, so a missing package can never turn into a silently green run.
 """
 
 from __future__ import annotations

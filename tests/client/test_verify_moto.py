@@ -14,7 +14,6 @@ import boto3
 import botocore.loaders
 import botocore.session
 import pytest
-from moto.server import ThreadedMotoServer
 
 from client import cli
 from client.verify import runner
@@ -22,6 +21,7 @@ from client.verify.facts import Names, collect
 from components.artifact_store import tls_only_policy
 from naming import Outputs
 from tests.client import moto_stack
+from tests.support import servers
 
 REGION = "eu-west-1"
 ALL_CHECKS = [check.name for check in runner.CHECKS]
@@ -49,13 +49,8 @@ def moto_endpoint() -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         # moto's EC2 backend otherwise loads thousands of sample AMIs after every reset (seconds each).
         patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            host, port = server.get_host_and_port()
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+        with servers.moto_endpoint() as endpoint:
+            yield endpoint
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import servers
+
 REPO = Path(__file__).resolve().parents[2]
 TRACKING_URI = "https://203-0-113-7.sslip.io"
 
@@ -63,15 +65,8 @@ class Sandbox:
 
 @pytest.fixture(scope="module")
 def moto_sts() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with servers.moto_endpoint() as endpoint:
+        yield endpoint
 
 
 def _executable(path: Path, text: str) -> None:
