@@ -60,9 +60,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("dbInstanceClass", "string", "db.t4g.micro",
               "RDS instance class of the PostgreSQL backend store."),
     ConfigKey("dbEngineVersion", "string", "17",
-              "PostgreSQL major (or major.minor) version: 14 to 18."),
+              "PostgreSQL major version, 14 to 18, which takes AWS's minor upgrades; major.minor pins one."),
     ConfigKey("dbAllocatedStorageGb", "integer", 20,
-              "RDS storage in GiB (20 to 65536); it grows automatically up to 5x."),
+              "RDS storage in GiB (20 to 65536); it grows automatically up to 5x, at most 65536."),
     ConfigKey("dbMultiAz", "boolean", False,
               "Run RDS in two availability zones with automatic failover."),
     ConfigKey("protectData", "boolean", False,
@@ -218,7 +218,8 @@ def _ipv4_networks(reader: _Reader, key: str, values: list[str]) -> tuple[str, .
             reader.problem(f"{key}: {value!r} is IPv6; the host has only an IPv4 address, use IPv4 CIDRs")
             continue
         networks.append(str(network))
-    return tuple(networks)
+    # A CIDR listed twice would be a duplicate security group rule, which AWS refuses.
+    return tuple(dict.fromkeys(networks))
 
 
 def normalise_domain(value: str) -> str:

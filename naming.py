@@ -29,6 +29,10 @@ HOST_PARAMETERS: tuple[SsmParameter, ...] = (
     DB_HOST, DB_PORT, DB_NAME, DB_USERNAME, DB_PASSWORD, ADMIN_USERNAME, ADMIN_PASSWORD, FLASK_SECRET_KEY,
 )
 
+# Tags on the database and the bucket of a stack with protectData: for people in the AWS console, and
+# for the policy pack, which then holds them to it (policy/rules.py DATA_PROTECTION_TAG).
+DATA_PROTECTION_TAGS = {"DataProtection": "kept-on-destroy"}
+
 # The backend store and the basic-auth user store live in two databases of the same RDS instance.
 TRACKING_DATABASE = "mlflow"
 AUTH_DATABASE = "mlflow_auth"

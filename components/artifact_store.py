@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+import naming
 from components.naming_rules import dns_safe
 
 BUCKET_NAME_MAX = 63
@@ -53,7 +54,9 @@ class ArtifactStore(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ArtifactStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-aws:storage:ArtifactStore", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # A retained bucket keeps its protections too: deleting BucketVersioning suspends versioning,
+        # and deleting the others would leave the kept bucket open to ACLs and plain HTTP.
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect_data)
 
         suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child)
         stem = dns_safe(f"{args.project}-{args.stack}-artifacts", BUCKET_NAME_MAX - 2 * SUFFIX_BYTES - 1)
@@ -61,7 +64,8 @@ class ArtifactStore(pulumi.ComponentResource):
             f"{name}-bucket",
             bucket=suffix.hex.apply(lambda hex_suffix: f"{stem}-{hex_suffix}"),
             force_destroy=not args.protect_data,
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect_data),
+            tags=naming.DATA_PROTECTION_TAGS if args.protect_data else None,
+            opts=child,
         )
         aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
@@ -125,7 +129,7 @@ class ArtifactStore(pulumi.ComponentResource):
                 )
             ],
             # S3 rejects a lifecycle configuration with noncurrent rules until versioning exists.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[versioning])),
         )
 
         self.bucket_name = bucket.bucket

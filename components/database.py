@@ -23,6 +23,7 @@ MASTER_USERNAME = "mlflow"
 PROTECTED_BACKUP_DAYS = 7
 UNPROTECTED_BACKUP_DAYS = 1
 STORAGE_GROWTH_FACTOR = 5
+MAX_STORAGE_GB = 65536  # RDS's ceiling for PostgreSQL on gp3, for allocated and autoscaled storage alike
 RDS_IDENTIFIER_MAX = 63
 # RDS rejects '/', '@', '"' and spaces; letters and digits also need no escaping in a database URI.
 PASSWORD_LENGTH = 40
@@ -40,6 +41,16 @@ class DatabaseArgs:
     allocated_storage_gb: int
     multi_az: bool
     protect_data: bool
+
+
+def storage_autoscaling_limit(allocated_gb: int) -> int | None:
+    """Up to 5x the allocation, within RDS's ceiling; None (no autoscaling) when there is no room above it."""
+    limit = min(allocated_gb * STORAGE_GROWTH_FACTOR, MAX_STORAGE_GB)
+    return limit if limit > allocated_gb else None
+
+
+def pins_a_minor_version(engine_version: str) -> bool:
+    return "." in engine_version
 
 
 def final_snapshot_identifier(project: str, stack: str) -> str:
@@ -70,7 +81,7 @@ class Database(pulumi.ComponentResource):
             engine_version=args.engine_version,
             instance_class=args.instance_class,
             allocated_storage=args.allocated_storage_gb,
-            max_allocated_storage=args.allocated_storage_gb * STORAGE_GROWTH_FACTOR,
+            max_allocated_storage=storage_autoscaling_limit(args.allocated_storage_gb),
             storage_type="gp3",
             storage_encrypted=True,
             db_name=naming.TRACKING_DATABASE,
@@ -89,10 +100,13 @@ class Database(pulumi.ComponentResource):
             ),
             delete_automated_backups=not args.protect_data,
             copy_tags_to_snapshot=True,
-            auto_minor_version_upgrade=True,
+            # A pinned minor (17.6) stays pinned: once AWS upgraded it to 17.7, every `pulumi up` would
+            # ask RDS to downgrade. A major alone (17) takes AWS's minor upgrades.
+            auto_minor_version_upgrade=not pins_a_minor_version(args.engine_version),
             allow_major_version_upgrade=True,
             # A protected database applies changes in its maintenance window, not mid-day.
             apply_immediately=not args.protect_data,
+            tags=naming.DATA_PROTECTION_TAGS if args.protect_data else None,
             opts=child,
         )
 

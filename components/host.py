@@ -20,7 +20,10 @@ from userdata.settings import HostSettings
 
 CANONICAL_OWNER_ID = "099720109477"
 UBUNTU_AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{architecture}-server-*"
-ROOT_VOLUME_GB = 16
+# Ubuntu, the MLflow venv (~1.5 GB) and the server's temporary directory, where MLflow spools every
+# artifact passing through it (an upload whole before it goes to S3, a download whole before it is
+# sent): ~25 GB free for artifacts in flight.
+ROOT_VOLUME_GB = 30
 STATUS_CHECK_PERIOD_SECONDS = 60
 SYSTEM_CHECK_EVALUATION_PERIODS = 2
 INSTANCE_CHECK_EVALUATION_PERIODS = 3
@@ -109,6 +112,9 @@ class TrackingHost(pulumi.ComponentResource):
                 depends_on=[association],
                 # A newer Ubuntu image must not replace a running server on every `pulumi up`.
                 ignore_changes=["ami"],
+                # ...but the image is per CPU architecture: moving between Intel/AMD and Graviton
+                # (t3.small -> t4g.small) needs a new host; in place, EC2 would stop it and fail to resize.
+                replacement_trigger=architecture,
                 # The network interface can belong to one instance at a time.
                 delete_before_replace=True,
             ),

@@ -26,6 +26,11 @@ class NetworkArgs:
     ssh_cidrs: tuple[str, ...] = ()
 
 
+def _cidr_label(cidr: str) -> str:
+    """203.0.113.0/24 -> 203.0.113.0-24, for resource names."""
+    return cidr.replace("/", "-")
+
+
 def split_vpc(vpc_cidr: str) -> tuple[str, list[str]]:
     """The public subnet and the private subnets: the first three quarters of the VPC."""
     quarters = [str(net) for net in ipaddress.ip_network(vpc_cidr).subnets(prefixlen_diff=2)]
@@ -108,10 +113,13 @@ class Network(pulumi.ComponentResource):
         web = aws.ec2.SecurityGroup(
             f"{name}-web", vpc_id=vpc.id, description="MLflow host: HTTP/HTTPS from allowedCidrs", opts=child
         )
+        rules: list[pulumi.CustomResource] = []
+        # Rules are named by what they admit, not by list position: removing a CIDR from the list
+        # then deletes its rules instead of rewriting every later one into a duplicate of the next.
         for port in WEB_PORTS:
-            for index, cidr in enumerate(args.allowed_cidrs):
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-web-{port}-{index}",
+            for cidr in args.allowed_cidrs:
+                rules.append(aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-web-{port}-{_cidr_label(cidr)}",
                     security_group_id=web.id,
                     ip_protocol="tcp",
                     from_port=port,
@@ -119,10 +127,10 @@ class Network(pulumi.ComponentResource):
                     cidr_ipv4=cidr,
                     description=f"port {port} from allowedCidrs",
                     opts=child,
-                )
-        for index, cidr in enumerate(args.ssh_cidrs):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-ssh-{index}",
+                ))
+        for cidr in args.ssh_cidrs:
+            rules.append(aws.vpc.SecurityGroupIngressRule(
+                f"{name}-ssh-{_cidr_label(cidr)}",
                 security_group_id=web.id,
                 ip_protocol="tcp",
                 from_port=SSH_PORT,
@@ -130,16 +138,17 @@ class Network(pulumi.ComponentResource):
                 cidr_ipv4=cidr,
                 description="SSH from sshCidrs",
                 opts=child,
-            )
-        # The host installs packages, reaches SSM, S3 and the ACME server: it needs outbound access.
-        aws.vpc.SecurityGroupEgressRule(
+            ))
+        # The host installs packages, reaches SSM, S3 and the ACME server: it needs outbound access
+        # (the provider removes the allow-all egress rule AWS gives every new group).
+        rules.append(aws.vpc.SecurityGroupEgressRule(
             f"{name}-web-egress",
             security_group_id=web.id,
             ip_protocol="-1",
             cidr_ipv4="0.0.0.0/0",
             description="outbound: packages, SSM, S3, ACME",
             opts=child,
-        )
+        ))
 
         database = aws.ec2.SecurityGroup(
             f"{name}-db", vpc_id=vpc.id, description="RDS PostgreSQL: 5432 from the MLflow host only", opts=child
@@ -163,7 +172,11 @@ class Network(pulumi.ComponentResource):
             lambda ids: ids[0]
         )
         self.private_subnet_ids = [subnet.id for subnet in private_subnets]
-        self.web_security_group_id = web.id
+        # The host's group is ready once its rules are: a host booted before the egress rule exists
+        # has no way out for its first apt-get.
+        self.web_security_group_id = pulumi.Output.all(web.id, *(rule.id for rule in rules)).apply(
+            lambda ids: ids[0]
+        )
         self.db_security_group_id = database.id
         self.register_outputs(
             {

@@ -23,6 +23,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from google.protobuf import json_format  # type: ignore[import-untyped]
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 
@@ -45,6 +46,7 @@ class RegisteredResource:
     retain_on_delete: bool = False
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    replacement_trigger: Any = None
     dependencies: set[str] = field(default_factory=set)
     property_dependencies: dict[str, set[str]] = field(default_factory=dict)
 
@@ -183,6 +185,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     ignore_changes=list(request.ignoreChanges),
+                    replacement_trigger=(
+                        rpc.deserialize_property(json_format.MessageToDict(request.replacement_trigger))
+                        if request.HasField("replacement_trigger") else None
+                    ),
                     dependencies=set(request.dependencies),
                     property_dependencies={
                         key: set(value.urns) for key, value in request.propertyDependencies.items()

@@ -133,6 +133,12 @@ def test_cidr_with_host_bits_set_suggests_the_network() -> None:
     assert_names(problem, "allowedCidrs", "'198.51.100.7/24'", "did you mean 198.51.100.0/24?")
 
 
+def test_a_cidr_listed_twice_counts_once() -> None:
+    cfg = load({"allowedCidrs": ["198.51.100.0/24", "203.0.113.7/32", "198.51.100.0/24"],
+                "domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABC"})
+    assert cfg.allowed_cidrs == ("198.51.100.0/24", "203.0.113.7/32")
+
+
 def test_malformed_ssh_cidr_does_not_also_blame_the_key_name() -> None:
     # sshCidrs was given (just wrong): "sshKeyName set without sshCidrs" would send the user astray.
     problems = problems_for({"sshCidrs": ["192.0.2.0/33"], "sshKeyName": "ops"})

@@ -51,6 +51,11 @@ def security_group_urn(run: ProgramRun, suffix: str) -> str:
     return named(run, SECURITY_GROUP, suffix).urn
 
 
+def artifact_store_children(run: ProgramRun) -> list[RegisteredResource]:
+    store = run.one("mlflow-aws:storage:ArtifactStore").urn
+    return [r for r in run.resources if r.parent == store]
+
+
 def ingress_of(run: ProgramRun, group_suffix: str) -> list[RegisteredResource]:
     group = security_group_urn(run, group_suffix)
     return [rule for rule in run.of_type(INGRESS) if group in rule.property_dependencies.get("securityGroupId", set())]
@@ -112,6 +117,28 @@ def test_restricted_allowed_cidrs_are_the_only_web_sources() -> None:
     )
     sources = {(r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in ingress_of(run, "-web")}
     assert sources == {(port, cidr) for port in (80, 443) for cidr in ("198.51.100.0/24", "203.0.113.7/32")}
+
+
+def test_removing_an_allowed_cidr_leaves_the_other_rules_untouched() -> None:
+    zone = {"domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABC"}
+    both = run_program("dev", {"allowedCidrs": ["198.51.100.0/24", "203.0.113.7/32"], **zone})
+    second_only = run_program("dev", {"allowedCidrs": ["203.0.113.7/32"], **zone})
+
+    def rules(run: ProgramRun) -> dict[str, str]:
+        return {rule.name: rule.inputs["cidrIpv4"] for rule in ingress_of(run, "-web")}
+
+    kept = rules(second_only)
+    assert kept and set(kept.values()) == {"203.0.113.7/32"}
+    # Same names and CIDRs as before: `pulumi up` deletes the removed CIDR's rules and changes nothing else.
+    assert kept.items() <= rules(both).items()
+
+
+def test_host_waits_for_its_security_group_rules(dev: ProgramRun) -> None:
+    host = dev.one(EC2)
+    egress = dev.one("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+    assert egress.inputs["cidrIpv4"] == "0.0.0.0/0" and egress.inputs["ipProtocol"] == "-1"
+    for rule in (egress, *ingress_of(dev, "-web")):
+        assert dev.depends_on(host, rule), f"the host boots before {rule.name} exists"
 
 
 def test_no_ssh_rule_by_default(dev: ProgramRun) -> None:
@@ -205,6 +232,21 @@ def test_rds_is_private_and_encrypted(dev: ProgramRun) -> None:
     assert rds["publiclyAccessible"] is False
     assert rds["storageEncrypted"] is True
     assert rds["engine"] == "postgres" and rds["engineVersion"] == "17"
+
+
+def test_a_major_version_takes_aws_minor_upgrades_and_a_pinned_minor_stays_pinned(dev: ProgramRun) -> None:
+    assert dev.one(RDS).inputs["autoMinorVersionUpgrade"] is True
+    pinned = run_program("dev", {"dbEngineVersion": "17.6"}).one(RDS).inputs
+    assert pinned["engineVersion"] == "17.6" and pinned["autoMinorVersionUpgrade"] is False
+
+
+@pytest.mark.parametrize(
+    ("allocated", "autoscaling_limit"), [(20, 100), (13107, 65535), (20000, 65536), (65536, None)]
+)
+def test_storage_grows_up_to_five_times_within_the_rds_ceiling(allocated: int, autoscaling_limit: int | None) -> None:
+    rds = run_program("dev", {"dbAllocatedStorageGb": allocated}).one(RDS).inputs
+    assert rds["allocatedStorage"] == allocated
+    assert rds.get("maxAllocatedStorage") == autoscaling_limit
 
 
 def test_rds_lives_in_the_private_subnets(dev: ProgramRun) -> None:
@@ -302,6 +344,12 @@ def test_address_and_host_wait_for_the_public_subnets_route_to_the_internet(dev:
             assert dev.depends_on(waiter, needed), f"{waiter.name} does not wait for {needed.name}"
 
 
+def test_a_change_of_cpu_architecture_replaces_the_host(dev: ProgramRun) -> None:
+    graviton = run_program("dev", {"instanceType": "t4g.small"})
+    assert dev.one(EC2).ignore_changes == ["ami"]
+    assert (dev.one(EC2).replacement_trigger, graviton.one(EC2).replacement_trigger) == ("amd64", "arm64")
+
+
 def test_host_requires_imdsv2(dev: ProgramRun) -> None:
     assert dev.one(EC2).inputs["metadataOptions"]["httpTokens"] == "required"
 
@@ -309,6 +357,11 @@ def test_host_requires_imdsv2(dev: ProgramRun) -> None:
 def test_host_root_volume_is_encrypted_gp3(dev: ProgramRun) -> None:
     volume = dev.one(EC2).inputs["rootBlockDevice"]
     assert volume["encrypted"] is True and volume["volumeType"] == "gp3"
+
+
+def test_host_disk_has_room_for_the_artifacts_mlflow_spools(dev: ProgramRun) -> None:
+    # Ubuntu and the venv take ~5 GB; MLflow writes each proxied artifact whole to its temporary directory.
+    assert dev.one(EC2).inputs["rootBlockDevice"]["volumeSize"] >= 30
 
 
 def test_host_runs_ubuntu_2404_from_canonical(dev: ProgramRun) -> None:
@@ -447,7 +500,8 @@ def test_dev_tears_down_cleanly(dev: ProgramRun) -> None:
     assert rds["deletionProtection"] is False and rds["skipFinalSnapshot"] is True
     assert "finalSnapshotIdentifier" not in rds
     bucket = dev.one(BUCKET)
-    assert bucket.inputs["forceDestroy"] is True and not bucket.retain_on_delete
+    assert bucket.inputs["forceDestroy"] is True
+    assert not [r.name for r in artifact_store_children(dev) if r.retain_on_delete]
 
 
 def test_prod_keeps_its_data(prod: ProgramRun) -> None:
@@ -460,6 +514,14 @@ def test_prod_keeps_its_data(prod: ProgramRun) -> None:
     bucket = prod.one(BUCKET)
     assert bucket.inputs["forceDestroy"] is False
     assert bucket.retain_on_delete, "destroy must leave the bucket and its objects in place"
+
+
+def test_prod_keeps_the_bucket_with_every_protection_it_had(prod: ProgramRun) -> None:
+    companions = {r.type for r in artifact_store_children(prod) if r.type.startswith("aws:s3/")} - {BUCKET}
+    assert {"aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketPolicy:BucketPolicy",
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"} <= companions
+    deleted_on_destroy = [r.name for r in artifact_store_children(prod) if not r.retain_on_delete]
+    assert deleted_on_destroy == [], "destroy would suspend versioning or lift the access block of the kept bucket"
 
 
 # --- bad config --------------------------------------------------------------------------------
