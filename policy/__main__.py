@@ -3,9 +3,11 @@
     pulumi preview --stack dev --policy-pack policy
     pulumi preview --stack prod --policy-pack policy --policy-pack-config policy/protect-data.json
 
-The second form sets the `data-protection` policy's `protectData` (default false) for stacks whose
-own `protectData` config is true. Tests never import this file: PolicyPack() starts the analyzer's
-gRPC server and blocks; they use policies.py and rules.py, or run this pack in a child process.
+The `data-protection` policy holds every database and bucket the program tags as kept on destroy
+(it does so for stacks whose `protectData` is true); the second form's `protectData` (default false)
+holds every database and bucket of the stack to it, tagged or not. Tests never import this file:
+PolicyPack() starts the analyzer's gRPC server and blocks; they use policies.py and rules.py, or run
+this pack in a child process.
 """
 
 from pulumi_policy import EnforcementLevel, PolicyPack

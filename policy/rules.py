@@ -323,9 +323,40 @@ def _statement_problems(where: str, statement: Props) -> list[str]:
     return problems
 
 
+# AWS-managed policies whose statements grant s3:* (or *) on every bucket: attaching one is the same
+# grant as writing it inline.
+WIDE_MANAGED_POLICIES: Final = frozenset({"AmazonS3FullAccess", "AdministratorAccess", "PowerUserAccess"})
+POLICY_ATTACHMENTS: Final = frozenset({
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+    "aws:iam/policyAttachment:PolicyAttachment",
+})
+_AWS_MANAGED_ARN = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/(?:.*/)?(?P<name>[^/]+)$")
+
+
+def _wide_managed_policies(resource_type: str, props: Props) -> list[str]:
+    if resource_type in POLICY_ATTACHMENTS:
+        arns = _items(props.get("policyArn"))
+    elif resource_type == ROLE:
+        arns = _items(props.get("managedPolicyArns"))
+    else:
+        return []
+    problems = []
+    for arn in arns:
+        match = _AWS_MANAGED_ARN.match(_text(arn) or "")
+        if match and match.group("name") in WIDE_MANAGED_POLICIES:
+            problems.append(
+                f"attaches {match.group('name')}, which allows every S3 action on every bucket; "
+                "grant the bucket's ARN in a policy of its own"
+            )
+    return problems
+
+
 def check_iam_s3_wildcards(resource_type: str, props: Props) -> list[str]:
-    """No IAM statement allows `*` / `s3:*` actions, or S3 actions on every bucket."""
-    violations = []
+    """No IAM statement allows `*` / `s3:*` actions, or S3 actions on every bucket, inline or by attaching
+    an AWS-managed policy that does."""
+    violations = _wide_managed_policies(resource_type, props)
     for where, document in _policy_documents(resource_type, props):
         if document is None or is_unknown(document):
             continue
@@ -348,9 +379,22 @@ def check_iam_s3_wildcards(resource_type: str, props: Props) -> list[str]:
 # --- data protection (stacks with protectData) ---------------------------------------------------------
 
 
+# The program tags the database and the bucket of a stack with protectData (naming.DATA_PROTECTION_TAGS;
+# the pack runs without the project's modules, a test keeps the two equal), so a plain
+# `pulumi preview --policy-pack policy` holds them to it without any pack config.
+DATA_PROTECTION_TAG: Final = ("DataProtection", "kept-on-destroy")
+
+
+def declares_data_protection(props: Props) -> bool:
+    tags = _mapping(props.get("tags"))
+    key, value = DATA_PROTECTION_TAG
+    return tags is not None and tags.get(key) == value
+
+
 def check_data_protection(resource_type: str, props: Props, protect_data: bool) -> list[str]:
-    """With protectData, `pulumi destroy` must leave the data: RDS protected and snapshotted, bucket kept."""
-    if not protect_data:
+    """With protectData (the pack's config, or the resource's tag), `pulumi destroy` must leave the data:
+    RDS protected and snapshotted, bucket kept."""
+    if not (protect_data or declares_data_protection(props)):
         return []
     violations = []
     if resource_type == RDS_INSTANCE:

@@ -126,6 +126,17 @@ def test_a_bucket_missing_a_companion_is_caught_in_the_real_stack(program: tuple
     assert "has no BucketVersioning" in violation.message
 
 
+def test_a_protected_stack_is_held_to_it_without_the_pack_config(program: tuple[ProgramRun, bool]) -> None:
+    run, protect_data = program
+    database = run.one(rules.RDS_INSTANCE)
+    bucket = run.one(rules.BUCKET)
+    assert rules.declares_data_protection(database.inputs) is protect_data
+    assert rules.declares_data_protection(bucket.inputs) is protect_data
+    # What `pulumi preview --policy-pack policy` sees for prod if a change dropped the protection.
+    unprotected = spoiled(database, deletionProtection=False)
+    assert bool(rules.validate_resource(rules.RDS_INSTANCE, unprotected, protect_data=False)) is protect_data
+
+
 def test_prod_data_protection_is_what_keeps_prod_passing(program: tuple[ProgramRun, bool]) -> None:
     run, protect_data = program
     database = run.one(rules.RDS_INSTANCE)

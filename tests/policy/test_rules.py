@@ -321,6 +321,27 @@ def test_s3_star_action_fails(resource_type: str) -> None:
     assert "statement 'All' allows every S3 action ('s3:*')" in message
 
 
+@pytest.mark.parametrize("resource_type", sorted(rules.POLICY_ATTACHMENTS))
+@pytest.mark.parametrize("name", sorted(rules.WIDE_MANAGED_POLICIES))
+def test_attaching_a_managed_policy_that_grants_all_of_s3_fails(resource_type: str, name: str) -> None:
+    [message] = check_iam_s3_wildcards(resource_type, {"policyArn": f"arn:aws:iam::aws:policy/{name}"})
+    assert f"attaches {name}, which allows every S3 action on every bucket" in message
+
+
+def test_a_role_listing_a_wide_managed_policy_fails() -> None:
+    props = {"managedPolicyArns": ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]}
+    [message] = check_iam_s3_wildcards(rules.ROLE, props)
+    assert "attaches AmazonS3FullAccess" in message
+
+
+def test_attaching_a_narrow_managed_policy_passes() -> None:
+    for arn in ("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+                "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+                "arn:aws:iam::123456789012:policy/AmazonS3FullAccess",  # the account's own, checked inline
+                PREVIEW_UNKNOWN):
+        assert check_iam_s3_wildcards("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"policyArn": arn}) == []
+
+
 def test_star_action_fails() -> None:
     document = policy_document({"Effect": "Allow", "Action": ["*"], "Resource": f"{BUCKET_ARN}/*"})
     [message] = check_iam_s3_wildcards(rules.ROLE_POLICY, {"policy": document})
@@ -377,6 +398,21 @@ def test_rds_without_deletion_protection_fails_when_data_is_protected() -> None:
     for props in ({**PROTECTED_RDS, "deletionProtection": False}, {**PROTECTED_RDS, "deletionProtection": None}):
         [message] = check_data_protection(rules.RDS_INSTANCE, props, protect_data=True)
         assert "deletionProtection is not true" in message
+
+
+def test_a_resource_tagged_as_kept_on_destroy_is_held_to_it_without_pack_config() -> None:
+    tags = {"tags": {"Name": "db", rules.DATA_PROTECTION_TAG[0]: rules.DATA_PROTECTION_TAG[1]}}
+    [message] = check_data_protection(rules.RDS_INSTANCE, {**PROTECTED_RDS, **tags, "deletionProtection": False}, False)
+    assert "deletionProtection is not true" in message
+    [message] = check_data_protection(rules.BUCKET, {"forceDestroy": True, **tags}, protect_data=False)
+    assert "forceDestroy is true" in message
+    assert check_data_protection(rules.BUCKET, {"forceDestroy": True, "tags": {"Name": "b"}}, False) == []
+
+
+def test_the_pack_knows_the_tag_the_program_writes() -> None:
+    import naming
+
+    assert dict([rules.DATA_PROTECTION_TAG]) == naming.DATA_PROTECTION_TAGS
 
 
 def test_rds_skipping_the_final_snapshot_fails_when_data_is_protected() -> None:
