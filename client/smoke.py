@@ -87,6 +87,9 @@ def client_environment(connection: Connection) -> Iterator[None]:
         "MLFLOW_TRACKING_URI": connection.tracking_uri,
         "MLFLOW_TRACKING_USERNAME": connection.username,
         "MLFLOW_TRACKING_PASSWORD": connection.password,
+        # The fluent API registers and loads models through the registry URI: the same server, whatever
+        # the caller's environment points at.
+        "MLFLOW_REGISTRY_URI": connection.tracking_uri,
     }
     wanted.update({key: os.environ.get(key, value) for key, value in MLFLOW_CLIENT_SETTINGS.items()})
     wanted.update(FORCED_SETTINGS)
@@ -156,7 +159,13 @@ class SmokeRun:
     def open_experiment(self) -> None:
         client = self._client()
         experiment = client.get_experiment_by_name(EXPERIMENT)
-        self.experiment_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
+        if experiment is None:
+            self.experiment_id = client.create_experiment(EXPERIMENT)
+            return
+        self.experiment_id = experiment.experiment_id
+        # Someone deleted it (it stays in the trash until purged): runs need it active again.
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(self.experiment_id)
 
     def create_run(self) -> None:
         run = self._client().create_run(self.experiment_id, run_name=f"smoke-{self.token}")
@@ -223,6 +232,15 @@ class SmokeRun:
         expected = [2 * value for value in MODEL_INPUT]
         if prediction != expected:
             raise SmokeFailure(f"model predicted {prediction} for {MODEL_INPUT}, expected {expected}")
+
+    def end_unfinished_run(self) -> None:
+        """A failed smoke run is marked FAILED rather than left RUNNING for ever."""
+        if not self.run_id:
+            return
+        with contextlib.suppress(Exception):  # the server may be what failed; nothing more to say then
+            client = self._client()
+            if client.get_run(self.run_id).info.status == "RUNNING":
+                client.set_terminated(self.run_id, "FAILED")
 
     def steps(self) -> list[tuple[str, Callable[[], None]]]:
         return [
@@ -304,12 +322,15 @@ def main(env_file: str | None) -> int:
         _quiet_mlflow(),
     ):
         smoke = SmokeRun(connection, Path(workdir))
+        ok = False
         try:
             ok = run_steps(smoke.steps(), smoke.explain)
         finally:
             fluent = sys.modules.get("mlflow")
             if fluent is not None and fluent.active_run() is not None:
                 fluent.end_run("FAILED")
+            if not ok:
+                smoke.end_unfinished_run()
     if ok:
         print(
             f"smoke test passed: run {smoke.run_id} in experiment {EXPERIMENT}, "

@@ -70,7 +70,9 @@ def _as_list(value: Any) -> list[Any]:
 def _denies_plain_http(statement: Mapping[str, Any]) -> bool:
     condition = statement.get("Condition", {})
     for operator in ("Bool", "BoolIfExists"):
-        values = condition.get(operator, {}).get("aws:SecureTransport")
+        # Condition keys are case-insensitive in IAM; operators are not.
+        keys = {str(key).lower(): value for key, value in condition.get(operator, {}).items()}
+        values = keys.get("aws:securetransport")
         if values is not None and any(str(value).lower() == "false" for value in _as_list(values)):
             return True
     return False
@@ -161,6 +163,16 @@ def closed_to_world(group: Mapping[str, Any]) -> Outcome:
     if exposures:
         return failed(f"{group.get('GroupId', 'group')} opens {', '.join(exposures)}")
     return passed(f"{group.get('GroupId', 'group')}: {ports} not open to 0.0.0.0/0 or ::/0")
+
+
+def all_closed_to_world(groups: Sequence[Mapping[str, Any]]) -> Outcome:
+    outcomes = [closed_to_world(group) for group in groups]
+    opened = [outcome.detail for outcome in outcomes if not outcome.passed]
+    if opened:
+        return failed("; ".join(opened))
+    ids = ", ".join(str(group.get("GroupId", "group")) for group in groups)
+    ports = "/".join(str(port) for port in GUARDED_PORTS)
+    return passed(f"{ids}: {ports} not open to 0.0.0.0/0 or ::/0")
 
 
 def imds_v2_required(instance: Mapping[str, Any]) -> Outcome:

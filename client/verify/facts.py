@@ -64,8 +64,9 @@ class Facts:
     encryption: dict[str, Any] | Unreadable | None
     policy: str | Unreadable | None
     db: dict[str, Any] | Unreadable
-    web_security_group: dict[str, Any] | Unreadable
-    db_security_group: dict[str, Any] | Unreadable
+    # The group named in the outputs and every group actually attached (a hand-added one counts too).
+    host_security_groups: list[dict[str, Any]] | Unreadable
+    db_security_groups: list[dict[str, Any]] | Unreadable
     instance: dict[str, Any] | Unreadable
     addresses: list[dict[str, Any]] | Unreadable
     health: Health
@@ -119,6 +120,17 @@ def fetch_health(tracking_uri: str) -> Health:
         return Health(None, "", f"cannot reach {url}: {error}")
 
 
+def attached_group_ids(resource: dict[str, Any] | Unreadable, named: str) -> list[str]:
+    """`named` and the ids of the groups on an instance (all its interfaces) or a DB instance."""
+    ids = [named]
+    if not isinstance(resource, Unreadable):
+        ids += [group["GroupId"] for group in resource.get("SecurityGroups", [])]
+        for interface in resource.get("NetworkInterfaces", []):
+            ids += [group["GroupId"] for group in interface.get("Groups", [])]
+        ids += [group["VpcSecurityGroupId"] for group in resource.get("VpcSecurityGroups", [])]
+    return list(dict.fromkeys(ids))
+
+
 def collect(names: Names, session: boto3.session.Session | None = None) -> Facts:
     """Ask AWS about each named resource; raises CredentialsMissing when boto3 finds no credentials."""
     session = session or boto3.session.Session(region_name=names.region)
@@ -128,9 +140,15 @@ def collect(names: Names, session: boto3.session.Session | None = None) -> Facts
     bucket = names.bucket
     public_ip: list[FilterTypeDef] = [{"Name": "public-ip", "Values": [names.public_ip]}]
 
-    def security_group(group_id: str) -> dict[str, Any] | Unreadable:
-        return _fetch(lambda: dict(ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]))
+    def security_groups(group_ids: list[str]) -> list[dict[str, Any]] | Unreadable:
+        return _fetch(
+            lambda: [dict(group) for group in ec2.describe_security_groups(GroupIds=group_ids)["SecurityGroups"]]
+        )
 
+    db = _fetch(lambda: dict(rds.describe_db_instances(DBInstanceIdentifier=names.db_instance_id)["DBInstances"][0]))
+    instance = _fetch(
+        lambda: dict(ec2.describe_instances(InstanceIds=[names.instance_id])["Reservations"][0]["Instances"][0])
+    )
     return Facts(
         names=names,
         public_access_block=_optional(
@@ -141,12 +159,10 @@ def collect(names: Names, session: boto3.session.Session | None = None) -> Facts
             lambda: dict(s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"])
         ),
         policy=_optional(lambda: str(s3.get_bucket_policy(Bucket=bucket)["Policy"])),
-        db=_fetch(lambda: dict(rds.describe_db_instances(DBInstanceIdentifier=names.db_instance_id)["DBInstances"][0])),
-        web_security_group=security_group(names.web_security_group_id),
-        db_security_group=security_group(names.db_security_group_id),
-        instance=_fetch(
-            lambda: dict(ec2.describe_instances(InstanceIds=[names.instance_id])["Reservations"][0]["Instances"][0])
-        ),
+        db=db,
+        host_security_groups=security_groups(attached_group_ids(instance, names.web_security_group_id)),
+        db_security_groups=security_groups(attached_group_ids(db, names.db_security_group_id)),
+        instance=instance,
         addresses=_fetch(lambda: [dict(entry) for entry in ec2.describe_addresses(Filters=public_ip)["Addresses"]]),
         health=fetch_health(names.tracking_uri),
     )

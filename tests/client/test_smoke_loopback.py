@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,11 +50,12 @@ def stack() -> Iterator[loopback.LoopbackStack]:
         running.close()
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "AWS_"))
     }
     environment["NO_PROXY"] = "127.0.0.1,localhost"
+    environment.update(extra_env)
     return subprocess.run(
         [CLI, *args], cwd=cwd, env=environment, capture_output=True, text=True,
         timeout=COMMAND_TIMEOUT_SECONDS, check=False,
@@ -110,6 +112,36 @@ def test_smoke_artifacts_land_in_the_artifact_bucket(stack: loopback.LoopbackSta
     keys = [item["Key"] for item in stack.s3_client().list_objects_v2(Bucket=stack.bucket).get("Contents", [])]
     assert any(key.endswith("/artifacts/smoke.bin") for key in keys), keys
     assert any(key.endswith("/MLmodel") for key in keys), keys
+
+
+def admin_client(stack: loopback.LoopbackStack, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", stack.admin_username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", stack.admin_password)
+    return mlflow.MlflowClient(stack.tracking_uri, stack.tracking_uri)
+
+
+def test_smoke_passes_again_after_someone_deleted_its_experiment(
+    healthy: loopback.LoopbackStack, passing_smoke: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = admin_client(healthy, monkeypatch)
+    experiment = client.get_experiment_by_name(smoke.EXPERIMENT)
+    client.delete_experiment(experiment.experiment_id)
+    write_env_file(healthy, tmp_path)
+    result = run_cli("smoke", "--env", "mlflow.env", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert client.get_experiment(experiment.experiment_id).lifecycle_stage == "active"
+
+
+def test_smoke_registers_on_its_server_whatever_registry_uri_the_caller_has(
+    healthy: loopback.LoopbackStack, passing_smoke: str, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere.db"
+    write_env_file(healthy, tmp_path)
+    result = run_cli("smoke", "--env", "mlflow.env", cwd=tmp_path, MLFLOW_REGISTRY_URI=f"sqlite:///{elsewhere}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not elsewhere.exists(), "the model version went to the caller's registry, not the server's"
 
 
 def only_failure(result: subprocess.CompletedProcess[str]) -> str:

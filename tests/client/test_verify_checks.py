@@ -33,6 +33,7 @@ def policy(**statement: Any) -> str:
         policy(Resource=["arn:aws:s3:::mlflow-aws-dev-artifacts-*"]),
         policy(Condition={"BoolIfExists": {"aws:SecureTransport": ["false"]}}),
         policy(Condition={"Bool": {"aws:SecureTransport": False}}),
+        policy(Condition={"Bool": {"aws:securetransport": "false"}}),  # condition keys ignore case
     ],
 )
 def test_tls_only_policy_variants_that_deny_plain_http_pass(document: str) -> None:

@@ -138,6 +138,9 @@ def region_clients() -> tuple[Any, Any, Any]:
     )
 
 
+WEB_SG, DB_SG = Outputs.WEB_SECURITY_GROUP_ID, Outputs.DB_SECURITY_GROUP_ID
+
+
 def public_bucket(outputs: dict[str, Any]) -> None:
     s3, _, _ = region_clients()
     s3.put_public_access_block(
@@ -206,6 +209,29 @@ def open_ingress(output: str, protocol: str, port: int, cidr: str) -> Callable[[
     return weaken
 
 
+def open_group(outputs: dict[str, Any], port: int) -> str:
+    """A new group in the stack's VPC that admits the world on `port`."""
+    ec2 = region_clients()[1]
+    (web,) = ec2.describe_security_groups(GroupIds=[outputs[WEB_SG]])["SecurityGroups"]
+    group = ec2.create_security_group(GroupName=f"hand-made-{port}", Description="added by hand", VpcId=web["VpcId"])
+    ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    return str(group["GroupId"])
+
+
+def host_given_an_open_group(outputs: dict[str, Any]) -> None:
+    region_clients()[1].modify_instance_attribute(
+        InstanceId=outputs[Outputs.INSTANCE_ID], Groups=[outputs[WEB_SG], open_group(outputs, 22)]
+    )
+
+
+def database_given_an_open_group(outputs: dict[str, Any]) -> None:
+    region_clients()[2].modify_db_instance(
+        DBInstanceIdentifier=outputs[Outputs.DB_INSTANCE_ID],
+        VpcSecurityGroupIds=[outputs[DB_SG], open_group(outputs, 5432)], ApplyImmediately=True,
+    )
+
+
 def imds_v1_allowed(outputs: dict[str, Any]) -> None:
     region_clients()[1].modify_instance_metadata_options(
         InstanceId=outputs[Outputs.INSTANCE_ID], HttpTokens="optional", HttpEndpoint="enabled"
@@ -235,7 +261,6 @@ def unreachable_server(outputs: dict[str, Any]) -> None:
     outputs[Outputs.TRACKING_URI] = "http://127.0.0.1:1"
 
 
-WEB_SG, DB_SG = Outputs.WEB_SECURITY_GROUP_ID, Outputs.DB_SECURITY_GROUP_ID
 WEAKENINGS = [
     pytest.param(public_bucket, "bucket: public access blocked", id="public-bucket"),
     pytest.param(no_public_access_block, "bucket: public access blocked", id="no-public-access-block"),
@@ -246,14 +271,18 @@ WEAKENINGS = [
     pytest.param(public_database, "database: not public", id="public-db"),
     pytest.param(unencrypted_database, "database: encrypted", id="unencrypted-db"),
     pytest.param(no_backups, "database: backups", id="no-db-backups"),
-    pytest.param(open_ingress(DB_SG, "tcp", 5432, "0.0.0.0/0"), "db security group: no 22/5000/5432 from world",
+    pytest.param(open_ingress(DB_SG, "tcp", 5432, "0.0.0.0/0"), "db security groups: no 22/5000/5432 from world",
                  id="db-sg-5432-open"),
-    pytest.param(open_ingress(WEB_SG, "tcp", 22, "0.0.0.0/0"), "web security group: no 22/5000/5432 from world",
+    pytest.param(open_ingress(WEB_SG, "tcp", 22, "0.0.0.0/0"), "host security groups: no 22/5000/5432 from world",
                  id="web-sg-22-open"),
-    pytest.param(open_ingress(WEB_SG, "tcp", 5000, "::/0"), "web security group: no 22/5000/5432 from world",
+    pytest.param(open_ingress(WEB_SG, "tcp", 5000, "::/0"), "host security groups: no 22/5000/5432 from world",
                  id="web-sg-5000-open-ipv6"),
-    pytest.param(open_ingress(WEB_SG, "-1", 0, "0.0.0.0/0"), "web security group: no 22/5000/5432 from world",
+    pytest.param(open_ingress(WEB_SG, "-1", 0, "0.0.0.0/0"), "host security groups: no 22/5000/5432 from world",
                  id="web-sg-all-traffic-open"),
+    pytest.param(host_given_an_open_group, "host security groups: no 22/5000/5432 from world",
+                 id="host-given-a-hand-made-open-group"),
+    pytest.param(database_given_an_open_group, "db security groups: no 22/5000/5432 from world",
+                 id="db-given-a-hand-made-open-group"),
     pytest.param(imds_v1_allowed, "instance: IMDSv2 required", id="imdsv1"),
     pytest.param(no_instance_profile, "instance: instance profile", id="no-instance-profile"),
     pytest.param(elastic_ip_detached, "instance: Elastic IP attached", id="eip-detached"),
