@@ -4,8 +4,9 @@ Pure and deterministic: no Pulumi, no AWS, no clock, no randomness, and no secre
 those from SSM at boot, see scripts.configure_script). `ec2_user_data_base64` is the same document
 as EC2 receives it: gzipped, because it outgrows EC2's 16 KiB limit in clear.
 
-On first boot the document installs nginx and the pinned MLflow, creates the mlflow user, and starts
-mlflow.service and nginx; TLS (userdata.tls) adds its packages, files and commands after those.
+On first boot the document installs nginx, creates the mlflow user, and starts mlflow.service, which
+installs the pinned MLflow before its first start; TLS (userdata.tls) adds its packages, files and
+commands after those.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ def host_files(s: HostSettings) -> list[HostFile]:
 
 def boot_commands(s: HostSettings) -> list[str]:
     return [
-        layout.INSTALL_SCRIPT,
         f"install -d -m 0700 -o {layout.MLFLOW_USER} -g {layout.MLFLOW_USER} {layout.CONFIG_DIR}",
         "systemctl daemon-reload",
         f"systemctl enable {layout.UNIT_NAME}",
-        # Not waited for: the configure step may wait many minutes for RDS, created in parallel.
+        # Not waited for: the service installs MLflow first (retrying until PyPI answers), and the
+        # configure step may wait many minutes for RDS, created in parallel.
         f"systemctl start --no-block {layout.UNIT_NAME}",
         *nginx.http_site_commands(s),
         *tls.tls_boot_commands(s),

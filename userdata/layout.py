@@ -22,6 +22,7 @@ AUTH_CONFIG = f"{CONFIG_DIR}/basic_auth.ini"
 
 SBIN_DIR = "/usr/local/sbin"
 INSTALL_SCRIPT = f"{SBIN_DIR}/mlflow-install"
+INSTALL_MARKER_NAME = ".mlflow-aws-installed"  # in VENV_DIR: the requirements the venv was completed with
 CONFIGURE_SCRIPT = f"{SBIN_DIR}/mlflow-configure"
 
 SYSTEMD_DIR = "/etc/systemd/system"

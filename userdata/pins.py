@@ -11,8 +11,20 @@ UV_VERSION = "0.13.9"
 BOTO3_VERSION = "1.44.5"
 PSYCOPG2_BINARY_VERSION = "2.9.13"
 
+# The MLflow release the tests run (config's default mlflowVersion), and the moment of PyPI they
+# resolved it against: a host installing that release resolves its ~100 dependencies as of then
+# (uv --exclude-newer), so a host replaced months later runs the same packages, not whatever PyPI
+# holds that day. Bump the two together. Another mlflowVersion resolves against PyPI as it is.
+TESTED_MLFLOW_VERSION = "3.17.2"
+RESOLVED_AS_OF = "2026-11-23T00:00:00Z"
+
 # Ubuntu packages the host needs; TLS adds its own.
 UBUNTU_PACKAGES = ("nginx", "python3-venv")
+
+
+def resolution_options(mlflow_version: str) -> list[str]:
+    """uv options that fix what the requirements resolve to, for the release the tests run."""
+    return ["--exclude-newer", RESOLVED_AS_OF] if mlflow_version == TESTED_MLFLOW_VERSION else []
 
 
 def python_requirements(mlflow_version: str) -> list[str]:

@@ -1,5 +1,5 @@
-"""The two scripts the host runs: the install (once, at first boot) and the configure step (before
-every start of mlflow.service)."""
+"""The two scripts mlflow.service runs before every start: the install (a no-op once the venv is
+complete) and the configure step."""
 
 from __future__ import annotations
 
@@ -12,6 +12,16 @@ from userdata.template import fill
 
 # Each of the configure step's two waits (SSM parameters, then PostgreSQL) gives up after this long.
 CONFIGURE_WAIT_SECONDS = 1200
+# Each of the install's downloads (uv, then MLflow and its dependencies): tries, each bounded, and the
+# wait before the next (1x, 2x, ... this delay).
+INSTALL_ATTEMPTS = 3
+INSTALL_ATTEMPT_TIMEOUT_SECONDS = 600
+INSTALL_RETRY_DELAY_SECONDS = 10
+INSTALL_DOWNLOADS = 2
+INSTALL_MAX_SECONDS = INSTALL_DOWNLOADS * (
+    INSTALL_ATTEMPTS * INSTALL_ATTEMPT_TIMEOUT_SECONDS
+    + sum(try_ * INSTALL_RETRY_DELAY_SECONDS for try_ in range(1, INSTALL_ATTEMPTS))
+)
 
 # Placeholder in mlflow-configure.py.in -> the parameter it names.
 CONFIGURE_PARAMETERS: dict[str, naming.SsmParameter] = {
@@ -33,7 +43,12 @@ def install_script(s: HostSettings) -> str:
         uv_dir=layout.UV_DIR,
         uv_cache_dir=layout.UV_CACHE_DIR,
         uv_version=pins.UV_VERSION,
+        marker_name=layout.INSTALL_MARKER_NAME,
         requirements=" ".join(shlex.quote(r) for r in pins.python_requirements(s.mlflow_version)),
+        resolution=" ".join(shlex.quote(o) for o in pins.resolution_options(s.mlflow_version)),
+        attempts=str(INSTALL_ATTEMPTS),
+        attempt_timeout_seconds=str(INSTALL_ATTEMPT_TIMEOUT_SECONDS),
+        retry_delay_seconds=str(INSTALL_RETRY_DELAY_SECONDS),
     )
 
 

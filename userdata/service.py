@@ -8,8 +8,8 @@ from userdata import layout, scripts, sizing
 from userdata.settings import HostSettings
 from userdata.template import fill
 
-# Both of the configure step's waits, plus the schema upgrade.
-START_TIMEOUT_SECONDS = 2 * scripts.CONFIGURE_WAIT_SECONDS + 600
+# The install, both of the configure step's waits, plus the schema upgrade.
+START_TIMEOUT_SECONDS = scripts.INSTALL_MAX_SECONDS + 2 * scripts.CONFIGURE_WAIT_SECONDS + 600
 
 
 def allowed_hosts(s: HostSettings) -> list[str]:
@@ -50,6 +50,7 @@ def unit(s: HostSettings) -> str:
         job_execution="true" if s.job_runner else "false",
         pycache_dir=layout.PYCACHE_DIR,
         env_file=layout.ENV_FILE,
+        install_script=layout.INSTALL_SCRIPT,
         configure_script=layout.CONFIGURE_SCRIPT,
         exec_start=shlex.join(server_command(s)),
         start_timeout_seconds=str(START_TIMEOUT_SECONDS),

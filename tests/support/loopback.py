@@ -574,7 +574,8 @@ class LoopbackStack:
         return env
 
     def _configure_command(self) -> list[str]:
-        (command,) = self.unit["ExecStartPre"]
+        # The other ExecStartPre, the install, is the host's own: this stack brings its venv.
+        (command,) = [c for c in self.unit["ExecStartPre"] if shlex.split(c)[0] == layout.CONFIGURE_SCRIPT]
         return shlex.split(remap(command, self.replacements))
 
     def configure(self, env: Mapping[str, str] | None = None, timeout: float = STARTUP_TIMEOUT_SECONDS,

@@ -146,7 +146,23 @@ def test_install_pins_mlflow_and_its_companions_and_leaves_bytecode_to_the_servi
     assert f"Environment=PYTHONPYCACHEPREFIX={layout.PYCACHE_DIR}" in unit
     assert "CacheDirectory=mlflow" in unit and layout.PYCACHE_DIR.startswith("/var/cache/mlflow/")
     assert f"venv={layout.VENV_DIR}\n" in install
-    assert document()["runcmd"][0] == layout.INSTALL_SCRIPT
+
+
+def test_the_service_installs_mlflow_as_root_before_each_start_and_cloud_init_does_not():
+    pre = [line.removeprefix("ExecStartPre=") for line in unit_lines() if line.startswith("ExecStartPre=")]
+    assert pre == [f"+{layout.INSTALL_SCRIPT}", layout.CONFIGURE_SCRIPT]
+    assert not [command for command in document()["runcmd"] if layout.INSTALL_SCRIPT in command]
+
+
+def test_the_tested_mlflow_release_is_the_default_and_the_one_the_tests_install():
+    import pathlib
+
+    import config
+
+    (default,) = [key.default for key in config.CONFIG_KEYS if key.name == "mlflowVersion"]
+    pyproject = (pathlib.Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert default == pins.TESTED_MLFLOW_VERSION
+    assert re.findall(r'"mlflow\[auth\]==([^"]+)"', pyproject) == [pins.TESTED_MLFLOW_VERSION]
 
 
 def test_install_script_is_valid_bash():
@@ -223,7 +239,11 @@ def test_allowed_hosts_and_cors_origins_name_the_public_hostname_and_ip():
     assert option(exec_start(TLS_SETTINGS), "--cors-allowed-origins").startswith("https://mlflow.example.com")
 
 
-def test_unit_runs_the_configure_step_first_as_the_mlflow_user_and_restarts_always():
+def test_the_server_sends_no_usage_telemetry():
+    assert "Environment=MLFLOW_DISABLE_TELEMETRY=true" in unit_lines()
+
+
+def test_unit_configures_before_each_start_as_the_mlflow_user_and_restarts_always():
     lines = unit_lines()
     assert f"ExecStartPre={layout.CONFIGURE_SCRIPT}" in lines
     assert f"EnvironmentFile=-{layout.ENV_FILE}" in lines
@@ -231,7 +251,7 @@ def test_unit_runs_the_configure_step_first_as_the_mlflow_user_and_restarts_alwa
                       "PrivateTmp=yes", f"ReadWritePaths={layout.CONFIG_DIR}", "StartLimitIntervalSec=0"):
         assert directive in lines
     (timeout,) = [line for line in lines if line.startswith("TimeoutStartSec=")]
-    assert int(timeout.split("=")[1]) > 2 * scripts.CONFIGURE_WAIT_SECONDS
+    assert int(timeout.split("=")[1]) > scripts.INSTALL_MAX_SECONDS + 2 * scripts.CONFIGURE_WAIT_SECONDS
 
 
 def test_job_runner_is_off_unless_asked_for():

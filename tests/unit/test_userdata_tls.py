@@ -303,6 +303,20 @@ def test_a_first_successful_attempt_switches_to_https_and_stops_the_timer(tmp_pa
     assert "reload-or-restart nginx" in host.calls_to("systemctl")
 
 
+def test_a_certificate_nginx_refuses_to_serve_keeps_the_retry_timer_on(tmp_path: Path) -> None:
+    host = ScriptHost(tmp_path, DEFAULT, certbot_failures=0)
+    env = {"PATH": f"{host.bin}:/usr/bin:/bin"}
+    subprocess.run([str(host.path(tls.SITE_SWITCH)), "pending"], env=env, check=True, capture_output=True, timeout=10)
+    host.certificate.parent.mkdir(parents=True)
+    host.certificate.write_text("CERTIFICATE")
+    host._fake("nginx", "echo 'nginx: [emerg] cannot load certificate' >&2; exit 1")
+    result = host.run()
+    assert result.returncode == 1
+    assert "nginx refuses the https site; the timer tries again" in result.stdout
+    assert host.enabled_site() == str(host.path(tls.PENDING_SITE))
+    assert "disable --now mlflow-certificate.timer" not in host.calls_to("systemctl")
+
+
 def test_failed_attempts_are_retried_with_growing_waits_within_one_run(tmp_path: Path) -> None:
     host = ScriptHost(tmp_path, DEFAULT, certbot_failures=2)
     result = host.run()

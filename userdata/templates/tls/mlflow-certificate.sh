@@ -16,10 +16,14 @@ readonly MAX_RUN_BACKOFF_SECONDS={{max_run_backoff_seconds}}
 
 log() { echo "mlflow-certificate: $*"; }
 
-# With the certificate in place this script has nothing left to do: stop the retries.
+# With the certificate in place and nginx serving it, this script has nothing left to do: stop the
+# retries. A switch nginx refuses leaves the timer on, so the next run tries the switch again.
 finish() {
+  if [[ $(readlink "$ENABLED_SITE") != "$HTTPS_SITE" ]] && ! {{site_switch}} https; then
+    log "the certificate exists but nginx refuses the https site; the timer tries again"
+    exit 1
+  fi
   systemctl disable --now mlflow-certificate.timer
-  [[ $(readlink "$ENABLED_SITE") == "$HTTPS_SITE" ]] || exec {{site_switch}} https
   exit 0
 }
 

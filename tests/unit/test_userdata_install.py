@@ -1,0 +1,127 @@
+"""The rendered install script, run with bash on this machine against a stand-in uv.
+
+mlflow.service runs it before every start: it must install once, skip at once when the venv holds
+the exact requirements, install again when they change, retry a failing download a bounded number of
+times, and never mark a venv complete that is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import stat
+import subprocess
+from pathlib import Path
+
+import userdata
+from tests.support.loopback import loopback_settings, remap, rendered_files
+from userdata import layout, pins, scripts
+
+# Records each call; `pip install` fails while the file `fail-pip` holds a positive count.
+STAND_IN_UV = """#!/bin/bash
+echo "$*" >> "$(dirname "$0")/../../calls"
+echo "PYTHONPYCACHEPREFIX=${PYTHONPYCACHEPREFIX-unset} HOME=$HOME" >> "$(dirname "$0")/../../uv-environment"
+if [[ $1 == venv ]]; then mkdir -p "${@: -1}/bin" && ln -sf /bin/true "${@: -1}/bin/python"; exit 0; fi
+failures=$(dirname "$0")/../../fail-pip
+if [[ -s $failures ]] && (( $(<"$failures") > 0 )); then echo $(( $(<"$failures") - 1 )) > "$failures"; exit 1; fi
+exit 0
+"""
+
+
+def install_script(root: Path, mlflow_version: str = "3.17.2") -> Path:
+    settings = dataclasses.replace(loopback_settings(), mlflow_version=mlflow_version)
+    text = rendered_files(userdata.render(settings))[layout.INSTALL_SCRIPT]
+    text = remap(text, {layout.VENV_DIR: str(root / "venv"), layout.UV_DIR: str(root / "uv"),
+                        layout.UV_CACHE_DIR: str(root / "cache")})
+    # The retries' waits, shortened: the count of tries is what is under test, not the clock.
+    text = text.replace(f"sleep $((try * {scripts.INSTALL_RETRY_DELAY_SECONDS}))", "sleep 0")
+    root.mkdir(parents=True, exist_ok=True)
+    script = root / "mlflow-install"
+    script.write_text(text)
+    script.chmod(0o755)
+    uv = root / "uv" / "bin" / "uv"
+    uv.parent.mkdir(parents=True, exist_ok=True)
+    uv.write_text(STAND_IN_UV)
+    uv.chmod(uv.stat().st_mode | stat.S_IXUSR)
+    return script
+
+
+def run(script: Path, env: dict[str, str] | None = None, umask: str = "022") -> subprocess.CompletedProcess[str]:
+    # As the unit runs it: the unit's UMask and Environment= lines apply to the "+" command too.
+    return subprocess.run(["bash", "-c", f"umask {umask}; exec {shlex.quote(str(script))}"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def calls(root: Path) -> list[str]:
+    path = root / "calls"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_first_run_makes_the_venv_installs_the_pins_and_marks_it_complete(tmp_path: Path) -> None:
+    result = run(install_script(tmp_path))
+    assert result.returncode == 0, result.stderr
+    venv_call, install_call = calls(tmp_path)
+    assert venv_call.startswith("venv ") and install_call.startswith("pip install ")
+    wanted = [*pins.resolution_options("3.17.2"), *pins.python_requirements("3.17.2")]
+    assert shlex.split(install_call)[-len(wanted):] == wanted
+    marker = tmp_path / "venv" / layout.INSTALL_MARKER_NAME
+    assert sorted(marker.read_text().split()) == sorted(wanted)
+
+
+def test_the_tested_release_resolves_as_the_tests_did_and_another_as_pypi_is(tmp_path: Path) -> None:
+    run(install_script(tmp_path / "tested", pins.TESTED_MLFLOW_VERSION))
+    run(install_script(tmp_path / "other", "3.18.0"))
+    (tested,) = [shlex.split(c) for c in calls(tmp_path / "tested") if c.startswith("pip install")]
+    (other,) = [shlex.split(c) for c in calls(tmp_path / "other") if c.startswith("pip install")]
+    assert tested[tested.index("--exclude-newer") + 1] == pins.RESOLVED_AS_OF
+    assert "--exclude-newer" not in other
+
+
+def test_a_complete_venv_is_left_alone_without_touching_the_network(tmp_path: Path) -> None:
+    script = install_script(tmp_path)
+    run(script)
+    before = calls(tmp_path)
+    result = run(script)
+    assert result.returncode == 0 and result.stderr == ""
+    assert calls(tmp_path) == before
+
+
+def test_other_requirements_install_again(tmp_path: Path) -> None:
+    run(install_script(tmp_path, "3.17.2"))
+    assert run(install_script(tmp_path, "3.18.0")).returncode == 0
+    assert calls(tmp_path)[-1].startswith("pip install ") and "mlflow[auth]==3.18.0" in calls(tmp_path)[-1]
+    marker = tmp_path / "venv" / layout.INSTALL_MARKER_NAME
+    assert marker.read_text().split() == pins.python_requirements("3.18.0")
+    assert not [c for c in calls(tmp_path) if "3.18.0" in c and "--exclude-newer" in c]
+
+
+def test_the_venv_is_readable_by_the_service_user_and_root_leaves_the_services_directories_alone(
+    tmp_path: Path,
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPYCACHEPREFIX": str(tmp_path / "service-cache"),
+           "HOME": str(tmp_path / "service-home")}
+    assert run(install_script(tmp_path), env=env, umask="0077").returncode == 0
+    for path in (tmp_path / "venv", tmp_path / "venv" / "bin", tmp_path / "venv" / layout.INSTALL_MARKER_NAME):
+        assert path.stat().st_mode & 0o004, f"{path} is not world-readable"
+    assert (tmp_path / "uv-environment").read_text().split() == ["PYTHONPYCACHEPREFIX=unset", "HOME=/root"] * 2
+
+
+def test_a_failing_download_is_retried_and_then_succeeds(tmp_path: Path) -> None:
+    script = install_script(tmp_path)
+    (tmp_path / "fail-pip").write_text(str(scripts.INSTALL_ATTEMPTS - 1))
+    result = run(script)
+    assert result.returncode == 0, result.stderr
+    assert len([call for call in calls(tmp_path) if call.startswith("pip install")]) == scripts.INSTALL_ATTEMPTS
+    assert (tmp_path / "venv" / layout.INSTALL_MARKER_NAME).exists()
+
+
+def test_a_download_that_keeps_failing_fails_the_start_and_marks_nothing(tmp_path: Path) -> None:
+    script = install_script(tmp_path)
+    (tmp_path / "fail-pip").write_text(str(scripts.INSTALL_ATTEMPTS))
+    result = run(script)
+    assert result.returncode != 0
+    assert f"attempt {scripts.INSTALL_ATTEMPTS} of {scripts.INSTALL_ATTEMPTS} failed" in result.stderr
+    assert not (tmp_path / "venv" / layout.INSTALL_MARKER_NAME).exists()
+    # The next start of the service tries again, and then succeeds.
+    assert run(script).returncode == 0
+    assert (tmp_path / "venv" / layout.INSTALL_MARKER_NAME).exists()
