@@ -337,7 +337,7 @@ def test_a_role_listing_a_wide_managed_policy_fails() -> None:
 def test_attaching_a_narrow_managed_policy_passes() -> None:
     for arn in ("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
                 "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
-                "arn:aws:iam::123456789012:policy/AmazonS3FullAccess",  # the account's own, checked inline
+                "arn:aws:iam::123456789012:policy/AmazonS3FullAccess",  # the account's own: its document is checked
                 PREVIEW_UNKNOWN):
         assert check_iam_s3_wildcards("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"policyArn": arn}) == []
 
