@@ -14,6 +14,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.ordering import ready_after
+
 SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
 BUCKET_ACTIONS = ["s3:ListBucket"]
 OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
@@ -109,7 +111,5 @@ class HostIdentity(pulumi.ComponentResource):
         self.role_name = role.name
         # A host launched with the profile has its permissions from the first boot: the configure step
         # and the SSM agent then start without a round of AccessDenied retries.
-        self.instance_profile_name = pulumi.Output.all(profile.name, host_policy.id, session_manager.id).apply(
-            lambda values: values[0]
-        )
+        self.instance_profile_name = ready_after(profile.name, host_policy, session_manager)
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

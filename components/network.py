@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.ordering import ready_after
+
 WEB_PORTS = (80, 443)
 SSH_PORT = 22
 POSTGRES_PORT = 5432
@@ -168,15 +170,11 @@ class Network(pulumi.ComponentResource):
         # Whatever takes the public subnet waits for its route to the internet: AWS refuses to associate
         # an Elastic IP in a VPC without an attached gateway (Gateway.NotAttached), and a host booted
         # before the route exists fails its first apt-get.
-        self.public_subnet_id = pulumi.Output.all(public_subnet.id, default_route.id, public_association.id).apply(
-            lambda ids: ids[0]
-        )
+        self.public_subnet_id = ready_after(public_subnet.id, default_route, public_association)
         self.private_subnet_ids = [subnet.id for subnet in private_subnets]
         # The host's group is ready once its rules are: a host booted before the egress rule exists
         # has no way out for its first apt-get.
-        self.web_security_group_id = pulumi.Output.all(web.id, *(rule.id for rule in rules)).apply(
-            lambda ids: ids[0]
-        )
+        self.web_security_group_id = ready_after(web.id, *rules)
         self.db_security_group_id = database.id
         self.register_outputs(
             {

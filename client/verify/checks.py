@@ -159,17 +159,17 @@ def closed_to_world(group: Mapping[str, Any]) -> Outcome:
         for cidr in _world_ranges(permission)
         for port in _ports(permission)
     )
-    ports = "/".join(str(port) for port in GUARDED_PORTS)
     if exposures:
         return failed(f"{group.get('GroupId', 'group')} opens {', '.join(exposures)}")
-    return passed(f"{group.get('GroupId', 'group')}: {ports} not open to 0.0.0.0/0 or ::/0")
+    return _none_open([group])
 
 
 def all_closed_to_world(groups: Sequence[Mapping[str, Any]]) -> Outcome:
-    outcomes = [closed_to_world(group) for group in groups]
-    opened = [outcome.detail for outcome in outcomes if not outcome.passed]
-    if opened:
-        return failed("; ".join(opened))
+    opened = [outcome.detail for outcome in map(closed_to_world, groups) if not outcome.passed]
+    return failed("; ".join(opened)) if opened else _none_open(groups)
+
+
+def _none_open(groups: Sequence[Mapping[str, Any]]) -> Outcome:
     ids = ", ".join(str(group.get("GroupId", "group")) for group in groups)
     ports = "/".join(str(port) for port in GUARDED_PORTS)
     return passed(f"{ids}: {ports} not open to 0.0.0.0/0 or ::/0")

@@ -13,8 +13,8 @@ import stat
 import subprocess
 from pathlib import Path
 
-import userdata
-from tests.support.loopback import loopback_settings, remap, rendered_files
+from bench import host_install
+from tests.support.loopback import loopback_settings
 from userdata import layout, pins, scripts
 
 # Records each call; `pip install` fails while the file `fail-pip` holds a positive count.
@@ -30,15 +30,11 @@ exit 0
 
 def install_script(root: Path, mlflow_version: str = "3.17.2") -> Path:
     settings = dataclasses.replace(loopback_settings(), mlflow_version=mlflow_version)
-    text = rendered_files(userdata.render(settings))[layout.INSTALL_SCRIPT]
-    text = remap(text, {layout.VENV_DIR: str(root / "venv"), layout.UV_DIR: str(root / "uv"),
-                        layout.UV_CACHE_DIR: str(root / "cache")})
+    script = host_install.write_install_script(root, cache=root / "cache", settings=settings)
     # The retries' waits, shortened: the count of tries is what is under test, not the clock.
-    text = text.replace(f"sleep $((try * {scripts.INSTALL_RETRY_DELAY_SECONDS}))", "sleep 0")
-    root.mkdir(parents=True, exist_ok=True)
-    script = root / "mlflow-install"
-    script.write_text(text)
-    script.chmod(0o755)
+    script.write_text(
+        script.read_text().replace(f"sleep $((try * {scripts.INSTALL_RETRY_DELAY_SECONDS}))", "sleep 0")
+    )
     uv = root / "uv" / "bin" / "uv"
     uv.parent.mkdir(parents=True, exist_ok=True)
     uv.write_text(STAND_IN_UV)
