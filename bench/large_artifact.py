@@ -42,6 +42,7 @@ from tests.support.loopback import LoopbackStack
 
 T = TypeVar("T")
 TARGET_GROWTH_MB = 100.0
+CLIENT_TIMEOUT_SECONDS = 3600  # as nginx's proxy_read_timeout
 CHUNK = 8 * MIB
 MODES: dict[str, dict[str, str]] = {
     "single": {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false", "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false"},
@@ -149,6 +150,9 @@ def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory
             "MLFLOW_TRACKING_USERNAME": stack.admin_username,
             "MLFLOW_TRACKING_PASSWORD": stack.admin_password,
             "NO_PROXY": "127.0.0.1,localhost",
+            # A download's first byte waits for MLflow to fetch the whole object from moto, slower than S3
+            # (minutes per GiB on a busy machine); the client's default 120 s would give up and retry.
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(CLIENT_TIMEOUT_SECONDS),
         }):
             mlflow.set_tracking_uri(base_uri(stack, via))
             client = MlflowClient(base_uri(stack, via))

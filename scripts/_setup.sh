@@ -33,7 +33,9 @@ install_project() {
     uv venv --quiet --python python3 .venv
   fi
   say "installing the project into .venv"
-  uv pip install --quiet --python .venv/bin/python -e .
+  # pip too: Pulumi's pip toolchain finds the provider plugins with `python -m pip list`, and `uv venv`
+  # creates a venv without pip.
+  uv pip install --quiet --python .venv/bin/python -e . pip
 }
 
 require_pulumi() {

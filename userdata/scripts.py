@@ -67,6 +67,7 @@ def configure_script(s: HostSettings) -> str:
         auth_database=repr(naming.AUTH_DATABASE),
         env_file=repr(layout.ENV_FILE),
         auth_config=repr(layout.AUTH_CONFIG),
+        state_file=repr(layout.CONFIGURE_STATE),
         wait_seconds=str(CONFIGURE_WAIT_SECONDS),
         **names,
     )

@@ -224,3 +224,11 @@ def test_mermaid_diagram_is_present(readme):
     assert len(blocks) == 1
     for part in ("flowchart", "nginx", "127.0.0.1:5000", "RDS", "S3", "SSM", "Elastic IP"):
         assert part in blocks[0]
+
+
+def test_upgrade_advice_names_the_tested_release_and_the_day_its_dependencies_are_resolved_as_of(readme):
+    from userdata import pins
+
+    after_deploy = " ".join(section(readme, "After deploy").split())
+    assert f"The default, {pins.TESTED_MLFLOW_VERSION}, is the release the tests run" in after_deploy
+    assert f"as they were on PyPI on {pins.RESOLVED_AS_OF[:10]}" in after_deploy

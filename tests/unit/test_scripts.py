@@ -113,9 +113,10 @@ def test_deploy_sets_up_the_dev_stack_on_a_local_backend_and_runs_pulumi_up(sand
     assert "123456789012" in result.stderr  # moto's account: the credential check ran before `up`
 
 
-def test_deploy_installs_the_project_into_the_venv(sandbox):
+def test_deploy_installs_the_project_and_pip_into_the_venv(sandbox):
     assert sandbox.run("deploy", "--yes").returncode == 0
-    assert "uv pip install --quiet --python .venv/bin/python -e ." in sandbox.calls()
+    # pip: Pulumi's pip toolchain (Pulumi.yaml) lists the venv's packages with `python -m pip list`.
+    assert "uv pip install --quiet --python .venv/bin/python -e . pip" in sandbox.calls()
 
 
 def test_deploy_takes_the_stack_name_and_passes_the_remaining_arguments_to_pulumi_up(sandbox):

@@ -217,12 +217,20 @@ def test_venvs_pulumi_expects_are_installed_before_pulumi_runs(name):
     setup = index_of(workflow, lambda step: "uv pip install" in step.get("run", ""))
     script = steps(workflow)[setup]["run"]
     assert f"uv venv --python python3 {program_venv}\n" in script
-    assert f"--python {program_venv}/bin/python -e ." in script
+    # pip in each: Pulumi's pip toolchain finds the plugins with `python -m pip list`, and `uv venv` adds no pip.
+    assert f"--python {program_venv}/bin/python -e . pip\n" in script
     assert f"uv venv --python python3 {policy_venv}\n" in script
-    assert f"--python {policy_venv}/bin/python -r policy/requirements.txt" in script
+    assert f"--python {policy_venv}/bin/python -r policy/requirements.txt pip\n" in script
     aws = index_of(workflow, lambda step: step.get("uses", "").startswith("aws-actions/configure-aws-credentials"))
     pulumi = index_of(workflow, lambda step: step.get("uses", "").startswith("pulumi/actions"))
     assert setup < pulumi and aws < pulumi
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+def test_workflows_run_the_pulumi_cli_version_the_scripts_install(name):
+    setup = (REPO / "scripts" / "_setup.sh").read_text()
+    (scripts_version,) = re.findall(r'^PULUMI_VERSION="\$\{PULUMI_VERSION:-([0-9.]+)\}"', setup, flags=re.M)
+    assert step_using(load(name), "pulumi/actions")["with"]["pulumi-version"] == scripts_version
 
 
 def _run_preview_gate(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], str, str]:
