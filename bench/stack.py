@@ -22,11 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
 import naming
 from bench.common import process_tree
-from tests.support.loopback import LoopbackStack, free_port, remap
+from tests.support.loopback import LoopbackStack, autocommit_cursor, free_port, remap
 from userdata import layout
 
 _UPSTREAM_SERVER = f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"
@@ -147,15 +145,10 @@ def start_nginx_unwaited(stack: LoopbackStack) -> None:
 
 def fresh_databases(stack: LoopbackStack) -> None:
     """An empty tracking database and no auth database: what a new RDS instance holds."""
-    connection = psycopg2.connect(stack.postgres.dsn("postgres"))
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            for database in (naming.AUTH_DATABASE, naming.TRACKING_DATABASE):
-                cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            cursor.execute(f'CREATE DATABASE "{naming.TRACKING_DATABASE}"')
-    finally:
-        connection.close()
+    with autocommit_cursor(stack.postgres.dsn("postgres")) as cursor:
+        for database in (naming.AUTH_DATABASE, naming.TRACKING_DATABASE):
+            cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{naming.TRACKING_DATABASE}"')
 
 
 def service_environment(stack: LoopbackStack) -> dict[str, str]:

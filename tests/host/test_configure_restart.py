@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
 
-import psycopg2
 import pytest
 import requests
 
 from tests.host.conftest import require_host_binaries
-from tests.support.loopback import LoopbackStack
+from tests.support.loopback import LoopbackStack, autocommit_cursor
 from userdata import layout
 
 pytestmark = pytest.mark.host
@@ -52,16 +51,6 @@ def record(stack: LoopbackStack) -> dict[str, Any]:
     return recorded
 
 
-def execute(dsn: str, statement: str, parameters: tuple[object, ...] = ()) -> None:
-    connection = psycopg2.connect(dsn)
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(statement, parameters)
-    finally:
-        connection.close()
-
-
 def test_a_restart_with_nothing_changed_skips_the_upgrade_and_the_server_still_serves(stack):
     assert took_the_whole_way(configure(stack))
     recorded = record(stack)
@@ -89,7 +78,8 @@ def test_each_change_since_the_last_run_takes_the_whole_way(stack):
     state_file.write_text(json.dumps({**record(stack), "tracking": ["0123456789ab"]}))  # a restored database
     assert took_the_whole_way(configure(stack))
 
-    execute(stack.auth_postgres_dsn, "UPDATE users SET is_admin = false WHERE username = %s", (stack.admin_username,))
+    with autocommit_cursor(stack.auth_postgres_dsn) as cursor:
+        cursor.execute("UPDATE users SET is_admin = false WHERE username = %s", (stack.admin_username,))
     log = configure(stack)
     assert took_the_whole_way(log) and f"made {stack.admin_username} an admin again" in log
 

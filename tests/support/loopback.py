@@ -40,11 +40,12 @@ Interface (all a plain class, usable without pytest):
 
 Module functions: remap(text, replacements), loopback_replacements(...), loopback_settings(**overrides),
 rendered_files(user_data), unit_directives(unit_text), parse_env_file(text), free_port(),
-host_binaries_missing().
+host_binaries_missing(), autocommit_cursor(dsn) (a cursor whose statements commit at once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import os
@@ -63,7 +64,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +277,18 @@ def _kill_group_leftovers(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def autocommit_cursor(dsn: str) -> Iterator[Any]:
+    """A cursor on `dsn` whose every statement commits at once (CREATE and DROP DATABASE need that)."""
+    connection = psycopg2.connect(dsn)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            yield cursor
+    finally:
+        connection.close()
+
+
 class PostgresCluster:
     """initdb in `base` (owned by the postgres user when running as root: initdb refuses root), SSL on."""
 
@@ -336,15 +349,10 @@ class PostgresCluster:
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
                   "start", timeout=90)
         # RDS creates the tracking database with the instance; so does this cluster when it first starts.
-        connection = psycopg2.connect(self.dsn("postgres"))
-        try:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
-                if not cursor.fetchone():
-                    cursor.execute(f'CREATE DATABASE "{self.database}"')
-        finally:
-            connection.close()
+        with autocommit_cursor(self.dsn("postgres")) as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
+            if not cursor.fetchone():
+                cursor.execute(f'CREATE DATABASE "{self.database}"')
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
