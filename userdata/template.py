@@ -1,12 +1,25 @@
 """Fill `{{name}}` placeholders in the files under templates/ (no other syntax, so shell, nginx and
-Python `$`/`{}` pass through untouched). Every value must be used and every placeholder filled."""
+Python `$`/`{}` pass through untouched). Every value must be used and every placeholder filled.
+
+The templates explain themselves in comments; the host gets them without their comment lines
+(`lean`), because EC2 takes at most 16 KiB of user data and the comments are a fifth of it gzipped.
+"""
 
 from __future__ import annotations
 
+import io
+import re
+import tokenize
 from pathlib import Path
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_DIR = TEMPLATES / "host"
+
+# Kinds of template whose comments are whole lines starting with "#" (shell: the scripts use no
+# here-documents, which `lean` refuses, so a "#" line is always a comment there).
+_HASH_COMMENT_SUFFIXES = (".sh", ".conf", ".service", ".timer", ".toml", ".ini")
+_PYTHON_SUFFIXES = (".py", ".py.in")
+_HEREDOC = re.compile(r"<<-?\s*['\"]?[A-Za-z_]")
 
 
 def fill(name: str, template_dir: Path = TEMPLATE_DIR, /, **values: str) -> str:
@@ -19,4 +32,28 @@ def fill(name: str, template_dir: Path = TEMPLATE_DIR, /, **values: str) -> str:
     if "{{" in text:
         start = text.index("{{")
         raise KeyError(f"template {name} left unfilled: {text[start:start + 40]!r}")
-    return text
+    return lean(name, text)
+
+
+def lean(name: str, text: str) -> str:
+    """`text` without its whole-line comments (a first-line `#!` stays), by the template's kind."""
+    if name.endswith(_PYTHON_SUFFIXES):
+        comment_lines = _python_comment_lines(text)
+    elif name.endswith(_HASH_COMMENT_SUFFIXES):
+        if name.endswith(".sh") and _HEREDOC.search(text):
+            raise ValueError(f"template {name} has a here-document: its '#' lines could be data")
+        comment_lines = {number for number, line in enumerate(text.splitlines(), 1) if line.lstrip().startswith("#")}
+    else:
+        return text
+    lines = text.splitlines(keepends=True)
+    return "".join(line for number, line in enumerate(lines, 1)
+                   if number not in comment_lines or (number == 1 and line.startswith("#!")))
+
+
+def _python_comment_lines(text: str) -> set[int]:
+    lines = text.splitlines()
+    return {
+        token.start[0]
+        for token in tokenize.generate_tokens(io.StringIO(text).readline)
+        if token.type == tokenize.COMMENT and lines[token.start[0] - 1].lstrip().startswith("#")
+    }
