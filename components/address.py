@@ -10,6 +10,7 @@ whatever it serves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 

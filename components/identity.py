@@ -2,8 +2,9 @@
 
 The inline policy reaches only the artifact bucket and its objects, and only the stack's SSM
 parameters (and the history of the admin's name alone, so a renamed admin can be demoted);
-`AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed) and the restart on an admin change. With a Route 53
-zone, the host may also change records in that zone, for certbot's DNS-01 challenge.
+`AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed) and the restart on an admin
+change. With a Route 53 zone, the host may also change records in that zone, for certbot's DNS-01
+challenge.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.preflight import ChangeRefused, vpc_name
 from components.ordering import ready_after
+from components.preflight import ChangeRefused, vpc_name
 
 WEB_PORTS = (80, 443)
 SSH_PORT = 22

@@ -12,9 +12,9 @@ import pytest
 
 import config
 import userdata
+from components.database import final_snapshot_identifier
 from host_settings import host_settings_for
 from naming import Outputs
-from components.database import final_snapshot_identifier
 from tests.support.pulumi_program import (
     PUBLIC_IP,
     Account,
