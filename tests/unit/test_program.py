@@ -570,6 +570,14 @@ def test_dev_protects_nothing_so_destroy_takes_it_all(dev: ProgramRun) -> None:
     assert [r.name for r in dev.resources if r.protect] == []
 
 
+def test_turning_protect_data_off_lifts_every_protect_so_the_readme_destroy_path_goes_through() -> None:
+    # The README's path: `pulumi config set protectData false && pulumi up`, then destroy. The engine
+    # records the protect flag each run registers, so this run leaves nothing protected in state.
+    run = run_program("prod", {"protectData": "false"})
+    assert [r.name for r in run.resources if r.protect] == []
+    assert run.one(RDS).inputs["deletionProtection"] is False
+
+
 def test_the_final_snapshot_is_named_for_this_database_and_exported(prod: ProgramRun) -> None:
     rds = prod.one(RDS)
     suffix = named(prod, RANDOM_ID, "-final-snapshot-suffix")
