@@ -19,6 +19,11 @@ from components.server_secrets import ServerSecrets, ServerSecretsArgs
 from host_settings import host_settings_for
 from naming import Outputs
 
+# The first engine that honours `replacement_trigger` (pulumi/pulumi#20936): an older one ignores it, and
+# an instanceType change across CPU architectures then fails in place. scripts/_setup.sh checks the same.
+MIN_PULUMI_ENGINE = "3.208.0"
+pulumi.require_pulumi_version(f">={MIN_PULUMI_ENGINE}")
+
 try:
     cfg = config.from_pulumi()
 except config.ConfigError as error:

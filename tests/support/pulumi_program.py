@@ -65,6 +65,7 @@ class ProgramRun:
     stack: str
     resources: list[RegisteredResource]
     invokes: list[Invoke]
+    required_engine_ranges: list[str]
     outputs: dict[str, Any]
     secret_outputs: set[str]
     generated_secrets: list[str]  # every RandomPassword result and IAM secret key the mocks handed out
@@ -127,6 +128,7 @@ class Account:
     deployed_vpc_cidr: str | None = None
     stack_public_ips: list[str] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
+    pulumi_cli_version: str = "3.272.0"  # the engine the program runs under
     # RandomPassword names whose next result is a new one, as after `pulumi up --replace <its urn>`.
     rotated_passwords: set[str] = field(default_factory=set)
     parameters: dict[str, tuple[str, int]] = field(default_factory=dict)  # SSM name -> (value, version)
@@ -224,6 +226,27 @@ class ProgramMocks(pulumi.runtime.Mocks):
         raise AssertionError(f"the program made an invoke the mocks do not know: {args.token}")
 
 
+class VersionedEngine(pulumi_mocks.MockEngine):
+    """The SDK's mock engine, as a Pulumi CLI of `version`: it answers RequirePulumiVersion like the real one
+    for ranges of the form >=X.Y.Z, and records every range the program asked for."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(None)
+        self.version = version
+        self.required_ranges: list[str] = []
+
+    def RequirePulumiVersion(self, request: Any) -> None:
+        wanted = request.pulumi_version_range
+        self.required_ranges.append(wanted)
+        assert wanted.startswith(">="), f"the mock engine knows only >= ranges, not {wanted!r}"
+
+        def key(version: str) -> tuple[int, ...]:
+            return tuple(int(part) for part in version.split("."))
+
+        if key(self.version) < key(wanted[2:]):
+            raise RuntimeError(f"Pulumi CLI version {self.version} does not satisfy the version range {wanted!r}")
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """The SDK's mock monitor, also keeping each registration's parent and dependencies."""
 
@@ -292,6 +315,8 @@ def run_program(
         monitor = RecordingMonitor(mocks)
         settings.set_root_resource(None)  # type: ignore[arg-type]
         pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack=stack, preview=False, monitor=monitor)
+        engine = VersionedEngine(mocks.account.pulumi_cli_version)
+        settings.SETTINGS.engine = engine
         pulumi.runtime.set_all_config(all_config)
         try:
             runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
@@ -317,7 +342,8 @@ def run_program(
 
         values, secret = loop.run_until_complete(resolve())
         return ProgramRun(
-            stack, list(monitor.registered), list(mocks.invokes), values, secret, list(mocks.generated_secrets)
+            stack, list(monitor.registered), list(mocks.invokes), list(engine.required_ranges), values, secret,
+            list(mocks.generated_secrets),
         )
     finally:
         pulumi.runtime.set_all_config({})

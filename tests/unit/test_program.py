@@ -16,6 +16,7 @@ from components.database import final_snapshot_identifier
 from host_settings import host_settings_for
 from naming import Outputs
 from tests.support.pulumi_program import (
+    PROJECT_DIR,
     PUBLIC_IP,
     Account,
     ProgramFailed,
@@ -705,3 +706,22 @@ def test_the_host_may_read_the_admin_names_history_and_nothing_elses(dev: Progra
         "Sid": "ReadAdminNameHistory", "Effect": "Allow", "Action": ["ssm:GetParameterHistory"],
         "Resource": "arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/mlflow/admin-username",
     }]
+
+
+# --- the Pulumi engine -------------------------------------------------------------------------
+
+
+def test_the_program_requires_an_engine_that_honours_replacement_trigger(dev: ProgramRun) -> None:
+    assert dev.required_engine_ranges == [">=3.208.0"]
+
+
+def test_an_older_pulumi_cli_stops_the_program_before_any_resource() -> None:
+    with pytest.raises(ProgramFailed) as failure:
+        run_program("dev", account=Account(pulumi_cli_version="3.207.0"))
+    assert "3.207.0 does not satisfy the version range '>=3.208.0'" in str(failure.value)
+    assert failure.value.resources == []
+
+
+def test_the_deploy_scripts_accept_the_same_oldest_cli_as_the_program() -> None:
+    setup = (PROJECT_DIR / "scripts" / "_setup.sh").read_text()
+    assert 'PULUMI_MIN_VERSION="3.208.0"' in setup
