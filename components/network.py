@@ -7,8 +7,8 @@ the world. Rules are separate `vpc.SecurityGroup*Rule` resources, one per CIDR a
 The public subnet sits in the first zone that offers the host's instance type; the private subnets in
 the first two zones. The VPC's range is fixed for the life of a stack: RDS cannot follow its subnets
 into a new VPC, so a changed `vpcCidr` is refused before anything is created (components/preflight.py,
-run before this component). With `protect_data`, the
-VPC, the private subnets and the database's security group are protected like the database itself.
+run before this component). With `protect_data`, the VPC, the private subnets and the database's
+security group are protected like the database itself.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Network(pulumi.ComponentResource):
             opts=invoke,
         ).names
         if len(zones) < PRIVATE_SUBNET_COUNT:
-            raise ChangeRefused(
+            raise pulumi.RunError(
                 f"the region offers {len(zones)} availability zone(s); RDS needs subnets in {PRIVATE_SUBNET_COUNT}"
             )
         offered = aws.ec2.get_instance_type_offerings(
