@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 import config
+from components import preflight
 from components.address import PublicAddress, PublicAddressArgs
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.client_access import ClientAccess, ClientAccessArgs
@@ -13,9 +14,15 @@ from components.database import Database, DatabaseArgs
 from components.host import TrackingHost, TrackingHostArgs
 from components.identity import HostIdentity, HostIdentityArgs
 from components.network import Network, NetworkArgs
+from components.server_restart import ServerRestart, ServerRestartArgs
 from components.server_secrets import ServerSecrets, ServerSecretsArgs
 from host_settings import host_settings_for
 from naming import Outputs
+
+# The first engine that honours `replacement_trigger` (pulumi/pulumi#20936): an older one ignores it, and
+# an instanceType change across CPU architectures then fails in place. scripts/_setup.sh checks the same.
+MIN_PULUMI_ENGINE = "3.208.0"
+pulumi.require_pulumi_version(f">={MIN_PULUMI_ENGINE}")
 
 try:
     cfg = config.from_pulumi()
@@ -32,9 +39,25 @@ provider = aws.Provider(
 with_provider = pulumi.ResourceOptions(providers=[provider])
 name = cfg.stack
 
+# Changes AWS would refuse half-way (it is asked what the stack deployed before), before any resource.
+preflight.refuse_unsafe_changes(
+    project=cfg.project,
+    stack=cfg.stack,
+    vpc_cidr=cfg.vpc_cidr,
+    domain=cfg.domain,
+    hosted_zone_id=cfg.hosted_zone_id,
+    opts=pulumi.InvokeOptions(provider=provider),
+)
+
 network = Network(
     name,
-    NetworkArgs(vpc_cidr=cfg.vpc_cidr, allowed_cidrs=cfg.allowed_cidrs, ssh_cidrs=cfg.ssh_cidrs),
+    NetworkArgs(
+        vpc_cidr=cfg.vpc_cidr,
+        allowed_cidrs=cfg.allowed_cidrs,
+        instance_type=cfg.instance_type.name,
+        ssh_cidrs=cfg.ssh_cidrs,
+        protect_data=cfg.protect_data,
+    ),
     with_provider,
 )
 artifacts = ArtifactStore(
@@ -70,7 +93,9 @@ identity = HostIdentity(
     with_provider,
 )
 address = PublicAddress(
-    name, PublicAddressArgs(domain=cfg.domain, hosted_zone_id=cfg.hosted_zone_id), with_provider
+    name,
+    PublicAddressArgs(domain=cfg.domain, hosted_zone_id=cfg.hosted_zone_id),
+    with_provider,
 )
 settings = pulumi.Output.all(artifacts.bucket_name, address.public_ip).apply(
     lambda facts: host_settings_for(cfg, artifact_bucket=facts[0], public_ip=facts[1])
@@ -90,6 +115,8 @@ host = TrackingHost(
     ),
     with_provider,
 )
+# A new admin name or password in SSM reaches the running server: the host restarts MLflow.
+ServerRestart(name, ServerRestartArgs(instance_id=host.instance_id, revision=secrets.admin_revision), with_provider)
 
 pulumi.export(Outputs.TRACKING_URI, settings.apply(lambda s: s.tracking_uri))
 pulumi.export(Outputs.PUBLIC_IP, address.public_ip)
@@ -98,6 +125,8 @@ pulumi.export(Outputs.ARTIFACT_BUCKET, artifacts.bucket_name)
 pulumi.export(Outputs.ARTIFACT_DESTINATION, artifacts.bucket_name.apply(lambda bucket: f"s3://{bucket}/"))
 pulumi.export(Outputs.DB_ENDPOINT, database.endpoint)
 pulumi.export(Outputs.DB_INSTANCE_ID, database.instance_id)
+if database.final_snapshot_identifier is not None:
+    pulumi.export(Outputs.DB_FINAL_SNAPSHOT, database.final_snapshot_identifier)
 pulumi.export(Outputs.INSTANCE_ID, host.instance_id)
 pulumi.export(
     Outputs.SSM_SESSION_COMMAND,

@@ -61,6 +61,7 @@ class Outputs:
     ARTIFACT_DESTINATION = "artifact_destination"
     DB_ENDPOINT = "db_endpoint"
     DB_INSTANCE_ID = "db_instance_id"
+    DB_FINAL_SNAPSHOT = "db_final_snapshot"  # only with protectData: the snapshot RDS takes when destroy deletes it
     INSTANCE_ID = "instance_id"
     SSM_SESSION_COMMAND = "ssm_session_command"
     REGION = "region"

@@ -1,6 +1,10 @@
 """PublicAddress: the Elastic IP, allocated before the host so its URL is known before it boots.
 
-With a Route 53 zone, the A record for the domain points at it too.
+With a Route 53 zone, the A record for the domain points at it too. The README lets users create
+that record by hand before they set `hostedZoneId`: a record that already points at this stack's
+Elastic IP is adopted (the stack manages it from then on); any other record of that name is refused
+before anything is created (components/preflight.py), since overwriting it would take the name from
+whatever it serves.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+
+from components.preflight import eip_name
 
 RECORD_TTL_SECONDS = 300
 
@@ -27,7 +33,7 @@ class PublicAddress(pulumi.ComponentResource):
         super().__init__("mlflow-aws:network:PublicAddress", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags={"Name": f"{name}-eip"}, opts=child)
+        eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags={"Name": eip_name(name)}, opts=child)
         if args.domain and args.hosted_zone_id:
             aws.route53.Record(
                 f"{name}-a-record",
@@ -36,7 +42,8 @@ class PublicAddress(pulumi.ComponentResource):
                 type="A",
                 ttl=RECORD_TTL_SECONDS,
                 records=[eip.public_ip],
-                allow_overwrite=False,
+                # Only ever a record the preflight checked: none, or one already pointing at this stack's address.
+                allow_overwrite=True,
                 opts=child,
             )
 

@@ -55,8 +55,9 @@ class ArtifactStore(pulumi.ComponentResource):
     def __init__(self, name: str, args: ArtifactStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-aws:storage:ArtifactStore", name, None, opts)
         # A retained bucket keeps its protections too: deleting BucketVersioning suspends versioning,
-        # and deleting the others would leave the kept bucket open to ACLs and plain HTTP.
-        child = pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect_data)
+        # and deleting the others would leave the kept bucket open to ACLs and plain HTTP. Protected too, so
+        # `pulumi destroy` stops at its preview instead of removing the rest of the stack first.
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect_data, protect=args.protect_data)
 
         suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child)
         stem = dns_safe(f"{args.project}-{args.stack}-artifacts", BUCKET_NAME_MAX - 2 * SUFFIX_BYTES - 1)

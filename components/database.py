@@ -2,8 +2,10 @@
 
 The host never learns the endpoint or the password through user data: it reads the parameters
 written here at boot (design decisions 1 and 2), so the EC2 instance does not wait for RDS and a
-database change never replaces the host. `protect_data` turns on deletion protection, a final
-snapshot with a stable name and a week of backups.
+database change never replaces the host. `protect_data` turns on deletion protection, a week of
+backups and a final snapshot named for this database alone (a random suffix: a later stack of the same
+name gets its own), and marks the instance, its subnet group and its password with Pulumi's `protect`,
+so `pulumi destroy` stops at its preview before it deletes anything.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MAX_STORAGE_GB = 65536  # RDS's ceiling for PostgreSQL on gp3, for allocated and
 RDS_IDENTIFIER_MAX = 63
 # RDS rejects '/', '@', '"' and spaces; letters and digits also need no escaping in a database URI.
 PASSWORD_LENGTH = 40
+SNAPSHOT_SUFFIX_BYTES = 4
 
 
 @dataclass
@@ -53,8 +56,10 @@ def pins_a_minor_version(engine_version: str) -> bool:
     return "." in engine_version
 
 
-def final_snapshot_identifier(project: str, stack: str) -> str:
-    return dns_safe(f"{project}-{stack}-final", RDS_IDENTIFIER_MAX)
+def final_snapshot_identifier(project: str, stack: str, suffix: str) -> str:
+    """<project>-<stack>-final-<suffix>: the suffix keeps the whole name, however long the stack's name."""
+    tail = f"-final-{suffix}"
+    return dns_safe(f"{project}-{stack}", RDS_IDENTIFIER_MAX - len(tail)) + tail
 
 
 class Database(pulumi.ComponentResource):
@@ -62,18 +67,23 @@ class Database(pulumi.ComponentResource):
     address: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     arn: pulumi.Output[str]
+    final_snapshot_identifier: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-aws:database:Database", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        kept = pulumi.ResourceOptions(parent=self, protect=args.protect_data)
 
-        password = random.RandomPassword(f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child)
+        password = random.RandomPassword(f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=kept)
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",
             subnet_ids=args.private_subnet_ids,
             description=f"{args.project} {args.stack}: private subnets of the MLflow backend store",
-            opts=child,
+            opts=kept,
         )
+        snapshot_name: pulumi.Output[str] | None = None
+        if args.protect_data:
+            suffix = random.RandomId(f"{name}-final-snapshot-suffix", byte_length=SNAPSHOT_SUFFIX_BYTES, opts=kept)
+            snapshot_name = suffix.hex.apply(lambda hex_: final_snapshot_identifier(args.project, args.stack, hex_))
         instance = aws.rds.Instance(
             f"{name}-postgres",
             identifier=dns_safe(f"{args.project}-{args.stack}", RDS_IDENTIFIER_MAX),
@@ -95,9 +105,7 @@ class Database(pulumi.ComponentResource):
             backup_retention_period=PROTECTED_BACKUP_DAYS if args.protect_data else UNPROTECTED_BACKUP_DAYS,
             deletion_protection=args.protect_data,
             skip_final_snapshot=not args.protect_data,
-            final_snapshot_identifier=(
-                final_snapshot_identifier(args.project, args.stack) if args.protect_data else None
-            ),
+            final_snapshot_identifier=snapshot_name,
             delete_automated_backups=not args.protect_data,
             copy_tags_to_snapshot=True,
             # A pinned minor (17.6) stays pinned: once AWS upgraded it to 17.7, every `pulumi up` would
@@ -107,7 +115,7 @@ class Database(pulumi.ComponentResource):
             # A protected database applies changes in its maintenance window, not mid-day.
             apply_immediately=not args.protect_data,
             tags=naming.DATA_PROTECTION_TAGS if args.protect_data else None,
-            opts=child,
+            opts=kept,
         )
 
         facts: list[tuple[naming.SsmParameter, pulumi.Input[str]]] = [
@@ -123,6 +131,8 @@ class Database(pulumi.ComponentResource):
         self.address = instance.address
         self.endpoint = instance.endpoint
         self.arn = instance.arn
+        self.final_snapshot_identifier = snapshot_name
         self.register_outputs(
-            {"instance_id": self.instance_id, "endpoint": self.endpoint, "arn": self.arn}
+            {"instance_id": self.instance_id, "endpoint": self.endpoint, "arn": self.arn,
+             "final_snapshot_identifier": snapshot_name}
         )

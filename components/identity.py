@@ -1,8 +1,10 @@
 """HostIdentity: the instance role and profile of the MLflow host, least privilege.
 
 The inline policy reaches only the artifact bucket and its objects, and only the stack's SSM
-parameters; `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed). With a Route 53
-zone, the host may also change records in that zone, for certbot's DNS-01 challenge.
+parameters (and the history of the admin's name alone, so a renamed admin can be demoted);
+`AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed) and the restart on an admin
+change. With a Route 53 zone, the host may also change records in that zone, for certbot's DNS-01
+challenge.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+import naming
 from components.ordering import ready_after
 
 SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
 BUCKET_ACTIONS = ["s3:ListBucket"]
 OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 PARAMETER_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
+# The configure step reads the admin name's earlier values: the admins a rename left behind.
+HISTORY_ACTIONS = ["ssm:GetParameterHistory"]
 # certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
@@ -48,13 +53,18 @@ def parameters_arn(partition: str, region: str, account_id: str, ssm_prefix: str
     return f"arn:{partition}:ssm:{region}:{account_id}:parameter{ssm_prefix}/*"
 
 
+def parameter_arn(partition: str, region: str, account_id: str, ssm_prefix: str, parameter: naming.SsmParameter) -> str:
+    return f"arn:{partition}:ssm:{region}:{account_id}:parameter{naming.parameter_name(ssm_prefix, parameter)}"
+
+
 def host_policy_document(
-    *, bucket_arn: str, parameters_arn: str, partition: str, hosted_zone_id: str = ""
+    *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = ""
 ) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
         {"Sid": "ReadWriteArtifacts", "Effect": "Allow", "Action": OBJECT_ACTIONS, "Resource": f"{bucket_arn}/*"},
         {"Sid": "ReadStackParameters", "Effect": "Allow", "Action": PARAMETER_ACTIONS, "Resource": parameters_arn},
+        {"Sid": "ReadAdminNameHistory", "Effect": "Allow", "Action": HISTORY_ACTIONS, "Resource": admin_name_arn},
     ]
     if hosted_zone_id:
         statements += [
@@ -94,6 +104,9 @@ class HostIdentity(pulumi.ComponentResource):
                 lambda bucket_arn: host_policy_document(
                     bucket_arn=bucket_arn,
                     parameters_arn=parameters_arn(partition, args.region, account_id, args.ssm_prefix),
+                    admin_name_arn=parameter_arn(
+                        partition, args.region, account_id, args.ssm_prefix, naming.ADMIN_USERNAME
+                    ),
                     partition=partition,
                     hosted_zone_id=args.hosted_zone_id,
                 )

@@ -3,6 +3,12 @@
 Security groups: `web` admits 80/443 from allowedCidrs only and 22 only from sshCidrs; `database`
 admits 5432 only from the web group. Nothing opens 5000 (MLflow listens on 127.0.0.1) or 5432 to
 the world. Rules are separate `vpc.SecurityGroup*Rule` resources, one per CIDR and port.
+
+The public subnet sits in the first zone that offers the host's instance type; the private subnets in
+the first two zones. The VPC's range is fixed for the life of a stack: RDS cannot follow its subnets
+into a new VPC, so a changed `vpcCidr` is refused before anything is created (components/preflight.py,
+run before this component). With `protect_data`, the VPC, the private subnets and the database's
+security group are protected like the database itself.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.ordering import ready_after
+from components.preflight import ChangeRefused, vpc_name
 
 WEB_PORTS = (80, 443)
 SSH_PORT = 22
@@ -25,7 +32,9 @@ PRIVATE_SUBNET_COUNT = 2
 class NetworkArgs:
     vpc_cidr: str
     allowed_cidrs: tuple[str, ...]
+    instance_type: str  # the host's: its subnet must be in a zone that offers it
     ssh_cidrs: tuple[str, ...] = ()
+    protect_data: bool = False
 
 
 def _cidr_label(cidr: str) -> str:
@@ -39,6 +48,18 @@ def split_vpc(vpc_cidr: str) -> tuple[str, list[str]]:
     return quarters[0], quarters[1 : 1 + PRIVATE_SUBNET_COUNT]
 
 
+def host_zone(instance_type: str, zones: list[str], offered: list[str]) -> str:
+    """The first of `zones` where EC2 offers `instance_type`."""
+    for zone in zones:
+        if zone in offered:
+            return zone
+    raise ChangeRefused(
+        f"instanceType: {instance_type} is not offered in any availability zone this account can use in the "
+        f"region ({', '.join(zones)}); choose another type, e.g. one listed by: aws ec2 "
+        f"describe-instance-type-offerings --location-type availability-zone --filters Name=location,Values={zones[0]}"
+    )
+
+
 class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     public_subnet_id: pulumi.Output[str]
@@ -49,16 +70,26 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-aws:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # What the database cannot live without: replacing or deleting these takes it down with them.
+        kept = pulumi.ResourceOptions(parent=self, protect=args.protect_data)
+        invoke = pulumi.InvokeOptions(parent=self)
 
+        # The checks come before the first resource: a refused config changes nothing in the account.
         zones = aws.get_availability_zones(
             state="available",
             filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
-            opts=pulumi.InvokeOptions(parent=self),
+            opts=invoke,
         ).names
         if len(zones) < PRIVATE_SUBNET_COUNT:
             raise pulumi.RunError(
                 f"the region offers {len(zones)} availability zone(s); RDS needs subnets in {PRIVATE_SUBNET_COUNT}"
             )
+        offered = aws.ec2.get_instance_type_offerings(
+            location_type="availability-zone",
+            filters=[aws.ec2.GetInstanceTypeOfferingsFilterArgs(name="instance-type", values=[args.instance_type])],
+            opts=invoke,
+        ).locations
+        public_zone = host_zone(args.instance_type, list(zones), list(offered))
         public_cidr, private_cidrs = split_vpc(args.vpc_cidr)
 
         vpc = aws.ec2.Vpc(
@@ -66,8 +97,8 @@ class Network(pulumi.ComponentResource):
             cidr_block=args.vpc_cidr,
             enable_dns_support=True,
             enable_dns_hostnames=True,
-            tags={"Name": f"{name}-vpc"},
-            opts=child,
+            tags={"Name": vpc_name(name)},
+            opts=kept,
         )
         gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child)
 
@@ -77,10 +108,12 @@ class Network(pulumi.ComponentResource):
             f"{name}-public",
             vpc_id=vpc.id,
             cidr_block=public_cidr,
-            availability_zone=zones[0],
+            availability_zone=public_zone,
             map_public_ip_on_launch=False,
             tags={"Name": f"{name}-public"},
-            opts=child,
+            # A new zone (an instanceType the old one lacks) means a new subnet with the same range, which
+            # AWS refuses while the old one exists; the host and its interface are replaced along with it.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         public_routes = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id, opts=child)
         default_route = aws.ec2.Route(
@@ -105,7 +138,7 @@ class Network(pulumi.ComponentResource):
                 availability_zone=zone,
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{name}-private-{index}"},
-                opts=child,
+                opts=kept,
             )
             aws.ec2.RouteTableAssociation(
                 f"{name}-private-{index}-rta", subnet_id=subnet.id, route_table_id=private_routes.id, opts=child
@@ -153,7 +186,7 @@ class Network(pulumi.ComponentResource):
         ))
 
         database = aws.ec2.SecurityGroup(
-            f"{name}-db", vpc_id=vpc.id, description="RDS PostgreSQL: 5432 from the MLflow host only", opts=child
+            f"{name}-db", vpc_id=vpc.id, description="RDS PostgreSQL: 5432 from the MLflow host only", opts=kept
         )
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-db-from-web",

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_random as random
 
 import naming
-from components.parameters import put_parameters
+from components.parameters import parameter_versions, put_parameters
 
 ADMIN_PASSWORD_LENGTH = 32
 FLASK_SECRET_KEY_LENGTH = 64
@@ -27,6 +27,8 @@ class ServerSecretsArgs:
 class ServerSecrets(pulumi.ComponentResource):
     admin_username: str
     admin_password: pulumi.Output[str]
+    # The SSM versions of the admin's name and password: a rename or a new password changes it.
+    admin_revision: pulumi.Output[str]
 
     def __init__(self, name: str, args: ServerSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-aws:auth:ServerSecrets", name, None, opts)
@@ -43,8 +45,9 @@ class ServerSecrets(pulumi.ComponentResource):
             (naming.ADMIN_PASSWORD, admin_password.result),
             (naming.FLASK_SECRET_KEY, flask_secret_key.result),
         ]
-        put_parameters(name, args.ssm_prefix, values, described_as="MLflow server", parent=self)
+        parameters = put_parameters(name, args.ssm_prefix, values, described_as="MLflow server", parent=self)
 
         self.admin_username = args.admin_username
         self.admin_password = pulumi.Output.secret(admin_password.result)
+        self.admin_revision = parameter_versions(parameters[naming.ADMIN_USERNAME], parameters[naming.ADMIN_PASSWORD])
         self.register_outputs({"admin_username": self.admin_username, "admin_password": self.admin_password})

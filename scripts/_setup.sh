@@ -4,6 +4,9 @@
 
 # Pinned tool versions; override from the environment, e.g. PULUMI_VERSION=3.280.0 ./scripts/deploy
 PULUMI_VERSION="${PULUMI_VERSION:-3.272.0}"  # the Pulumi CLI; matches the pulumi SDK the tests run
+# The oldest CLI accepted on PATH: the first engine that honours the `replacement_trigger` resource option
+# (3.208.0, pulumi/pulumi#20936). An older one ignores it, and a t3 -> t4g change then fails in place.
+PULUMI_MIN_VERSION="3.208.0"
 UV_VERSION="${UV_VERSION:-0.13.9}"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,9 +41,24 @@ install_project() {
   uv pip install --quiet --python .venv/bin/python -e . pip
 }
 
+# Whether version $1 (as `pulumi version` prints it, e.g. v3.272.0) is at least PULUMI_MIN_VERSION.
+pulumi_new_enough() {
+  local have="${1#v}"
+  [ -n "$have" ] || return 1
+  [ "$(printf '%s\n%s\n' "$PULUMI_MIN_VERSION" "$have" | sort -V | head -n 1)" = "$PULUMI_MIN_VERSION" ]
+}
+
 require_pulumi() {
   export PATH="$HOME/.pulumi/bin:$PATH"
-  command -v pulumi >/dev/null 2>&1 && return
+  if command -v pulumi >/dev/null 2>&1; then
+    local have
+    have="$(pulumi version 2>/dev/null || true)"
+    pulumi_new_enough "$have" || die "the Pulumi CLI on PATH ($(command -v pulumi)) is ${have:-of unknown version}; \
+this project needs $PULUMI_MIN_VERSION or newer, whose engine replaces the host when instanceType changes CPU \
+architecture. Upgrade it (into ~/.pulumi/bin, which these scripts put first on PATH):
+  curl -fsSL https://get.pulumi.com | sh -s -- --version $PULUMI_VERSION --no-edit-path"
+    return
+  fi
   command -v curl >/dev/null 2>&1 || die "the Pulumi CLI is missing and so is curl to install it: https://www.pulumi.com/docs/install/"
   say "installing the Pulumi CLI $PULUMI_VERSION into ~/.pulumi/bin (official installer; add it to your PATH to use pulumi directly)"
   curl -fsSL https://get.pulumi.com | sh -s -- --version "$PULUMI_VERSION" --no-edit-path >/dev/null

@@ -129,17 +129,41 @@ def db_backups(db: Mapping[str, Any]) -> Outcome:
     return failed("automated backups are off (retention 0 days)")
 
 
-def _world_ranges(permission: Mapping[str, Any]) -> list[str]:
+# A managed prefix list's CIDRs, or why they could not be read.
+PrefixLists = Mapping[str, Sequence[str] | str]
+
+
+def _is_world(cidr: str) -> bool:
+    try:
+        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+def _world_ranges(permission: Mapping[str, Any], prefix_lists: PrefixLists) -> list[str]:
+    """The whole-internet sources of a rule: its own ranges and those of the prefix lists it names."""
     ranges = [entry.get("CidrIp", "") for entry in permission.get("IpRanges", [])]
     ranges += [entry.get("CidrIpv6", "") for entry in permission.get("Ipv6Ranges", [])]
-    world = []
-    for cidr in ranges:
-        try:
-            if ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
-                world.append(cidr)
-        except ValueError:
-            continue
+    world = [cidr for cidr in ranges if _is_world(cidr)]
+    for list_id in prefix_list_ids(permission):
+        entries = prefix_lists.get(list_id, ())
+        if not isinstance(entries, str):
+            world += [f"{cidr} (prefix list {list_id})" for cidr in entries if _is_world(cidr)]
     return world
+
+
+def prefix_list_ids(permission: Mapping[str, Any]) -> list[str]:
+    return [str(entry.get("PrefixListId", "")) for entry in permission.get("PrefixListIds", [])]
+
+
+def _unresolved(permission: Mapping[str, Any], prefix_lists: PrefixLists) -> list[str]:
+    """The prefix lists of a rule whose entries are unknown, each with the reason."""
+    unknown = []
+    for list_id in prefix_list_ids(permission):
+        entries = prefix_lists.get(list_id, "not read")
+        if isinstance(entries, str):
+            unknown.append(f"prefix list {list_id} ({entries})")
+    return unknown
 
 
 def _ports(permission: Mapping[str, Any]) -> list[int]:
@@ -152,20 +176,31 @@ def _ports(permission: Mapping[str, Any]) -> list[int]:
     return [port for port in GUARDED_PORTS if low <= port <= high]
 
 
-def closed_to_world(group: Mapping[str, Any]) -> Outcome:
+def closed_to_world(group: Mapping[str, Any], prefix_lists: PrefixLists | None = None) -> Outcome:
+    """No guarded port open to 0.0.0.0/0 or ::/0, directly or through a managed prefix list (whose
+    entries `prefix_lists` holds, or the reason they could not be read: an unknown list fails)."""
+    lists = prefix_lists or {}
+    permissions = group.get("IpPermissions", [])
     exposures = sorted(
         f"{port} from {cidr}"
-        for permission in group.get("IpPermissions", [])
-        for cidr in _world_ranges(permission)
+        for permission in permissions
+        for cidr in _world_ranges(permission, lists)
         for port in _ports(permission)
     )
+    unknown = sorted({
+        source for permission in permissions if _ports(permission) for source in _unresolved(permission, lists)
+    })
+    group_id = group.get("GroupId", "group")
     if exposures:
-        return failed(f"{group.get('GroupId', 'group')} opens {', '.join(exposures)}")
+        return failed(f"{group_id} opens {', '.join(exposures)}")
+    if unknown:
+        return failed(f"{group_id} admits a guarded port from {', '.join(unknown)}, whose entries are unknown")
     return _none_open([group])
 
 
-def all_closed_to_world(groups: Sequence[Mapping[str, Any]]) -> Outcome:
-    opened = [outcome.detail for outcome in map(closed_to_world, groups) if not outcome.passed]
+def all_closed_to_world(groups: Sequence[Mapping[str, Any]], prefix_lists: PrefixLists | None = None) -> Outcome:
+    opened = [outcome.detail for outcome in (closed_to_world(group, prefix_lists) for group in groups)
+              if not outcome.passed]
     return failed("; ".join(opened)) if opened else _none_open(groups)
 
 

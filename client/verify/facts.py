@@ -70,6 +70,8 @@ class Facts:
     instance: dict[str, Any] | Unreadable
     addresses: list[dict[str, Any]] | Unreadable
     health: Health
+    # Every managed prefix list those groups' rules name -> its CIDRs, or why they could not be read.
+    prefix_lists: dict[str, list[str] | str]
 
 
 class CredentialsMissing(RuntimeError):
@@ -131,6 +133,29 @@ def attached_group_ids(resource: dict[str, Any] | Unreadable, named: str) -> lis
     return list(dict.fromkeys(ids))
 
 
+def referenced_prefix_lists(*group_sets: list[dict[str, Any]] | Unreadable) -> list[str]:
+    ids = [
+        str(entry.get("PrefixListId", ""))
+        for groups in group_sets if not isinstance(groups, Unreadable)
+        for group in groups
+        for permission in group.get("IpPermissions", [])
+        for entry in permission.get("PrefixListIds", [])
+    ]
+    return list(dict.fromkeys(ids))
+
+
+def prefix_list_entries(ec2: Any, list_ids: list[str]) -> dict[str, list[str] | str]:
+    resolved: dict[str, list[str] | str] = {}
+    for list_id in list_ids:
+        def entries(list_id: str = list_id) -> list[str]:
+            pages = ec2.get_paginator("get_managed_prefix_list_entries").paginate(PrefixListId=list_id)
+            return [str(entry["Cidr"]) for page in pages for entry in page.get("Entries", [])]
+
+        found = _fetch(entries)
+        resolved[list_id] = found.reason if isinstance(found, Unreadable) else found
+    return resolved
+
+
 def collect(names: Names, session: boto3.session.Session | None = None) -> Facts:
     """Ask AWS about each named resource; raises CredentialsMissing when boto3 finds no credentials."""
     session = session or boto3.session.Session(region_name=names.region)
@@ -149,6 +174,8 @@ def collect(names: Names, session: boto3.session.Session | None = None) -> Facts
     instance = _fetch(
         lambda: dict(ec2.describe_instances(InstanceIds=[names.instance_id])["Reservations"][0]["Instances"][0])
     )
+    host_groups = security_groups(attached_group_ids(instance, names.web_security_group_id))
+    db_groups = security_groups(attached_group_ids(db, names.db_security_group_id))
     return Facts(
         names=names,
         public_access_block=_optional(
@@ -160,9 +187,10 @@ def collect(names: Names, session: boto3.session.Session | None = None) -> Facts
         ),
         policy=_optional(lambda: str(s3.get_bucket_policy(Bucket=bucket)["Policy"])),
         db=db,
-        host_security_groups=security_groups(attached_group_ids(instance, names.web_security_group_id)),
-        db_security_groups=security_groups(attached_group_ids(db, names.db_security_group_id)),
+        host_security_groups=host_groups,
+        db_security_groups=db_groups,
         instance=instance,
         addresses=_fetch(lambda: [dict(entry) for entry in ec2.describe_addresses(Filters=public_ip)["Addresses"]]),
         health=fetch_health(names.tracking_uri),
+        prefix_lists=prefix_list_entries(ec2, referenced_prefix_lists(host_groups, db_groups)),
     )

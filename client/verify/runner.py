@@ -63,9 +63,9 @@ CHECKS: tuple[Check, ...] = (
     Check("database: encrypted", lambda f: _readable(f.db, checks.db_encrypted)),
     Check("database: backups", lambda f: _readable(f.db, checks.db_backups)),
     Check("host security groups: no 22/5000/5432 from world",
-          lambda f: _readable(f.host_security_groups, checks.all_closed_to_world)),
+          lambda f: _readable(f.host_security_groups, lambda g: checks.all_closed_to_world(g, f.prefix_lists))),
     Check("db security groups: no 22/5000/5432 from world",
-          lambda f: _readable(f.db_security_groups, checks.all_closed_to_world)),
+          lambda f: _readable(f.db_security_groups, lambda g: checks.all_closed_to_world(g, f.prefix_lists))),
     Check("instance: IMDSv2 required", lambda f: _readable(f.instance, checks.imds_v2_required)),
     Check("instance: instance profile", lambda f: _readable(f.instance, checks.has_instance_profile)),
     Check(

@@ -90,3 +90,27 @@ def test_health_needs_status_200_and_body_ok() -> None:
     assert checks.health_ok(200, "OK", None).passed
     assert not checks.health_ok(200, "<html>login</html>", None).passed
     assert not checks.health_ok(None, "", "cannot reach https://x: refused").passed
+
+
+SSH_FROM_LIST = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "PrefixListIds": [{"PrefixListId": "pl-1"}]}
+
+
+def test_a_prefix_list_with_the_whole_internet_opens_the_port() -> None:
+    group = {"GroupId": "sg-1", "IpPermissions": [SSH_FROM_LIST]}
+    outcome = checks.closed_to_world(group, {"pl-1": ["10.0.0.0/8", "::/0"]})
+    assert not outcome.passed and outcome.detail == "sg-1 opens 22 from ::/0 (prefix list pl-1)"
+    assert checks.closed_to_world(group, {"pl-1": ["10.0.0.0/8"]}).passed
+
+
+def test_a_prefix_list_that_cannot_be_read_fails_with_the_reason() -> None:
+    group = {"GroupId": "sg-1", "IpPermissions": [SSH_FROM_LIST]}
+    outcome = checks.closed_to_world(group, {"pl-1": "AccessDenied: not allowed"})
+    assert not outcome.passed
+    assert outcome.detail == ("sg-1 admits a guarded port from prefix list pl-1 (AccessDenied: not allowed), "
+                              "whose entries are unknown")
+    assert not checks.closed_to_world(group).passed, "a list never read is unknown, not empty"
+
+
+def test_an_unreadable_prefix_list_on_an_unguarded_port_does_not_matter() -> None:
+    https = {**SSH_FROM_LIST, "FromPort": 443, "ToPort": 443}
+    assert checks.closed_to_world({"GroupId": "sg-1", "IpPermissions": [https]}, {"pl-1": "gone"}).passed

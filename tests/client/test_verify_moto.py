@@ -219,6 +219,25 @@ def open_group(outputs: dict[str, Any], port: int) -> str:
     return str(group["GroupId"])
 
 
+def prefix_list(*cidrs: str) -> str:
+    ec2 = region_clients()[1]
+    created = ec2.create_managed_prefix_list(
+        PrefixListName=f"hand-made-{len(cidrs)}-{cidrs[0].replace('/', '-').replace(':', '-')}",
+        AddressFamily="IPv6" if ":" in cidrs[0] else "IPv4", MaxEntries=5,
+        Entries=[{"Cidr": cidr} for cidr in cidrs],
+    )
+    return str(created["PrefixList"]["PrefixListId"])
+
+
+def ingress_from_prefix_list(output: str, port: int, *cidrs: str) -> Callable[[dict[str, Any]], None]:
+    def weaken(outputs: dict[str, Any]) -> None:
+        region_clients()[1].authorize_security_group_ingress(GroupId=outputs[output], IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+             "PrefixListIds": [{"PrefixListId": prefix_list(*cidrs)}]}])
+
+    return weaken
+
+
 def host_given_an_open_group(outputs: dict[str, Any]) -> None:
     region_clients()[1].modify_instance_attribute(
         InstanceId=outputs[Outputs.INSTANCE_ID], Groups=[outputs[WEB_SG], open_group(outputs, 22)]
@@ -279,6 +298,10 @@ WEAKENINGS = [
                  id="web-sg-5000-open-ipv6"),
     pytest.param(open_ingress(WEB_SG, "-1", 0, "0.0.0.0/0"), "host security groups: no 22/5000/5432 from world",
                  id="web-sg-all-traffic-open"),
+    pytest.param(ingress_from_prefix_list(WEB_SG, 22, "198.51.100.0/24", "0.0.0.0/0"),
+                 "host security groups: no 22/5000/5432 from world", id="web-sg-22-open-through-a-prefix-list"),
+    pytest.param(ingress_from_prefix_list(DB_SG, 5432, "0.0.0.0/0"),
+                 "db security groups: no 22/5000/5432 from world", id="db-sg-5432-open-through-a-prefix-list"),
     pytest.param(host_given_an_open_group, "host security groups: no 22/5000/5432 from world",
                  id="host-given-a-hand-made-open-group"),
     pytest.param(database_given_an_open_group, "db security groups: no 22/5000/5432 from world",
@@ -303,6 +326,18 @@ def test_each_weakened_resource_fails_exactly_its_check(
 def test_ssh_open_to_an_office_range_is_not_a_failure(stack: dict[str, Any]) -> None:
     open_ingress(Outputs.WEB_SECURITY_GROUP_ID, "tcp", 22, "203.0.113.0/24")(stack)
     assert failing_checks(stack) == set()
+
+
+def test_ssh_from_a_prefix_list_of_office_ranges_is_not_a_failure(stack: dict[str, Any]) -> None:
+    ingress_from_prefix_list(WEB_SG, 22, "198.51.100.0/24", "203.0.113.0/24")(stack)
+    results = {result.name: result.outcome for result in check_results(stack)}
+    assert all(outcome.passed for outcome in results.values()), results
+
+
+def test_a_world_entry_of_a_prefix_list_is_named_in_the_failure(stack: dict[str, Any]) -> None:
+    ingress_from_prefix_list(WEB_SG, 22, "0.0.0.0/0")(stack)
+    outcome = next(r.outcome for r in check_results(stack) if r.name.startswith("host security groups"))
+    assert "22 from 0.0.0.0/0 (prefix list pl-" in outcome.detail
 
 
 def test_weakened_stack_makes_verify_exit_non_zero_and_mark_the_row(

@@ -88,3 +88,27 @@ def test_each_change_since_the_last_run_takes_the_whole_way(stack):
     assert took_the_whole_way(log) and "to the one in SSM" in log
 
     assert not took_the_whole_way(configure(stack))  # and the record it left holds again
+
+
+def is_admin(stack: LoopbackStack, username: str) -> bool | None:
+    with autocommit_cursor(stack.auth_postgres_dsn) as cursor:
+        cursor.execute("SELECT is_admin FROM users WHERE username = %s", (username,))
+        row = cursor.fetchone()
+    return None if row is None else bool(row[0])
+
+
+def test_a_renamed_admin_takes_over_and_the_old_one_keeps_only_an_ordinary_account(stack):
+    assert took_the_whole_way(configure(stack))
+    old = stack.admin_username
+    stack.set_admin_username("mlops")
+    log = configure(stack)
+    assert took_the_whole_way(log)
+    assert "created admin user mlops" in log and f"{old} is no longer an admin" in log
+    assert is_admin(stack, "mlops") is True and is_admin(stack, old) is False
+    assert not took_the_whole_way(configure(stack))  # the record it left holds for the new admin
+
+    stack.launch_server()
+    users = f"{stack.direct_uri}/api/2.0/mlflow/users/get?username="
+    assert requests.get(users + old, auth=("mlops", stack.admin_password), timeout=10).status_code == 200
+    demoted = requests.get(users + "mlops", auth=(old, stack.admin_password), timeout=10)
+    assert demoted.status_code == 403, "the renamed admin may no longer read other users"

@@ -34,6 +34,7 @@ Interface (all a plain class, usable without pytest):
   mlflow_port, nginx_port, configure_log
   nginx_config(sites=None) -> Path, nginx_command(conf, *args)   the stand-in nginx.conf and its command
   set_admin_password(password)   a new admin password in SSM (applied at the next start_mlflow)
+  set_admin_username(username)   a renamed admin in SSM (likewise)
   path(host_path)       where a host path lives in the temporary tree;  remap(text): with `replacements`
   env_file_values()     the env file the configure step wrote, parsed as systemd parses it
   ssm_client(), s3_client()                              boto3 clients for moto
@@ -563,6 +564,13 @@ class LoopbackStack:
         self.ssm_client().put_parameter(Name=name, Value=password, Type="SecureString", Overwrite=True)
         self.parameters[name] = password
         self.admin_password = password
+
+    def set_admin_username(self, username: str) -> None:
+        """Rename the admin in SSM, as a `pulumi up` after `pulumi config set adminUsername` would."""
+        name = naming.parameter_name(self.settings.ssm_prefix, naming.ADMIN_USERNAME)
+        self.ssm_client().put_parameter(Name=name, Value=username, Type="String", Overwrite=True)
+        self.parameters[name] = username
+        self.admin_username = username
 
     def start_postgres(self) -> None:
         self.postgres.start()

@@ -7,7 +7,9 @@ Pulumi CLI would hand it over (every value a string, lists as JSON), with option
 The mock monitor records, for every resource the program registers, its type, name, inputs (as
 the provider would receive them: camelCase keys), parent and the URNs it depends on, so tests can
 assert properties of the resources and of the dependency graph; every invoke is answered by
-`ProgramMocks.call` and recorded too.
+`ProgramMocks.call` and recorded too. An `Account` stands for what AWS already holds (zones offering
+each instance type, a deployed VPC, Elastic IPs, Route 53 records, SSM parameter versions); passing one
+`Account` to several runs plays successive `pulumi up`s against the same account.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class RegisteredResource:
     parent: str
     provider: str = ""
     retain_on_delete: bool = False
+    protect: bool = False
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
     replacement_trigger: Any = None
@@ -62,6 +65,7 @@ class ProgramRun:
     stack: str
     resources: list[RegisteredResource]
     invokes: list[Invoke]
+    required_engine_ranges: list[str]
     outputs: dict[str, Any]
     secret_outputs: set[str]
     generated_secrets: list[str]  # every RandomPassword result and IAM secret key the mocks handed out
@@ -107,11 +111,43 @@ class ProgramFailed(Exception):
         self.resources = resources
 
 
+@dataclass
+class Record:
+    name: str
+    type: str
+    values: list[str]
+    set_identifier: str = ""
+
+
+@dataclass
+class Account:
+    """What the AWS account holds before a run; SSM parameters keep their versions from run to run."""
+
+    # Instance type -> the zone letters offering it; a type not listed is offered in every zone.
+    offered_zones: dict[str, str] = field(default_factory=dict)
+    deployed_vpc_cidr: str | None = None
+    stack_public_ips: list[str] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    pulumi_cli_version: str = "3.272.0"  # the engine the program runs under
+    # RandomPassword names whose next result is a new one, as after `pulumi up --replace <its urn>`.
+    rotated_passwords: set[str] = field(default_factory=set)
+    parameters: dict[str, tuple[str, int]] = field(default_factory=dict)  # SSM name -> (value, version)
+
+    def put_parameter(self, name: str, value: str) -> int:
+        """What SSM does on PutParameter with Overwrite: a new value gets the next version."""
+        old_value, version = self.parameters.get(name, (None, 0))
+        if old_value != value:
+            version += 1
+        self.parameters[name] = (value, version)
+        return version
+
+
 class ProgramMocks(pulumi.runtime.Mocks):
     """Plausible provider answers: ids and the computed attributes the program reads."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, account: Account | None = None) -> None:
         self.region = region
+        self.account = account or Account()
         self.invokes: list[Invoke] = []
         self.generated_secrets: list[str] = []
 
@@ -128,7 +164,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
             computed = {"hex": "1a2b3c4d", "b64Url": "Gis8TQ", "dec": "439041101"}
         elif args.typ == "random:index/randomPassword:RandomPassword":
             length = int(inputs.get("length", 16))
-            computed = {"result": ("S3cr3t" + name.replace("-", ""))[:length].ljust(length, "x")}
+            stem = ("R0tated" if name in self.account.rotated_passwords else "S3cr3t") + name.replace("-", "")
+            computed = {"result": stem[:length].ljust(length, "x")}
             self.generated_secrets.append(computed["result"])
         elif args.typ == "aws:ec2/eip:Eip":
             computed = {"publicIp": PUBLIC_IP, "allocationId": "eipalloc-0abc", "arn": arn}
@@ -146,6 +183,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
         elif args.typ == "aws:ec2/instance:Instance":
             computed = {"arn": arn, "publicIp": PUBLIC_IP}
             return "i-0123456789abcdef0", {**inputs, **computed}
+        elif args.typ == "aws:ssm/parameter:Parameter":
+            computed = {"arn": arn, "version": self.account.put_parameter(inputs["name"], str(inputs["value"]))}
         else:
             computed = {"arn": arn}
         return f"{name}-id", {**inputs, **computed}
@@ -155,6 +194,29 @@ class ProgramMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{letter}" for letter in "abc"]
             return {"names": names, "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)], "id": self.region}, []
+        if args.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            [wanted] = [value for f in args.args["filters"] if f["name"] == "instance-type" for value in f["values"]]
+            assert args.args["locationType"] == "availability-zone"
+            letters = self.account.offered_zones.get(wanted, "abc")
+            locations = [f"{self.region}{letter}" for letter in letters]
+            return {"instanceTypes": [wanted] * len(locations), "locations": locations,
+                    "locationTypes": ["availability-zone"] * len(locations), "id": self.region}, []
+        if args.token == "aws:ec2/getVpcs:getVpcs":
+            found = self.account.deployed_vpc_cidr is not None and args.args["tags"].get("Name", "").endswith("-vpc")
+            return {"ids": ["vpc-0deployed"] if found else [], "id": self.region}, []
+        if args.token == "aws:ec2/getVpc:getVpc":
+            assert args.args["id"] == "vpc-0deployed"
+            return {"id": "vpc-0deployed", "cidrBlock": self.account.deployed_vpc_cidr}, []
+        if args.token == "aws:ec2/getEips:getEips":
+            ips = self.account.stack_public_ips
+            return {"publicIps": ips, "allocationIds": [f"eipalloc-{i}" for i in range(len(ips))], "id": "eips"}, []
+        if args.token == "aws:route53/getRecords:getRecords":
+            sets = [
+                {"name": f"{record.name}.", "type": record.type, "setIdentifier": record.set_identifier,
+                 "resourceRecords": [{"value": value} for value in record.values], "ttl": 300}
+                for record in self.account.records
+            ]
+            return {"resourceRecordSets": sets, "zoneId": args.args["zoneId"], "id": args.args["zoneId"]}, []
         if args.token == "aws:ec2/getAmi:getAmi":
             return {"id": AMI_ID, "architecture": "x86_64", "name": "ubuntu-noble-24.04"}, []
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -162,6 +224,27 @@ class ProgramMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
         raise AssertionError(f"the program made an invoke the mocks do not know: {args.token}")
+
+
+class VersionedEngine(pulumi_mocks.MockEngine):
+    """The SDK's mock engine, as a Pulumi CLI of `version`: it answers RequirePulumiVersion like the real one
+    for ranges of the form >=X.Y.Z, and records every range the program asked for."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(None)
+        self.version = version
+        self.required_ranges: list[str] = []
+
+    def RequirePulumiVersion(self, request: Any) -> None:
+        wanted = request.pulumi_version_range
+        self.required_ranges.append(wanted)
+        assert wanted.startswith(">="), f"the mock engine knows only >= ranges, not {wanted!r}"
+
+        def key(version: str) -> tuple[int, ...]:
+            return tuple(int(part) for part in version.split("."))
+
+        if key(self.version) < key(wanted[2:]):
+            raise RuntimeError(f"Pulumi CLI version {self.version} does not satisfy the version range {wanted!r}")
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -183,6 +266,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     parent=request.parent,
                     provider=request.provider,
                     retain_on_delete=bool(request.retainOnDelete),
+                    protect=request.HasField("protect") and bool(request.protect),
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     ignore_changes=list(request.ignoreChanges),
                     replacement_trigger=(
@@ -217,17 +301,22 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict
     return {key: as_cli_string(value) for key, value in values.items() if value is not None}
 
 
-def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> ProgramRun:
-    """Run __main__.py for `stack` under mocks; resolve every stack output and note which are secret."""
+def run_program(
+    stack: str, overrides: Mapping[str, Any] | None = None, account: Account | None = None
+) -> ProgramRun:
+    """Run __main__.py for `stack` under mocks against `account` (an empty one by default); resolve every
+    stack output and note which are secret."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         all_config = stack_config(stack, overrides)
         region = all_config.get("aws:region", "eu-west-1")
-        mocks = ProgramMocks(region)
+        mocks = ProgramMocks(region, account)
         monitor = RecordingMonitor(mocks)
         settings.set_root_resource(None)  # type: ignore[arg-type]
         pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack=stack, preview=False, monitor=monitor)
+        engine = VersionedEngine(mocks.account.pulumi_cli_version)
+        settings.SETTINGS.engine = engine
         pulumi.runtime.set_all_config(all_config)
         try:
             runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
@@ -253,7 +342,8 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Progr
 
         values, secret = loop.run_until_complete(resolve())
         return ProgramRun(
-            stack, list(monitor.registered), list(mocks.invokes), values, secret, list(mocks.generated_secrets)
+            stack, list(monitor.registered), list(mocks.invokes), list(engine.required_ranges), values, secret,
+            list(mocks.generated_secrets),
         )
     finally:
         pulumi.runtime.set_all_config({})

@@ -12,12 +12,16 @@ import pytest
 
 import config
 import userdata
+from components.database import final_snapshot_identifier
 from host_settings import host_settings_for
 from naming import Outputs
 from tests.support.pulumi_program import (
+    PROJECT_DIR,
     PUBLIC_IP,
+    Account,
     ProgramFailed,
     ProgramRun,
+    Record,
     RegisteredResource,
     run_program,
 )
@@ -29,6 +33,10 @@ RDS = "aws:rds/instance:Instance"
 EC2 = "aws:ec2/instance:Instance"
 PARAMETER = "aws:ssm/parameter:Parameter"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+RANDOM_ID = "random:index/randomId:RandomId"
+SUBNET = "aws:ec2/subnet:Subnet"
+ASSOCIATION = "aws:ssm/association:Association"
+A_RECORD = "aws:route53/record:Record"
 
 
 @pytest.fixture(scope="module")
@@ -508,7 +516,7 @@ def test_prod_keeps_its_data(prod: ProgramRun) -> None:
     rds = prod.one(RDS).inputs
     assert rds["deletionProtection"] is True
     assert rds["skipFinalSnapshot"] is False
-    assert rds["finalSnapshotIdentifier"] == "mlflow-aws-prod-final"
+    assert rds["finalSnapshotIdentifier"] == "mlflow-aws-prod-final-1a2b3c4d"
     assert rds["backupRetentionPeriod"] >= 7
     assert rds["multiAz"] is True
     bucket = prod.one(BUCKET)
@@ -533,3 +541,187 @@ def test_bad_config_fails_before_any_resource_is_registered() -> None:
     assert failure.value.resources == []
     message = str(failure.value)
     assert "allowedCidrs" in message and "tls: 'maybe'" in message
+
+
+def cloud_resources(resources: list[RegisteredResource]) -> list[str]:
+    """What a run would create in AWS: everything but the provider and the components."""
+    return [r.name for r in resources if not r.type.startswith(("pulumi:providers:", "mlflow-aws:"))]
+
+
+# --- lifecycle: destroy ------------------------------------------------------------------------
+
+
+def test_prod_protects_the_database_the_bucket_and_what_they_cannot_live_without(prod: ProgramRun) -> None:
+    protected = {r.type for r in prod.resources if r.protect}
+    assert {RDS, BUCKET, "aws:rds/subnetGroup:SubnetGroup", "aws:ec2/vpc:Vpc"} <= protected
+    assert named(prod, RANDOM_PASSWORD, "prod-password").protect, "the database's master password"
+    assert named(prod, SECURITY_GROUP, "-db").protect
+    assert all(subnet.protect for subnet in prod.of_type(SUBNET) if "private" in subnet.name)
+    assert all(r.protect for r in artifact_store_children(prod)), "the bucket's own protections and name"
+
+
+def test_prod_leaves_what_upgrades_replace_unprotected(prod: ProgramRun) -> None:
+    # mlflowVersion and instanceType changes replace these: protect would refuse those updates.
+    for type_token in (EC2, "aws:ec2/networkInterface:NetworkInterface", "aws:ec2/eipAssociation:EipAssociation"):
+        assert not prod.one(type_token).protect
+    assert not named(prod, SUBNET, "-public").protect
+
+
+def test_dev_protects_nothing_so_destroy_takes_it_all(dev: ProgramRun) -> None:
+    assert [r.name for r in dev.resources if r.protect] == []
+
+
+def test_turning_protect_data_off_lifts_every_protect_so_the_readme_destroy_path_goes_through() -> None:
+    # The README's path: `pulumi config set protectData false && pulumi up`, then destroy. The engine
+    # records the protect flag each run registers, so this run leaves nothing protected in state.
+    run = run_program("prod", {"protectData": "false"})
+    assert [r.name for r in run.resources if r.protect] == []
+    assert run.one(RDS).inputs["deletionProtection"] is False
+
+
+def test_the_final_snapshot_is_named_for_this_database_and_exported(prod: ProgramRun) -> None:
+    rds = prod.one(RDS)
+    suffix = named(prod, RANDOM_ID, "-final-snapshot-suffix")
+    assert suffix.urn in rds.property_dependencies["finalSnapshotIdentifier"]
+    assert suffix.protect
+    assert prod.outputs[Outputs.DB_FINAL_SNAPSHOT] == rds.inputs["finalSnapshotIdentifier"]
+    assert Outputs.DB_FINAL_SNAPSHOT not in run_program("dev").outputs
+
+
+def test_a_long_stack_name_keeps_the_whole_snapshot_suffix() -> None:
+    name = final_snapshot_identifier("mlflow-aws", "team-" + "x" * 80, "1a2b3c4d")
+    assert name.endswith("-final-1a2b3c4d") and len(name) <= 63 and name[0].isalpha() and "--" not in name
+
+
+# --- lifecycle: config changes on a running stack ----------------------------------------------
+
+
+def test_a_changed_vpc_cidr_is_refused_before_anything_is_created() -> None:
+    with pytest.raises(ProgramFailed) as failure:
+        run_program("prod", {"vpcCidr": "10.40.0.0/16"}, Account(deployed_vpc_cidr="10.30.0.0/16"))
+    message = str(failure.value)
+    assert message.startswith("vpcCidr: this stack's VPC is 10.30.0.0/16")
+    assert "pulumi config set vpcCidr 10.30.0.0/16" in message
+    assert cloud_resources(failure.value.resources) == []
+
+
+def test_the_deployed_vpc_cidr_unchanged_goes_ahead() -> None:
+    run = run_program("prod", {"vpcCidr": "10.30.0.0/16"}, Account(deployed_vpc_cidr="10.30.0.0/16"))
+    assert run.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"] == "10.30.0.0/16"
+    lookup = next(invoke for invoke in run.invokes if invoke.token == "aws:ec2/getVpcs:getVpcs")
+    assert lookup.args["tags"] == {"Project": "mlflow-aws", "Stack": "prod", "Name": "prod-vpc"}
+
+
+HOSTED = {"domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}
+
+
+def test_a_hand_made_record_pointing_at_the_stacks_address_is_adopted() -> None:
+    account = Account(stack_public_ips=[PUBLIC_IP], records=[Record("mlflow.example.com", "A", [PUBLIC_IP])])
+    record = run_program("dev", HOSTED, account).one(A_RECORD)
+    assert record.inputs["allowOverwrite"] is True
+    assert record.inputs["records"] == [PUBLIC_IP]
+
+
+@pytest.mark.parametrize("existing", [
+    Record("mlflow.example.com", "A", ["198.51.100.7"]),
+    Record("mlflow.example.com", "CNAME", ["lb.example.net"]),
+    Record("mlflow.example.com", "A", [PUBLIC_IP], set_identifier="weighted-1"),
+], ids=["another-address", "cname", "routing-policy"])
+def test_a_record_the_stack_does_not_own_is_refused_before_anything_is_created(existing: Record) -> None:
+    account = Account(stack_public_ips=[PUBLIC_IP], records=[existing, Record("other.example.com", "A", ["192.0.2.1"])])
+    with pytest.raises(ProgramFailed) as failure:
+        run_program("dev", HOSTED, account)
+    message = str(failure.value)
+    assert message.startswith(f"hostedZoneId: zone Z0123456789ABCDEFGHIJ already has a {existing.type} record")
+    assert "pulumi config rm hostedZoneId" in message
+    assert cloud_resources(failure.value.resources) == []
+
+
+def test_other_names_in_the_zone_do_not_stop_the_record() -> None:
+    account = Account(records=[Record("other.example.com", "A", ["192.0.2.1"])])
+    assert run_program("dev", HOSTED, account).one(A_RECORD).inputs["name"] == "mlflow.example.com"
+
+
+def test_the_host_subnet_is_in_a_zone_that_offers_the_instance_type() -> None:
+    run = run_program("dev", {"instanceType": "t4g.small"}, Account(offered_zones={"t4g.small": "bc"}))
+    public = named(run, SUBNET, "-public")
+    assert public.inputs["availabilityZone"] == "eu-west-1b"
+    assert public.delete_before_replace, "a new zone needs the old subnet (same range) gone first"
+    private = [s.inputs["availabilityZone"] for s in run.of_type(SUBNET) if "private" in s.name]
+    assert len(set(private)) == len(private) == 2
+    offerings = next(i for i in run.invokes if i.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings")
+    assert offerings.args["filters"] == [{"name": "instance-type", "values": ["t4g.small"]}]
+
+
+def test_an_instance_type_no_zone_offers_fails_naming_it_before_anything_is_created() -> None:
+    with pytest.raises(ProgramFailed) as failure:
+        run_program("dev", {"instanceType": "m7i.large"}, Account(offered_zones={"m7i.large": ""}))
+    message = str(failure.value)
+    assert message.startswith("instanceType: m7i.large is not offered in any availability zone")
+    assert "eu-west-1a, eu-west-1b, eu-west-1c" in message
+    assert cloud_resources(failure.value.resources) == []
+
+
+# --- lifecycle: the admin's name and password ---------------------------------------------------
+
+
+def restart_command(run: ProgramRun) -> str:
+    association = run.one(ASSOCIATION)
+    assert association.inputs["name"] == "AWS-RunShellScript"
+    assert association.inputs["targets"] == [{"key": "InstanceIds", "values": [run.outputs[Outputs.INSTANCE_ID]]}]
+    command: str = association.inputs["parameters"]["commands"]
+    return command
+
+
+def test_the_host_restarts_mlflow_when_asked_by_the_association(dev: ProgramRun) -> None:
+    command = restart_command(dev)
+    assert "if systemctl is-active --quiet mlflow.service; then systemctl restart mlflow.service; fi" in command
+    assert "admin-username=v1 admin-password=v1" in command
+    assert not [secret for secret in dev.generated_secrets if secret in command]
+
+
+def test_renaming_the_admin_reruns_the_restart_on_the_next_up() -> None:
+    account = Account()
+    first = restart_command(run_program("dev", account=account))
+    renamed = run_program("dev", {"adminUsername": "mlops"}, account)
+    assert renamed.outputs[Outputs.ADMIN_USERNAME] == "mlops"
+    assert restart_command(renamed) != first
+    assert "admin-username=v2 admin-password=v1" in restart_command(renamed)
+    assert restart_command(run_program("dev", {"adminUsername": "mlops"}, account)) == restart_command(renamed)
+
+
+def test_rotating_the_admin_password_reruns_the_restart_on_the_next_up() -> None:
+    account = Account()
+    first = restart_command(run_program("dev", account=account))
+    account.rotated_passwords.add("dev-admin-password")
+    rotated = run_program("dev", account=account)
+    assert restart_command(rotated) != first
+    assert "admin-username=v1 admin-password=v2" in restart_command(rotated)
+    assert not [secret for secret in rotated.generated_secrets if secret in restart_command(rotated)]
+
+
+def test_the_host_may_read_the_admin_names_history_and_nothing_elses(dev: ProgramRun) -> None:
+    statements = [s for s in host_policy(dev)["Statement"] if "ssm:GetParameterHistory" in s["Action"]]
+    assert statements == [{
+        "Sid": "ReadAdminNameHistory", "Effect": "Allow", "Action": ["ssm:GetParameterHistory"],
+        "Resource": "arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/mlflow/admin-username",
+    }]
+
+
+# --- the Pulumi engine -------------------------------------------------------------------------
+
+
+def test_the_program_requires_an_engine_that_honours_replacement_trigger(dev: ProgramRun) -> None:
+    assert dev.required_engine_ranges == [">=3.208.0"]
+
+
+def test_an_older_pulumi_cli_stops_the_program_before_any_resource() -> None:
+    with pytest.raises(ProgramFailed) as failure:
+        run_program("dev", account=Account(pulumi_cli_version="3.207.0"))
+    assert "3.207.0 does not satisfy the version range '>=3.208.0'" in str(failure.value)
+    assert failure.value.resources == []
+
+
+def test_the_deploy_scripts_accept_the_same_oldest_cli_as_the_program() -> None:
+    setup = (PROJECT_DIR / "scripts" / "_setup.sh").read_text()
+    assert 'PULUMI_MIN_VERSION="3.208.0"' in setup

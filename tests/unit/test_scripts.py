@@ -30,6 +30,7 @@ case "$*" in
   "config get protectData") [ -n "${{STUB_PROTECT:-}}" ] || exit 1; echo "$STUB_PROTECT" ;;
   "stack output tracking_uri") echo {TRACKING_URI} ;;
   "stack output admin_username") echo admin ;;
+  "version") echo "${{STUB_PULUMI_VERSION-v3.272.0}}" ;;
 esac
 exit 0
 """
@@ -152,6 +153,23 @@ def test_deploy_without_aws_credentials_explains_and_never_runs_up(sandbox):
     assert result.returncode != 0
     assert "AWS credentials do not work" in result.stderr
     assert not any(call.startswith("up") for call in sandbox.pulumi_calls())
+
+
+@pytest.mark.parametrize("version", ["v3.207.0", "v3.99.1", ""])
+def test_deploy_refuses_a_pulumi_cli_older_than_replacement_trigger_with_the_upgrade_command(sandbox, version):
+    result = sandbox.run("deploy", "--yes", STUB_PULUMI_VERSION=version)
+    assert result.returncode != 0
+    assert f"is {version or 'of unknown version'};" in result.stderr
+    assert "needs 3.208.0 or newer" in result.stderr
+    assert "curl -fsSL https://get.pulumi.com | sh -s -- --version 3.272.0 --no-edit-path" in result.stderr
+    assert not any(call.startswith(("login", "stack", "up")) for call in sandbox.pulumi_calls())
+
+
+@pytest.mark.parametrize("version", ["v3.208.0", "v3.272.0", "v3.1000.0"])
+def test_deploy_accepts_a_pulumi_cli_that_honours_replacement_trigger(sandbox, version):
+    result = sandbox.run("deploy", "--yes", STUB_PULUMI_VERSION=version)
+    assert result.returncode == 0, result.stderr
+    assert "up --yes" in sandbox.pulumi_calls()
 
 
 def test_destroy_needs_a_stack_name(sandbox):

@@ -1,0 +1,49 @@
+"""ServerRestart: restarts MLflow on the host whenever the admin's SSM parameters change.
+
+The host reads the admin's name and password from SSM when mlflow.service starts (its configure
+step), so a rename or a new password in SSM alone changes nothing on a running host. This State
+Manager association runs a shell command on the host through the SSM agent; AWS runs an association
+again each time it is updated, and the command carries the parameters' versions (never their
+values), so every `pulumi up` that changes one restarts the service, whose configure step then makes
+the new admin (and demotes a renamed one). A service still starting for the first time is left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from userdata import layout
+
+RUN_SHELL_DOCUMENT = "AWS-RunShellScript"
+
+
+@dataclass
+class ServerRestartArgs:
+    instance_id: pulumi.Input[str]
+    revision: pulumi.Input[str]  # what the command is keyed on: parameter versions, no secret
+
+
+def restart_command(revision: str) -> str:
+    service = layout.UNIT_NAME
+    return (
+        "# mlflow-aws: the admin's SSM parameters changed; MLflow re-reads them when it starts\n"
+        f"# {revision}\n"
+        f"if systemctl is-active --quiet {service}; then systemctl restart {service}; fi\n"
+    )
+
+
+class ServerRestart(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ServerRestartArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlflow-aws:compute:ServerRestart", name, None, opts)
+        aws.ssm.Association(
+            f"{name}-admin-restart",
+            association_name=f"{name}-mlflow-admin-restart",
+            name=RUN_SHELL_DOCUMENT,
+            targets=[aws.ssm.AssociationTargetArgs(key="InstanceIds", values=[args.instance_id])],
+            parameters={"commands": pulumi.Output.from_input(args.revision).apply(restart_command)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({})
