@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from tests.host.conftest import require_host_binaries
 from tests.support import loopback
 from tests.support.fleet_loopback import FleetHost, LoginLoop, StandInLoadBalancer, fleet_settings
 from tests.support.loopback import LOOPBACK, LoopbackStack
+from userdata import scripts
 
 pytestmark = pytest.mark.host
 
@@ -196,6 +198,31 @@ def test_a_login_made_on_one_host_works_on_the_other(fleet: Fleet) -> None:
     assert status == 400
 
 
+def test_a_configure_step_waits_while_another_host_holds_the_schema_lock(fleet: Fleet) -> None:
+    host = fleet.hosts[0]
+    log_start = host.configure_log.stat().st_size
+    with loopback.autocommit_cursor(host.postgres_dsn) as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", (scripts.SCHEMA_LOCK_KEY,))
+        process = host.configure_in_background()
+        try:
+            deadline = time.monotonic() + 60
+            while "another host is creating or upgrading" not in _log_since(host, log_start):
+                assert process.poll() is None and time.monotonic() < deadline, _log_since(host, log_start)
+                time.sleep(0.2)
+            assert process.poll() is None  # still waiting: nothing upgraded, nothing written
+            assert "wrote " not in _log_since(host, log_start)
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", (scripts.SCHEMA_LOCK_KEY,))
+        assert process.wait(timeout=CONFIGURE_TIMEOUT_SECONDS) == 0, _log_since(host, log_start)
+    assert "holding the schema lock" in _log_since(host, log_start)
+
+
+def _log_since(host: LoopbackStack, offset: int) -> str:
+    with host.configure_log.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
 def test_a_host_drained_replaced_by_a_newer_release_and_put_back_fails_no_request(fleet: Fleet) -> None:
     survivor, leaving = fleet.hosts
     client = LoginLoop(fleet.balancer.port, FLEET_USER, FLEET_PASSWORD,
@@ -231,3 +258,19 @@ def test_a_host_drained_replaced_by_a_newer_release_and_put_back_fails_no_reques
 def _access_log(host: LoopbackStack) -> str:
     path = host.logs / "nginx-access.log"
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+def test_the_login_loop_counts_a_request_the_stand_in_cannot_serve(tmp_path: Path) -> None:
+    """The zero above is a count that can be non-zero: a target with nothing listening fails requests."""
+    require_host_binaries()
+    balancer = StandInLoadBalancer(tmp_path, [loopback.free_port()])
+    try:
+        # /health of the stand-in itself fails too with no live target: start without waiting for it.
+        balancer.start_without_health_check()
+        client = LoginLoop(balancer.port, FLEET_USER, FLEET_PASSWORD, max_requests=5, max_seconds=30)
+        client.start()
+        client.join()
+    finally:
+        balancer.stop()
+    assert client.sent == 5 and len(client.failures) == 5
+    assert all("HTTP 502" in failure for failure in client.failures)

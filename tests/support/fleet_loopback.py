@@ -138,15 +138,23 @@ class StandInLoadBalancer:
         self.targets.write_text("".join(f"server {LOOPBACK}:{port};\n" for port in ports))
 
     def start(self) -> None:
+        process = self.start_without_health_check()
+        loopback._wait_http(f"{self.url}/health", time.monotonic() + RELOAD_TIMEOUT_SECONDS,
+                            alive=lambda: process.poll() is None, what="stand-in load balancer")
+
+    def start_without_health_check(self) -> subprocess.Popen[bytes]:
         nginx = shutil.which("nginx") or "nginx"
         with (self.root / "stdout.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [nginx, "-p", str(self.root), "-c", str(self.conf), "-e", str(self.log), "-g", "daemon off;"],
                 stdout=log, stderr=log,
             )
-        process = self.process
-        loopback._wait_http(f"{self.url}/health", time.monotonic() + RELOAD_TIMEOUT_SECONDS,
-                            alive=lambda: process.poll() is None, what="stand-in load balancer")
+        deadline = time.monotonic() + RELOAD_TIMEOUT_SECONDS
+        while not _children(self.process.pid) and time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise LoopbackError(f"nginx exited: {self.log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        return self.process
 
     def set_targets(self, ports: list[int]) -> float:
         """Register exactly `ports`; returns once the workers that served the old set have finished their
@@ -197,6 +205,10 @@ class LoginLoop:
 
     def stop(self) -> None:
         self._stop.set()
+        self.join()
+
+    def join(self) -> None:
+        """Wait for the loop to end by its own bounds (or a stop)."""
         self._thread.join(timeout=self.max_seconds + REQUEST_TIMEOUT_SECONDS)
 
     def wait_for(self, successes: int, timeout: float) -> None:
