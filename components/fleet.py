@@ -110,6 +110,11 @@ class HostFleet(pulumi.ComponentResource):
             health_check_grace_period=FIRST_BOOT_GRACE_SECONDS,
             wait_for_elb_capacity=args.hosts,
             wait_for_capacity_timeout=CAPACITY_TIMEOUT,
+            # The same rule for every other replacement (a host found unhealthy, a rebalance across AZs):
+            # the new host first, so the group never runs below `hosts`.
+            instance_maintenance_policy=aws.autoscaling.GroupInstanceMaintenancePolicyArgs(
+                min_healthy_percentage=MIN_HEALTHY_PERCENTAGE, max_healthy_percentage=MAX_HEALTHY_PERCENTAGE
+            ),
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling",
                 preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from userdata.nginx import LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
+
 HTTP_PORT = 80
 HTTPS_PORT = 443
 # TLS 1.3 and 1.2 with forward-secret ciphers only: AWS's recommended policy for new listeners.
@@ -27,8 +29,9 @@ UNHEALTHY_THRESHOLD = 3
 # replaced host of an instance refresh two minutes at most.
 DEREGISTRATION_DELAY_SECONDS = 120
 # A connection with no bytes flowing stays open this long: nginx waits up to 3600 s for MLflow
-# (proxy_read_timeout), which answers a multi-GB upload only once it is in S3, silent until then.
-IDLE_TIMEOUT_SECONDS = 3600
+# (proxy_read_timeout), which answers a multi-GB upload only once it is in S3, silent until then. The
+# hosts' nginx keeps its connections from the load balancer open longer (userdata/nginx.py).
+IDLE_TIMEOUT_SECONDS = LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
 VALIDATION_RECORD_TTL_SECONDS = 60
 
 

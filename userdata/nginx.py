@@ -16,6 +16,11 @@ def upstream() -> str:
     )
 
 
+# The Application Load Balancer's idle timeout (components/load_balancer.py, which takes it from here:
+# userdata knows nothing of Pulumi): as long as nginx waits for MLflow (proxy_read_timeout).
+LOAD_BALANCER_IDLE_TIMEOUT_SECONDS = 3600
+KEEPALIVE_MARGIN_SECONDS = 60
+
 # Behind the load balancer, the site's geo/map blocks define these from the headers of trusted peers.
 LOAD_BALANCER_FORWARDED_FOR = "$mlflow_forwarded_for"
 LOAD_BALANCER_FORWARDED_PROTO = "$mlflow_forwarded_proto"
@@ -50,6 +55,8 @@ def load_balancer_site(s: HostSettings) -> str:
         http_port=str(layout.HTTP_PORT),
         server_names=s.public_hostname,
         trusted_cidr=s.load_balancer_cidr,
+        load_balancer_idle_timeout=str(LOAD_BALANCER_IDLE_TIMEOUT_SECONDS),
+        keepalive_timeout=str(LOAD_BALANCER_IDLE_TIMEOUT_SECONDS + KEEPALIVE_MARGIN_SECONDS),
         forwarded_for=LOAD_BALANCER_FORWARDED_FOR,
         forwarded_proto=LOAD_BALANCER_FORWARDED_PROTO,
         proxy_snippet=layout.NGINX_PROXY_SNIPPET,

@@ -28,7 +28,7 @@ from tests.host.conftest import require_host_binaries
 from tests.support import loopback
 from tests.support.fleet_loopback import FleetHost, LoginLoop, StandInLoadBalancer, fleet_settings
 from tests.support.loopback import LOOPBACK, LoopbackStack
-from userdata import scripts
+from userdata import layout, scripts
 
 pytestmark = pytest.mark.host
 
@@ -136,6 +136,20 @@ def fleet() -> Iterator[Fleet]:
             balancer.stop()
         for host in reversed(hosts):  # the primary, which owns PostgreSQL and moto, last
             host.close()
+
+
+def test_nginx_accepts_the_load_balancer_site() -> None:
+    require_host_binaries()
+    stack = LoopbackStack(fleet_settings(), start=False)
+    try:
+        stack.write_host_files()
+        conf = stack.nginx_config([layout.NGINX_HTTP_SITE])
+        result = subprocess.run(stack.nginx_command(conf, "-t"), capture_output=True, text=True, timeout=60,
+                                check=False)
+    finally:
+        stack.close()
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr
 
 
 def configure_logs(fleet: Fleet) -> str:

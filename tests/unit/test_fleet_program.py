@@ -122,6 +122,11 @@ def test_a_launch_template_change_rolls_through_a_refresh_that_keeps_full_capaci
     assert template.inputs["updateDefaultVersion"] is True
 
 
+def test_a_host_found_unhealthy_is_also_replaced_new_host_first(fleet_run: ProgramRun) -> None:
+    policy = fleet_run.one(GROUP).inputs["instanceMaintenancePolicy"]
+    assert policy == {"minHealthyPercentage": 100, "maxHealthyPercentage": 200}
+
+
 def test_target_group_checks_health_on_port_80_and_drains_for_a_justified_delay(fleet_run: ProgramRun) -> None:
     target = fleet_run.one(TARGET_GROUP).inputs
     assert (target["port"], target["protocol"], target["targetType"]) == (80, "HTTP", "instance")

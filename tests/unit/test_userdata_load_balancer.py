@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from typing import Any
 
 import yaml
@@ -85,3 +86,11 @@ def test_the_single_hosts_configure_step_has_no_schema_lock() -> None:
 
 def test_fleet_user_data_fits_ec2s_limit() -> None:
     assert userdata.ec2_user_data_base64(fleet_settings())
+
+
+def test_hosts_keep_the_load_balancers_connections_open_longer_than_its_idle_timeout() -> None:
+    from components.load_balancer import IDLE_TIMEOUT_SECONDS
+
+    site = files(fleet_settings())[layout.NGINX_HTTP_SITE]
+    (keepalive,) = re.findall(r"keepalive_timeout (\d+)s;", site)
+    assert int(keepalive) > IDLE_TIMEOUT_SECONDS
