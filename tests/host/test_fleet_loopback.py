@@ -14,6 +14,7 @@ import http.client
 import importlib.metadata
 import json
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any
 
 import pytest
 
+import userdata
 from tests.host.conftest import require_host_binaries
 from tests.support import loopback
 from tests.support.fleet_loopback import FleetHost, LoginLoop, StandInLoadBalancer, fleet_settings
@@ -288,3 +290,13 @@ def test_the_login_loop_counts_a_request_the_stand_in_cannot_serve(tmp_path: Pat
         balancer.stop()
     assert client.sent == 5 and len(client.failures) == 5
     assert all("HTTP 502" in failure for failure in client.failures)
+
+
+def test_cloud_init_accepts_the_fleets_document(tmp_path: Path) -> None:
+    if shutil.which("cloud-init") is None:
+        pytest.skip("cloud-init is not installed (Debian package cloud-init)")
+    path = tmp_path / "user-data"
+    path.write_text(userdata.render(fleet_settings()))
+    result = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0 and "Valid cloud-config" in result.stdout, result.stdout + result.stderr
