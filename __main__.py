@@ -11,8 +11,10 @@ from components.address import PublicAddress, PublicAddressArgs
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.client_access import ClientAccess, ClientAccessArgs
 from components.database import Database, DatabaseArgs
+from components.fleet import HostFleet, HostFleetArgs
 from components.host import TrackingHost, TrackingHostArgs
 from components.identity import HostIdentity, HostIdentityArgs
+from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.server_restart import ServerRestart, ServerRestartArgs
 from components.server_secrets import ServerSecrets, ServerSecretsArgs
@@ -29,13 +31,8 @@ try:
 except config.ConfigError as error:
     raise pulumi.RunError(str(error)) from None
 
-provider = aws.Provider(
-    "aws",
-    region=cfg.region,
-    default_tags=aws.ProviderDefaultTagsArgs(
-        tags={"Project": cfg.project, "Stack": cfg.stack, "ManagedBy": "pulumi"}
-    ),
-)
+stack_tags = {"Project": cfg.project, "Stack": cfg.stack, "ManagedBy": "pulumi"}
+provider = aws.Provider("aws", region=cfg.region, default_tags=aws.ProviderDefaultTagsArgs(tags=stack_tags))
 with_provider = pulumi.ResourceOptions(providers=[provider])
 name = cfg.stack
 
@@ -57,6 +54,7 @@ network = Network(
         instance_type=cfg.instance_type.name,
         ssh_cidrs=cfg.ssh_cidrs,
         protect_data=cfg.protect_data,
+        load_balanced=cfg.fleet,
     ),
     with_provider,
 )
@@ -88,50 +86,111 @@ identity = HostIdentity(
         region=cfg.region,
         ssm_prefix=cfg.ssm_prefix,
         bucket_arn=artifacts.bucket_arn,
-        hosted_zone_id=cfg.hosted_zone_id,
+        # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
+        hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
     ),
     with_provider,
 )
-address = PublicAddress(
-    name,
-    PublicAddressArgs(domain=cfg.domain, hosted_zone_id=cfg.hosted_zone_id),
-    with_provider,
-)
-settings = pulumi.Output.all(artifacts.bucket_name, address.public_ip).apply(
-    lambda facts: host_settings_for(cfg, artifact_bucket=facts[0], public_ip=facts[1])
-)
-# The host takes nothing from `database`: it reads the DB facts from SSM at boot (design decision 2).
-host = TrackingHost(
-    name,
-    TrackingHostArgs(
-        instance_type=cfg.instance_type,
-        region=cfg.region,
-        subnet_id=network.public_subnet_id,
-        security_group_id=network.web_security_group_id,
-        instance_profile_name=identity.instance_profile_name,
-        eip_allocation_id=address.allocation_id,
-        settings=settings,
-        ssh_key_name=cfg.ssh_key_name,
-    ),
-    with_provider,
-)
-# A new admin name or password in SSM reaches the running server: the host restarts MLflow.
-ServerRestart(name, ServerRestartArgs(instance_id=host.instance_id, revision=secrets.admin_revision), with_provider)
+def deploy_fleet() -> None:
+    """hosts >= 2: an Auto Scaling group behind an Application Load Balancer. No Elastic IP, and no
+    recovery alarms: the group replaces a host the load balancer finds unhealthy."""
+    assert network.alb_security_group_id is not None
+    balancer = LoadBalancer(
+        name,
+        LoadBalancerArgs(
+            domain=cfg.domain,
+            hosted_zone_id=cfg.hosted_zone_id,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.public_subnet_ids,
+            security_group_id=network.alb_security_group_id,
+        ),
+        with_provider,
+    )
+    settings = artifacts.bucket_name.apply(
+        lambda bucket: host_settings_for(cfg, artifact_bucket=bucket, public_ip="")
+    )
+    fleet = HostFleet(
+        name,
+        HostFleetArgs(
+            hosts=cfg.hosts,
+            instance_type=cfg.instance_type,
+            subnet_ids=network.public_subnet_ids,
+            security_group_id=network.web_security_group_id,
+            instance_profile_name=identity.instance_profile_name,
+            target_group_arn=balancer.target_group_arn,
+            settings=settings,
+            tags=stack_tags,
+        ),
+        with_provider,
+    )
+    # Every host of the group, one at a time, so the others keep serving.
+    ServerRestart(
+        name,
+        ServerRestartArgs(
+            target_key="tag:aws:autoscaling:groupName", target_values=[fleet.group_name],
+            revision=secrets.admin_revision, max_concurrency="1",
+        ),
+        with_provider,
+    )
+    pulumi.export(Outputs.TRACKING_URI, settings.apply(lambda s: s.tracking_uri))
+    pulumi.export(Outputs.HOSTNAME, cfg.domain)
+    pulumi.export(Outputs.LOAD_BALANCER_DNS_NAME, balancer.dns_name)
+    pulumi.export(Outputs.AUTOSCALING_GROUP_NAME, fleet.group_name)
+    pulumi.export(Outputs.LOAD_BALANCER_SECURITY_GROUP_ID, network.alb_security_group_id)
 
-pulumi.export(Outputs.TRACKING_URI, settings.apply(lambda s: s.tracking_uri))
-pulumi.export(Outputs.PUBLIC_IP, address.public_ip)
-pulumi.export(Outputs.HOSTNAME, settings.apply(lambda s: s.public_hostname))
+
+def deploy_single_host() -> None:
+    address = PublicAddress(
+        name,
+        PublicAddressArgs(domain=cfg.domain, hosted_zone_id=cfg.hosted_zone_id),
+        with_provider,
+    )
+    settings = pulumi.Output.all(artifacts.bucket_name, address.public_ip).apply(
+        lambda facts: host_settings_for(cfg, artifact_bucket=facts[0], public_ip=facts[1])
+    )
+    # The host takes nothing from `database`: it reads the DB facts from SSM at boot (design decision 2).
+    host = TrackingHost(
+        name,
+        TrackingHostArgs(
+            instance_type=cfg.instance_type,
+            region=cfg.region,
+            subnet_id=network.public_subnet_id,
+            security_group_id=network.web_security_group_id,
+            instance_profile_name=identity.instance_profile_name,
+            eip_allocation_id=address.allocation_id,
+            settings=settings,
+            ssh_key_name=cfg.ssh_key_name,
+        ),
+        with_provider,
+    )
+    # A new admin name or password in SSM reaches the running server: the host restarts MLflow.
+    ServerRestart(
+        name,
+        ServerRestartArgs(target_key="InstanceIds", target_values=[host.instance_id], revision=secrets.admin_revision),
+        with_provider,
+    )
+
+    pulumi.export(Outputs.TRACKING_URI, settings.apply(lambda s: s.tracking_uri))
+    pulumi.export(Outputs.PUBLIC_IP, address.public_ip)
+    pulumi.export(Outputs.HOSTNAME, settings.apply(lambda s: s.public_hostname))
+    pulumi.export(Outputs.INSTANCE_ID, host.instance_id)
+    pulumi.export(
+        Outputs.SSM_SESSION_COMMAND,
+        host.instance_id.apply(lambda instance: f"aws ssm start-session --target {instance} --region {cfg.region}"),
+    )
+
+
+if cfg.fleet:
+    deploy_fleet()
+else:
+    deploy_single_host()
+
 pulumi.export(Outputs.ARTIFACT_BUCKET, artifacts.bucket_name)
 pulumi.export(Outputs.ARTIFACT_DESTINATION, artifacts.bucket_name.apply(lambda bucket: f"s3://{bucket}/"))
 pulumi.export(Outputs.DB_ENDPOINT, database.endpoint)
 pulumi.export(Outputs.DB_INSTANCE_ID, database.instance_id)
 if database.final_snapshot_identifier is not None:
     pulumi.export(Outputs.DB_FINAL_SNAPSHOT, database.final_snapshot_identifier)
-pulumi.export(Outputs.INSTANCE_ID, host.instance_id)
-pulumi.export(
-    Outputs.SSM_SESSION_COMMAND,
-    host.instance_id.apply(lambda instance: f"aws ssm start-session --target {instance} --region {cfg.region}"),
-)
 pulumi.export(Outputs.REGION, cfg.region)
 pulumi.export(Outputs.ADMIN_USERNAME, secrets.admin_username)
 pulumi.export(Outputs.ADMIN_PASSWORD, secrets.admin_password)

@@ -32,6 +32,9 @@ MIN_MLFLOW_VERSION = (3, 5, 0)
 MIN_STORAGE_GB, MAX_STORAGE_GB = 20, 65536
 # The VPC is cut into four equal subnets (public, two private, one spare) and AWS subnets are /28 at least.
 MIN_VPC_PREFIX, MAX_VPC_PREFIX = 16, 24
+# hosts: 1 is the single host; from 2 on, a fleet behind a load balancer (components/fleet.py). The
+# ceiling keeps a typo (20 for 2) from launching a bill; more hosts share one RDS instance anyway.
+FLEET_MIN_HOSTS, MAX_HOSTS = 2, 10
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "MLflow basic-auth administrator; the password is generated and exported as a secret."),
     ConfigKey("clientAccess", "boolean", False,
               "Create a read-only IAM user for clients that read the artifact bucket directly."),
+    ConfigKey("hosts", "integer", 1,
+              "1: one host with an Elastic IP. 2 to 10: a fleet behind a load balancer (needs domain, hostedZoneId)."),
 )
 CONFIG_KEY_NAMES = tuple(key.name for key in CONFIG_KEYS)
 
@@ -105,6 +110,12 @@ class StackConfig:
     tls: TlsMode
     admin_username: str
     client_access: bool
+    hosts: int = 1
+
+    @property
+    def fleet(self) -> bool:
+        """Whether the hosts run behind a load balancer (hosts >= 2) instead of one Elastic IP."""
+        return self.hosts >= FLEET_MIN_HOSTS
 
     @property
     def ssm_prefix(self) -> str:
@@ -279,6 +290,45 @@ def _check_vpc(reader: _Reader, value: str) -> str:
     return networks[0]
 
 
+def _check_hosts(
+    reader: _Reader, *, domain: str, hosted_zone_id: str, tls: str, ssh_cidrs: tuple[str, ...]
+) -> int | None:
+    hosts = reader.integer("hosts")
+    if hosts is None:
+        return None
+    if not 1 <= hosts <= MAX_HOSTS:
+        reader.problem(f"hosts: {hosts} is outside 1 to {MAX_HOSTS}; fix: pulumi config set hosts 2")
+        return None
+    if hosts < FLEET_MIN_HOSTS:
+        return hosts
+    # The load balancer's certificate comes from ACM, validated by a record in the zone: no domain,
+    # no certificate (ACM issues none for an IP address or a load balancer's own DNS name).
+    for key, value, example in (("domain", domain, "mlflow.example.com"),
+                                ("hostedZoneId", hosted_zone_id, "Z0123456789ABCDEFGHIJ")):
+        if not value:
+            reader.problem(
+                f"{key}: required with hosts {hosts} (a fleet behind a load balancer, whose ACM certificate "
+                f"is validated through the Route 53 zone of domain); {_set_hint(key, example)}, or set hosts 1"
+            )
+    if tls == "off":
+        reader.problem(f"tls: off with hosts {hosts}; the load balancer always serves HTTPS with an ACM "
+                       "certificate for domain; unset tls, or set hosts 1")
+    if ssh_cidrs:
+        reader.problem(f"sshCidrs: set with hosts {hosts}; fleet hosts admit only the load balancer, "
+                       "reach them with SSM Session Manager; unset sshCidrs and sshKeyName, or set hosts 1")
+    # MLflow's job runner keeps its queue per server: two hosts would each run every job.
+    if _truthy(reader.raw.get("jobRunner")):
+        reader.problem(
+            f"jobRunner: true runs MLflow's job runner on every host, and hosts {hosts} would run each job "
+            "more than once; set jobRunner false with a fleet, or set hosts 1"
+        )
+    return hosts
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
 def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str | None) -> StackConfig:
     """Validate `raw` (key -> value; missing keys take their defaults) into a StackConfig."""
     reader = _Reader(raw)
@@ -376,6 +426,7 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
     db_multi_az = reader.boolean("dbMultiAz")
     protect_data = reader.boolean("protectData")
     client_access = reader.boolean("clientAccess")
+    hosts = _check_hosts(reader, domain=domain, hosted_zone_id=hosted_zone_id, tls=tls, ssh_cidrs=ssh)
 
     if reader.problems:
         raise ConfigError(stack, reader.problems)
@@ -401,6 +452,7 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
         tls=tls,  # type: ignore[arg-type]  # checked against TLS_MODES above
         admin_username=admin,
         client_access=client_access,
+        hosts=hosts if hosts is not None else 1,
     )
 
 

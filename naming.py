@@ -71,5 +71,9 @@ class Outputs:
     DB_SECURITY_GROUP_ID = "db_security_group_id"
     CLIENT_ACCESS_KEY_ID = "client_access_key_id"
     CLIENT_SECRET_ACCESS_KEY = "client_secret_access_key"
+    # hosts >= 2 only (and then no public_ip, instance_id or ssm_session_command: the group owns the hosts).
+    LOAD_BALANCER_DNS_NAME = "load_balancer_dns_name"
+    LOAD_BALANCER_SECURITY_GROUP_ID = "load_balancer_security_group_id"
+    AUTOSCALING_GROUP_NAME = "autoscaling_group_name"
 
     SECRET = frozenset({ADMIN_PASSWORD, CLIENT_SECRET_ACCESS_KEY})

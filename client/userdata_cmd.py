@@ -1,7 +1,8 @@
 """`mlflow-aws userdata --stack NAME`: print the user data `pulumi up` sends to the host for that stack.
 
 The same path the program takes: the stack's config file, the two facts AWS allocated (bucket name
-and Elastic IP, from the outputs), `host_settings_for`, `userdata.render`.
+and Elastic IP, from the outputs; a fleet has no Elastic IP), `host_settings_for`, `userdata.render`:
+for a fleet, the user data of its launch template.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ def main(stack: str, outputs_source: str | None, project_dir: Path) -> int:
         print(f"mlflow-aws: error: {error}", file=sys.stderr)
         return 2
     try:
-        values = outputs.require(outputs.load(outputs_source, stack), [Outputs.ARTIFACT_BUCKET, Outputs.PUBLIC_IP])
+        # A fleet (hosts >= 2) has no Elastic IP: its hosts are named by the domain alone.
+        needed = [Outputs.ARTIFACT_BUCKET] if cfg.fleet else [Outputs.ARTIFACT_BUCKET, Outputs.PUBLIC_IP]
+        values = outputs.require(outputs.load(outputs_source, stack), needed)
     except outputs.OutputsError as error:
         print(f"mlflow-aws: error: {error}", file=sys.stderr)
         return 2
     settings = host_settings_for(
-        cfg, artifact_bucket=values[Outputs.ARTIFACT_BUCKET], public_ip=values[Outputs.PUBLIC_IP]
+        cfg, artifact_bucket=values[Outputs.ARTIFACT_BUCKET], public_ip=values.get(Outputs.PUBLIC_IP, "")
     )
     sys.stdout.write(userdata.render(settings))
     return 0

@@ -1,14 +1,16 @@
 """Network: a VPC with one public subnet for the host and two private subnets (distinct AZs) for RDS.
 
 Security groups: `web` admits 80/443 from allowedCidrs only and 22 only from sshCidrs; `database`
-admits 5432 only from the web group. Nothing opens 5000 (MLflow listens on 127.0.0.1) or 5432 to
-the world. Rules are separate `vpc.SecurityGroup*Rule` resources, one per CIDR and port.
+admits 5432 only from the web group. Behind a load balancer (`load_balanced`, hosts >= 2), a second
+public subnet takes the spare quarter of the VPC, an `alb` group admits 80/443 from allowedCidrs, and
+`web`, the hosts' group, admits only port 80 from the `alb` group. Nothing opens 5000 (MLflow listens on
+127.0.0.1) or 5432 to the world. Rules are separate `vpc.SecurityGroup*Rule` resources, one per CIDR and port.
 
-The public subnet sits in the first zone that offers the host's instance type; the private subnets in
-the first two zones. The VPC's range is fixed for the life of a stack: RDS cannot follow its subnets
-into a new VPC, so a changed `vpcCidr` is refused before anything is created (components/preflight.py,
-run before this component). With `protect_data`, the VPC, the private subnets and the database's
-security group are protected like the database itself.
+The public subnet sits in the first zone that offers the host's instance type (a fleet's second one in the
+next such zone); the private subnets in the first two zones. The VPC's range is fixed for the life of a
+stack: RDS cannot follow its subnets into a new VPC, so a changed `vpcCidr` is refused before anything is
+created (components/preflight.py, run before this component). With `protect_data`, the VPC, the private
+subnets and the database's security group are protected like the database itself.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from components.ordering import ready_after
 from components.preflight import ChangeRefused, vpc_name
 
 WEB_PORTS = (80, 443)
+HTTP_PORT = 80
 SSH_PORT = 22
 POSTGRES_PORT = 5432
 PRIVATE_SUBNET_COUNT = 2
@@ -35,6 +38,7 @@ class NetworkArgs:
     instance_type: str  # the host's: its subnet must be in a zone that offers it
     ssh_cidrs: tuple[str, ...] = ()
     protect_data: bool = False
+    load_balanced: bool = False
 
 
 def _cidr_label(cidr: str) -> str:
@@ -48,11 +52,17 @@ def split_vpc(vpc_cidr: str) -> tuple[str, list[str]]:
     return quarters[0], quarters[1 : 1 + PRIVATE_SUBNET_COUNT]
 
 
-def host_zone(instance_type: str, zones: list[str], offered: list[str]) -> str:
-    """The first of `zones` where EC2 offers `instance_type`."""
+def host_zone(instance_type: str, zones: list[str], offered: list[str], *, not_in: tuple[str, ...] = ()) -> str:
+    """The first of `zones` (other than `not_in`) where EC2 offers `instance_type`."""
     for zone in zones:
-        if zone in offered:
+        if zone in offered and zone not in not_in:
             return zone
+    if not_in:
+        raise ChangeRefused(
+            f"instanceType: {instance_type} is offered in only one availability zone of the region "
+            f"({', '.join(not_in)}), and a fleet (hosts >= 2) spreads its hosts over two; choose a type "
+            "offered in two zones, or hosts: 1"
+        )
     raise ChangeRefused(
         f"instanceType: {instance_type} is not offered in any availability zone this account can use in the "
         f"region ({', '.join(zones)}); choose another type, e.g. one listed by: aws ec2 "
@@ -60,9 +70,16 @@ def host_zone(instance_type: str, zones: list[str], offered: list[str]) -> str:
     )
 
 
+def spare_quarter(vpc_cidr: str) -> str:
+    """The last quarter of the VPC, which split_vpc leaves free: the fleet's second public subnet."""
+    return str(list(ipaddress.ip_network(vpc_cidr).subnets(prefixlen_diff=2))[-1])
+
+
 class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     public_subnet_id: pulumi.Output[str]
+    public_subnet_ids: list[pulumi.Output[str]]
+    alb_security_group_id: pulumi.Output[str] | None
     private_subnet_ids: list[pulumi.Output[str]]
     web_security_group_id: pulumi.Output[str]
     db_security_group_id: pulumi.Output[str]
@@ -145,13 +162,44 @@ class Network(pulumi.ComponentResource):
             )
             private_subnets.append(subnet)
 
-        web = aws.ec2.SecurityGroup(
-            f"{name}-web", vpc_id=vpc.id, description="MLflow host: HTTP/HTTPS from allowedCidrs", opts=child
+        public_subnets = [public_subnet]
+        if args.load_balanced:
+            # An Application Load Balancer needs subnets in two AZs, and so does a fleet that survives one.
+            second_public = aws.ec2.Subnet(
+                f"{name}-public-1",
+                vpc_id=vpc.id,
+                cidr_block=spare_quarter(args.vpc_cidr),
+                availability_zone=host_zone(args.instance_type, list(zones), list(offered), not_in=(public_zone,)),
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{name}-public-1"},
+                opts=child,
+            )
+            second_association = aws.ec2.RouteTableAssociation(
+                f"{name}-public-1-rta", subnet_id=second_public.id, route_table_id=public_routes.id, opts=child
+            )
+            public_subnets.append(second_public)
+
+        web_description = (
+            "MLflow hosts: HTTP from the load balancer only" if args.load_balanced
+            else "MLflow host: HTTP/HTTPS from allowedCidrs"
         )
+        web = aws.ec2.SecurityGroup(f"{name}-web", vpc_id=vpc.id, description=web_description, opts=child)
         rules: list[pulumi.CustomResource] = []
+        alb = self._load_balancer_group(name, args, vpc.id, web.id, child) if args.load_balanced else None
+        if alb is not None:
+            rules.append(aws.vpc.SecurityGroupIngressRule(
+                f"{name}-web-80-from-alb",
+                security_group_id=web.id,
+                ip_protocol="tcp",
+                from_port=HTTP_PORT,
+                to_port=HTTP_PORT,
+                referenced_security_group_id=alb.id,
+                description="HTTP from the load balancer",
+                opts=child,
+            ))
         # Rules are named by what they admit, not by list position: removing a CIDR from the list
         # then deletes its rules instead of rewriting every later one into a duplicate of the next.
-        for port in WEB_PORTS:
+        for port in () if args.load_balanced else WEB_PORTS:
             for cidr in args.allowed_cidrs:
                 rules.append(aws.vpc.SecurityGroupIngressRule(
                     f"{name}-web-{port}-{_cidr_label(cidr)}",
@@ -204,6 +252,10 @@ class Network(pulumi.ComponentResource):
         # an Elastic IP in a VPC without an attached gateway (Gateway.NotAttached), and a host booted
         # before the route exists fails its first apt-get.
         self.public_subnet_id = ready_after(public_subnet.id, default_route, public_association)
+        self.public_subnet_ids = [self.public_subnet_id]
+        if args.load_balanced:
+            self.public_subnet_ids.append(ready_after(second_public.id, default_route, second_association))
+        self.alb_security_group_id = alb.id if alb is not None else None
         self.private_subnet_ids = [subnet.id for subnet in private_subnets]
         # The host's group is ready once its rules are: a host booted before the egress rule exists
         # has no way out for its first apt-get.
@@ -213,8 +265,44 @@ class Network(pulumi.ComponentResource):
             {
                 "vpc_id": self.vpc_id,
                 "public_subnet_id": self.public_subnet_id,
+                **({"public_subnet_ids": self.public_subnet_ids, "alb_security_group_id": self.alb_security_group_id}
+                   if args.load_balanced else {}),
                 "private_subnet_ids": self.private_subnet_ids,
                 "web_security_group_id": self.web_security_group_id,
                 "db_security_group_id": self.db_security_group_id,
             }
         )
+
+    def _load_balancer_group(
+        self, name: str, args: NetworkArgs, vpc_id: pulumi.Output[str], hosts_group_id: pulumi.Output[str],
+        child: pulumi.ResourceOptions,
+    ) -> aws.ec2.SecurityGroup:
+        """The load balancer's group: 80/443 from allowedCidrs in, port 80 to the hosts' group out."""
+        alb = aws.ec2.SecurityGroup(
+            f"{name}-alb", vpc_id=vpc_id, description="MLflow load balancer: HTTP/HTTPS from allowedCidrs",
+            opts=child,
+        )
+        for port in WEB_PORTS:
+            for cidr in args.allowed_cidrs:
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-alb-{port}-{_cidr_label(cidr)}",
+                    security_group_id=alb.id,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    cidr_ipv4=cidr,
+                    description=f"port {port} from allowedCidrs",
+                    opts=child,
+                )
+        # Requests and health checks go to the hosts' nginx; nothing else leaves the load balancer.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-alb-to-hosts",
+            security_group_id=alb.id,
+            ip_protocol="tcp",
+            from_port=HTTP_PORT,
+            to_port=HTTP_PORT,
+            referenced_security_group_id=hosts_group_id,
+            description="HTTP to the MLflow hosts",
+            opts=child,
+        )
+        return alb

@@ -22,8 +22,11 @@ RUN_SHELL_DOCUMENT = "AWS-RunShellScript"
 
 @dataclass
 class ServerRestartArgs:
-    instance_id: pulumi.Input[str]
+    # Which hosts: "InstanceIds" and the single host's id, or a fleet's group by its tag.
+    target_key: str
+    target_values: pulumi.Input[list[pulumi.Input[str]]]
     revision: pulumi.Input[str]  # what the command is keyed on: parameter versions, no secret
+    max_concurrency: str | None = None  # "1": a fleet restarts one host at a time
 
 
 def restart_command(revision: str) -> str:
@@ -42,8 +45,9 @@ class ServerRestart(pulumi.ComponentResource):
             f"{name}-admin-restart",
             association_name=f"{name}-mlflow-admin-restart",
             name=RUN_SHELL_DOCUMENT,
-            targets=[aws.ssm.AssociationTargetArgs(key="InstanceIds", values=[args.instance_id])],
+            targets=[aws.ssm.AssociationTargetArgs(key=args.target_key, values=args.target_values)],
             parameters={"commands": pulumi.Output.from_input(args.revision).apply(restart_command)},
+            max_concurrency=args.max_concurrency,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})

@@ -69,8 +69,8 @@ def _validate_data_protection(args: ResourceValidationArgs, report_violation: Re
         report_violation(message, None)
 
 
-def _validate_buckets(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    resources = [
+def _stack_resources(args: StackValidationArgs) -> list[rules.StackResource]:
+    return [
         rules.StackResource(
             type=resource.resource_type,
             props=plain(resource.props),
@@ -82,7 +82,15 @@ def _validate_buckets(args: StackValidationArgs, report_violation: ReportViolati
         )
         for resource in args.resources
     ]
-    for violation in rules.validate_stack(resources):
+
+
+def _validate_buckets(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for violation in rules.validate_stack(_stack_resources(args)):
+        report_violation(violation.message, violation.urn)
+
+
+def _validate_load_balancer_groups(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for violation in rules.validate_load_balancer_groups(_stack_resources(args)):
         report_violation(violation.message, violation.urn)
 
 
@@ -106,5 +114,10 @@ POLICIES: list[Policy] = [
         name=rules.BUCKET_COMPLETENESS_RULE,
         description=rules.BUCKET_COMPLETENESS_DESCRIPTION,
         validate=_validate_buckets,
+    ),
+    StackValidationPolicy(
+        name=rules.LOAD_BALANCER_GROUPS_RULE,
+        description=rules.LOAD_BALANCER_GROUPS_DESCRIPTION,
+        validate=_validate_load_balancer_groups,
     ),
 ]

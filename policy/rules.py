@@ -61,6 +61,11 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 USER_POLICY = "aws:iam/userPolicy:UserPolicy"
 GROUP_POLICY = "aws:iam/groupPolicy:GroupPolicy"
 MANAGED_POLICY = "aws:iam/policy:Policy"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+LB_LISTENER_TYPES = frozenset({"aws:lb/listener:Listener", "aws:alb/listener:Listener"})
+LOAD_BALANCER_TYPES = frozenset({"aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"})
+EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+AUTOSCALING_GROUP = "aws:autoscaling/group:Group"
 
 BUCKET_TYPES = frozenset({BUCKET, BUCKET_V2})
 PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
@@ -260,8 +265,21 @@ def check_ec2_instance(resource_type: str, props: Props) -> list[str]:
         if _bool(props, "encrypted", default=False) is False:
             return ["EBS volume is not encrypted; set encrypted to true"]
         return []
+    if resource_type == LAUNCH_TEMPLATE:
+        return _launch_template_problems(props)
     if resource_type != EC2_INSTANCE:
         return []
+    violations = _metadata_problems(props)
+    root = props.get("rootBlockDevice")
+    if not is_unknown(root) and (root is None or _unencrypted(root)):
+        violations.append("rootBlockDevice is not encrypted (EBS defaults to unencrypted); set encrypted to true")
+    for index, device in enumerate(_items(props.get("ebsBlockDevices"))):
+        if _unencrypted(device):
+            violations.append(f"ebsBlockDevices[{index}] is not encrypted; set encrypted to true")
+    return violations
+
+
+def _metadata_problems(props: Props) -> list[str]:
     violations = []
     metadata = props.get("metadataOptions")
     if not is_unknown(metadata):
@@ -272,13 +290,68 @@ def check_ec2_instance(resource_type: str, props: Props) -> list[str]:
             violations.append(
                 f"metadataOptions.httpTokens is {shown}, so IMDSv1 is allowed; set httpTokens to 'required' (IMDSv2)"
             )
-    root = props.get("rootBlockDevice")
-    if not is_unknown(root) and (root is None or _unencrypted(root)):
-        violations.append("rootBlockDevice is not encrypted (EBS defaults to unencrypted); set encrypted to true")
-    for index, device in enumerate(_items(props.get("ebsBlockDevices"))):
-        if _unencrypted(device):
-            violations.append(f"ebsBlockDevices[{index}] is not encrypted; set encrypted to true")
     return violations
+
+
+def _launch_template_problems(props: Props) -> list[str]:
+    """What the group launches: IMDSv2 only, and every EBS volume it maps encrypted (launch templates
+    carry booleans as the strings "true"/"false"). A template that maps no volume keeps the image's
+    root volume, unencrypted unless the account encrypts by default: it must map it."""
+    violations = _metadata_problems(props)
+    mappings = props.get("blockDeviceMappings")
+    if is_unknown(mappings):
+        return violations
+    volumes = [(index, _mapping(entry)) for index, entry in enumerate(_items(mappings))]
+    if not any(entry is not None and entry.get("ebs") is not None for _, entry in volumes):
+        violations.append("blockDeviceMappings maps no EBS volume, so the root volume is the image's "
+                          "(unencrypted); map the root device with ebs.encrypted 'true'")
+    for index, entry in volumes:
+        ebs = _mapping(entry.get("ebs")) if entry is not None else None
+        if ebs is None:
+            continue
+        encrypted = ebs.get("encrypted")
+        if not is_unknown(encrypted) and str(encrypted).lower() != "true":
+            violations.append(f"blockDeviceMappings[{index}].ebs is not encrypted; set encrypted to 'true'")
+    return violations
+
+
+# --- load balancers -----------------------------------------------------------------------------------
+
+# ELB security policies that offer TLS 1.2 and 1.3 or 1.3 alone, with forward-secret ciphers
+# (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/describe-ssl-policies.html).
+CURRENT_TLS_POLICY = re.compile(r"^ELBSecurityPolicy-(TLS13-1-[23]|FS-1-2)-[A-Za-z0-9-]+$")
+
+
+def check_load_balancer_listener(resource_type: str, props: Props) -> list[str]:
+    """A listener serves HTTPS with a current TLS policy, or does nothing but redirect to HTTPS."""
+    if resource_type not in LB_LISTENER_TYPES:
+        return []
+    protocol = props.get("protocol")
+    if is_unknown(protocol):
+        return []
+    if str(protocol).upper() == "HTTPS":
+        policy = props.get("sslPolicy")
+        if is_unknown(policy):
+            return []
+        if not isinstance(policy, str) or not CURRENT_TLS_POLICY.match(policy):
+            shown = repr(policy) if policy else "unset (AWS default: ELBSecurityPolicy-2016-08, TLS 1.0)"
+            return [f"HTTPS listener's sslPolicy is {shown}; use a TLS 1.2+ policy such as "
+                    "ELBSecurityPolicy-TLS13-1-2-2021-06"]
+        return []
+    if str(protocol).upper() != "HTTP":
+        return []  # TCP/TLS/UDP belong to network load balancers, which this project does not create
+    actions = props.get("defaultActions")
+    if is_unknown(actions):
+        return []
+    for action in _items(actions):
+        entry = _mapping(action)
+        if entry is None or is_unknown(entry.get("type")):
+            continue
+        redirect = _mapping(entry.get("redirect")) or {}
+        if entry.get("type") != "redirect" or str(redirect.get("protocol", "")).upper() != "HTTPS":
+            return ["HTTP listener does not only redirect to HTTPS, so requests (and credentials) could "
+                    "cross plain HTTP; make its default action a redirect with protocol HTTPS"]
+    return []
 
 
 # --- IAM ----------------------------------------------------------------------------------------------
@@ -435,8 +508,11 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
                  "RDS instances are not public, are encrypted and keep automated backups.", check_rds_instance),
     ResourceRule("no-world-ingress-but-web", "Only ports 80 and 443 accept traffic from the whole internet.",
                  check_world_ingress),
-    ResourceRule("ec2-imdsv2-encrypted-volumes", "EC2 instances require IMDSv2 and encrypt every EBS volume.",
+    ResourceRule("ec2-imdsv2-encrypted-volumes",
+                 "EC2 instances and launch templates require IMDSv2 and encrypt every EBS volume.",
                  check_ec2_instance),
+    ResourceRule("lb-listener-https", "Load balancer listeners serve HTTPS with a TLS 1.2+ policy, or redirect to it.",
+                 check_load_balancer_listener),
     ResourceRule("iam-no-s3-wildcards", "IAM statements grant no '*' actions and no S3 access to every bucket.",
                  check_iam_s3_wildcards),
 )
@@ -511,4 +587,52 @@ def validate_stack(resources: Iterable[StackResource]) -> list[StackViolation]:
             if not any(_may_belong_to(companion, bucket, bucket_name, bucket_urns) for companion in companions):
                 label = bucket_name or bucket.urn.rsplit("::", 1)[-1]
                 violations.append(StackViolation(bucket.urn, f"bucket {label} has no {needed} attached"))
+    return violations
+
+
+# --- the stack rule: the load balancer's and the hosts' security groups -----------------------------------
+
+LOAD_BALANCER_GROUPS_RULE = "lb-security-groups"
+LOAD_BALANCER_GROUPS_DESCRIPTION = (
+    "A load balancer's security groups admit only ports 80 and 443; its hosts' groups admit only the "
+    "load balancer's groups."
+)
+
+
+def _groups_of(resource: StackResource, keys: Iterable[str], groups: frozenset[str]) -> frozenset[str]:
+    return frozenset(urn for key in keys for urn in resource.property_dependencies.get(key, frozenset())
+                     if urn in groups)
+
+
+def validate_load_balancer_groups(resources: Iterable[StackResource]) -> list[StackViolation]:
+    """Security groups are matched to load balancers, launch templates and rules by property dependency
+    (the URNs their values came from); a rule whose group cannot be told is not flagged."""
+    stack: Sequence[StackResource] = list(resources)
+    groups = frozenset(r.urn for r in stack if r.type == SECURITY_GROUP)
+    balancers = [r for r in stack if r.type in LOAD_BALANCER_TYPES]
+    if not balancers:
+        return []
+    balancer_groups = frozenset().union(*(_groups_of(r, ["securityGroups"], groups) for r in balancers))
+    templates = [r for r in stack if r.type == LAUNCH_TEMPLATE]
+    host_groups = frozenset().union(
+        *(_groups_of(r, ["networkInterfaces", "vpcSecurityGroupIds"], groups) for r in templates)
+    ) - balancer_groups
+    violations = []
+    for rule in (r for r in stack if r.type == INGRESS_RULE):
+        for group in _groups_of(rule, ["securityGroupId"], groups):
+            if group in balancer_groups:
+                low, high = _number(rule.props.get("fromPort")), _number(rule.props.get("toPort"))
+                if low is None or high is None:
+                    continue
+                if not (low == high and int(low) in WORLD_OPEN_PORTS):
+                    ports = f"port {int(low)}" if low == high else f"ports {int(low)}-{int(high)}"
+                    violations.append(StackViolation(rule.urn, f"the load balancer's security group admits "
+                                                                f"{ports}; it may admit only 80 and 443"))
+            elif group in host_groups:
+                sources = _groups_of(rule, ["referencedSecurityGroupId"], groups)
+                if rule.props.get("cidrIpv4") or rule.props.get("cidrIpv6") or rule.props.get("prefixListId") \
+                        or (sources and not sources <= balancer_groups):
+                    violations.append(StackViolation(rule.urn, "the hosts' security group admits a source other "
+                                                                "than the load balancer's group; hosts behind a load "
+                                                                "balancer admit only it"))
     return violations

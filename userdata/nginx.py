@@ -16,11 +16,29 @@ def upstream() -> str:
     )
 
 
-def proxy_snippet() -> str:
-    return fill("nginx-proxy.conf", upstream=layout.NGINX_UPSTREAM_NAME)
+# The Application Load Balancer's idle timeout (components/load_balancer.py, which takes it from here:
+# userdata knows nothing of Pulumi): as long as nginx waits for MLflow (proxy_read_timeout).
+LOAD_BALANCER_IDLE_TIMEOUT_SECONDS = 3600
+KEEPALIVE_MARGIN_SECONDS = 60
+
+# Behind the load balancer, the site's geo/map blocks define these from the headers of trusted peers.
+LOAD_BALANCER_FORWARDED_FOR = "$mlflow_forwarded_for"
+LOAD_BALANCER_FORWARDED_PROTO = "$mlflow_forwarded_proto"
+
+
+def proxy_snippet(s: HostSettings | None = None) -> str:
+    behind = s is not None and s.behind_load_balancer
+    return fill(
+        "nginx-proxy.conf",
+        upstream=layout.NGINX_UPSTREAM_NAME,
+        forwarded_for=LOAD_BALANCER_FORWARDED_FOR if behind else "$proxy_add_x_forwarded_for",
+        forwarded_proto=LOAD_BALANCER_FORWARDED_PROTO if behind else "$scheme",
+    )
 
 
 def http_site(s: HostSettings) -> str:
+    if s.behind_load_balancer:
+        return load_balancer_site(s)
     return fill(
         "nginx-http-site.conf",
         http_port=str(layout.HTTP_PORT),
@@ -29,11 +47,27 @@ def http_site(s: HostSettings) -> str:
     )
 
 
+def load_balancer_site(s: HostSettings) -> str:
+    """Port 80 for the load balancer (the hosts' security group admits nobody else); X-Forwarded-*
+    believed only from the VPC, where the load balancer's addresses are."""
+    return fill(
+        "nginx-load-balancer-site.conf",
+        http_port=str(layout.HTTP_PORT),
+        server_names=s.public_hostname,
+        trusted_cidr=s.load_balancer_cidr,
+        load_balancer_idle_timeout=str(LOAD_BALANCER_IDLE_TIMEOUT_SECONDS),
+        keepalive_timeout=str(LOAD_BALANCER_IDLE_TIMEOUT_SECONDS + KEEPALIVE_MARGIN_SECONDS),
+        forwarded_for=LOAD_BALANCER_FORWARDED_FOR,
+        forwarded_proto=LOAD_BALANCER_FORWARDED_PROTO,
+        proxy_snippet=layout.NGINX_PROXY_SNIPPET,
+    )
+
+
 def nginx_files(s: HostSettings) -> list[HostFile]:
     # Written after the packages: the nginx package's first start never meets a half-written config.
     files = [
         HostFile(layout.NGINX_UPSTREAM, upstream(), defer=True),
-        HostFile(layout.NGINX_PROXY_SNIPPET, proxy_snippet(), defer=True),
+        HostFile(layout.NGINX_PROXY_SNIPPET, proxy_snippet(s), defer=True),
     ]
     if s.tls == "off":
         files.append(HostFile(layout.NGINX_HTTP_SITE, http_site(s), defer=True))

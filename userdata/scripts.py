@@ -23,6 +23,9 @@ INSTALL_MAX_SECONDS = INSTALL_DOWNLOADS * (
     + sum(try_ * INSTALL_RETRY_DELAY_SECONDS for try_ in range(1, INSTALL_ATTEMPTS))
 )
 
+# pg_advisory_lock key under which a fleet's hosts take turns at the schemas ("mlflow" in ASCII).
+SCHEMA_LOCK_KEY = 0x6D6C666C6F77
+
 # Placeholder in mlflow-configure.py.in -> the parameter it names.
 CONFIGURE_PARAMETERS: dict[str, naming.SsmParameter] = {
     "db_host": naming.DB_HOST,
@@ -60,8 +63,14 @@ def configure_script(s: HostSettings) -> str:
         placeholder: repr(naming.parameter_name(s.ssm_prefix, parameter))
         for placeholder, parameter in CONFIGURE_PARAMETERS.items()
     }
+    lock_function, lock_call = "", ""
+    if s.behind_load_balancer:
+        lock_function = fill("mlflow-configure-schema-lock.py.in", schema_lock_key=str(SCHEMA_LOCK_KEY))
+        lock_call = "    schema_lock = take_schema_lock(values)  # held until this process exits\n"
     return fill(
         "mlflow-configure.py.in",
+        schema_lock_function=lock_function,
+        schema_lock_call=lock_call,
         venv_dir=layout.VENV_DIR,
         region=repr(s.region),
         auth_database=repr(naming.AUTH_DATABASE),

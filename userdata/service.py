@@ -15,12 +15,14 @@ START_TIMEOUT_SECONDS = scripts.INSTALL_MAX_SECONDS + 2 * scripts.CONFIGURE_WAIT
 def allowed_hosts(s: HostSettings) -> list[str]:
     """Host headers MLflow accepts: nginx passes $host (no port); on-host tools may call the port."""
     local = [f"localhost:{layout.MLFLOW_PORT}", f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"]
-    return list(dict.fromkeys([s.public_hostname, s.public_ip, "localhost", layout.MLFLOW_BIND_HOST, *local]))
+    # Behind a load balancer there is no public IP: the domain is the one public name.
+    names = [s.public_hostname, s.public_ip, "localhost", layout.MLFLOW_BIND_HOST, *local]
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def cors_allowed_origins(s: HostSettings) -> list[str]:
     scheme = s.tracking_uri.split("://", 1)[0]
-    return list(dict.fromkeys([f"{scheme}://{s.public_hostname}", f"{scheme}://{s.public_ip}"]))
+    return list(dict.fromkeys(f"{scheme}://{name}" for name in (s.public_hostname, s.public_ip) if name))
 
 
 def server_command(s: HostSettings) -> list[str]:

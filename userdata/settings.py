@@ -28,8 +28,15 @@ class HostSettings:
     acme_dns_route53: bool = False  # True when hostedZoneId is set: DNS-01 instead of HTTP-01
     acme_directory: str = LETSENCRYPT_DIRECTORY  # tests point this at pebble
     job_runner: bool = False  # MLflow's background job runner (GenAI scorers); off saves memory
+    # Behind a load balancer (hosts >= 2) when set: the VPC's range, the only peers whose X-Forwarded-*
+    # headers nginx believes. The load balancer terminates TLS (ACM), so tls is "off" on the host.
+    load_balancer_cidr: str = ""
+
+    @property
+    def behind_load_balancer(self) -> bool:
+        return bool(self.load_balancer_cidr)
 
     @property
     def tracking_uri(self) -> str:
-        scheme = "http" if self.tls == "off" else "https"
+        scheme = "http" if self.tls == "off" and not self.behind_load_balancer else "https"
         return f"{scheme}://{self.public_hostname}"

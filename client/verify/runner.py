@@ -97,6 +97,12 @@ def print_table(results: list[Result], stream: TextIO) -> None:
 
 
 def names_from(stack_outputs: Mapping[str, Any], region: str | None) -> Names:
+    if Outputs.AUTOSCALING_GROUP_NAME in stack_outputs and Outputs.INSTANCE_ID not in stack_outputs:
+        raise outputs.OutputsError(
+            "this stack is a fleet (hosts >= 2, Auto Scaling group "
+            f"{stack_outputs[Outputs.AUTOSCALING_GROUP_NAME]}); verify checks a single host and does not "
+            "check a fleet yet"
+        )
     values = outputs.require(stack_outputs, REQUIRED_OUTPUTS)
     return Names(
         region=region or values[Outputs.REGION],

@@ -86,7 +86,8 @@ def test_pack_serves_every_policy_as_mandatory(analyzer: analyzer_pb2_grpc.Analy
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=RPC_TIMEOUT_S)
     assert info.name == "mlflow-aws-guardrails"
     policies = {policy.name: policy for policy in info.policies}
-    assert set(policies) == {rule.name for rule in rules.RESOURCE_RULES} | {"data-protection", "s3-bucket-complete"}
+    assert set(policies) == {rule.name for rule in rules.RESOURCE_RULES} | {
+        "data-protection", "s3-bucket-complete", "lb-security-groups"}
     assert {policy.enforcementLevel for policy in policies.values()} == {analyzer_pb2.MANDATORY}
     assert "protectData" in policies["data-protection"].configSchema.properties
 

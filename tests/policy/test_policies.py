@@ -50,7 +50,7 @@ def run_resource_policy(
 def test_the_pack_has_one_policy_per_rule() -> None:
     names = [policy.name for policy in policies.POLICIES]
     expected = [rule.name for rule in rules.RESOURCE_RULES]
-    expected += [rules.DATA_PROTECTION_RULE, rules.BUCKET_COMPLETENESS_RULE]
+    expected += [rules.DATA_PROTECTION_RULE, rules.BUCKET_COMPLETENESS_RULE, rules.LOAD_BALANCER_GROUPS_RULE]
     assert names == expected
     assert policies.PACK_NAME == "mlflow-aws-guardrails"
 

@@ -180,6 +180,24 @@ class ProgramMocks(pulumi.runtime.Mocks):
             return "AKIAMOCKACCESSKEY", {**inputs, **computed}
         elif args.typ == "aws:rds/subnetGroup:SubnetGroup":
             computed = {"name": f"{name}-abc123", "arn": arn}
+        elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            computed = {"arn": arn, "arnSuffix": f"app/{name}/0123456789abcdef",
+                        "dnsName": f"{name}-1234567890.{self.region}.elb.amazonaws.com", "zoneId": "Z32O12XQLNTSW2"}
+        elif args.typ == "aws:lb/targetGroup:TargetGroup":
+            computed = {"arn": arn, "arnSuffix": f"targetgroup/{name}/0123456789abcdef"}
+        elif args.typ == "aws:acm/certificate:Certificate":
+            domain = inputs.get("domainName", "")
+            computed = {"arn": arn, "domainValidationOptions": [{
+                "domainName": domain, "resourceRecordName": f"_0123abcd.{domain}.",
+                "resourceRecordType": "CNAME", "resourceRecordValue": "_4567efgh.acm-validations.aws.",
+            }]}
+        elif args.typ == "aws:route53/record:Record":
+            computed = {"fqdn": str(inputs.get("name", "")).rstrip(".")}
+        elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            computed = {"arn": arn, "latestVersion": 1}
+            return "lt-0123456789abcdef0", {**inputs, **computed}
+        elif args.typ == "aws:autoscaling/group:Group":
+            computed = {"arn": arn, "name": f"{name}-abc123"}
         elif args.typ == "aws:ec2/instance:Instance":
             computed = {"arn": arn, "publicIp": PUBLIC_IP}
             return "i-0123456789abcdef0", {**inputs, **computed}

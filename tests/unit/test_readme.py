@@ -221,9 +221,12 @@ def test_every_repository_command_in_the_readme_exists(readme):
 
 def test_mermaid_diagram_is_present(readme):
     blocks = re.findall(r"^```mermaid\n(.*?)^```", readme, flags=re.M | re.S)
-    assert len(blocks) == 1
+    assert len(blocks) == 2  # the single host, then the fleet
     for part in ("flowchart", "nginx", "127.0.0.1:5000", "RDS", "S3", "SSM", "Elastic IP"):
         assert part in blocks[0]
+    for part in ("flowchart", "Application Load Balancer", "ACM", "Auto Scaling group", "nginx :80", "RDS", "S3"):
+        assert part in blocks[1]
+    assert "Elastic IP" not in blocks[1]
 
 
 def test_upgrade_advice_names_the_tested_release_and_the_day_its_dependencies_are_resolved_as_of(readme):

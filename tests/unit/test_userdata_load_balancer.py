@@ -1,0 +1,96 @@
+"""The host's user data rendered for "behind a load balancer" (hosts >= 2), read as a reviewer would."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+from typing import Any
+
+import yaml
+
+import config
+import userdata
+from host_settings import host_settings_for
+from userdata import layout, scripts, service, tls
+from userdata.settings import HostSettings
+
+
+def fleet_settings(**raw: Any) -> HostSettings:
+    cfg = config.load_config({"hosts": 2, "domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABC", **raw},
+                             project="mlflow-aws", stack="dev", region="eu-west-1")
+    return host_settings_for(cfg, artifact_bucket="mlflow-aws-dev-artifacts-1a2b3c", public_ip="")
+
+
+def files(settings: HostSettings) -> dict[str, str]:
+    document = yaml.safe_load(userdata.render(settings))
+    return {entry["path"]: entry["content"] for entry in document["write_files"]}
+
+
+SINGLE = dataclasses.replace(fleet_settings(), load_balancer_cidr="", public_ip="203.0.113.10", tls="letsencrypt")
+
+
+def test_fleet_hosts_serve_plain_http_for_the_load_balancer_and_the_stack_serves_https() -> None:
+    settings = fleet_settings()
+    assert settings.behind_load_balancer and settings.tls == "off"
+    assert settings.tracking_uri == "https://mlflow.example.com"
+    site = files(settings)[layout.NGINX_HTTP_SITE]
+    assert "listen 80 default_server;" in site and "443" not in site and "ssl" not in site
+
+
+def test_fleet_hosts_run_no_certbot() -> None:
+    document = yaml.safe_load(userdata.render(fleet_settings()))
+    assert not [p for p in document["packages"] if "certbot" in p]
+    assert not set(files(fleet_settings())) & {tls.ISSUANCE_SCRIPT, tls.ISSUANCE_TIMER, tls.HTTPS_SITE}
+    assert not [c for c in document["runcmd"] if "certificate" in c]
+
+
+def test_forwarded_headers_are_believed_only_from_the_vpc() -> None:
+    site = files(fleet_settings(vpcCidr="10.30.0.0/16"))[layout.NGINX_HTTP_SITE]
+    assert "geo $realip_remote_addr $mlflow_via_load_balancer {\n    default 0;\n    10.30.0.0/16 1;\n}" in site
+    assert "set_real_ip_from 10.30.0.0/16;" in site and "real_ip_header X-Forwarded-For;" in site
+    assert "1 $http_x_forwarded_proto;\n    default $scheme;" in site
+    assert "1 $http_x_forwarded_for;\n    default $remote_addr;" in site
+    snippet = files(fleet_settings())[layout.NGINX_PROXY_SNIPPET]
+    assert "proxy_set_header X-Forwarded-Proto $mlflow_forwarded_proto;" in snippet
+    assert "proxy_set_header X-Forwarded-For $mlflow_forwarded_for;" in snippet
+
+
+def test_the_single_host_keeps_its_own_forwarded_headers() -> None:
+    snippet = files(SINGLE)[layout.NGINX_PROXY_SNIPPET]
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in snippet
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in snippet
+
+
+def test_allowed_hosts_and_cors_follow_the_domain_with_no_empty_entry() -> None:
+    settings = fleet_settings()
+    hosts = service.allowed_hosts(settings)
+    assert hosts[0] == "mlflow.example.com" and "" not in hosts
+    assert service.cors_allowed_origins(settings) == ["https://mlflow.example.com"]
+    command = service.server_command(settings)
+    assert command[command.index("--allowed-hosts") + 1].split(",")[0] == "mlflow.example.com"
+
+
+def test_fleet_configure_step_takes_the_schema_lock_before_touching_the_database() -> None:
+    script = scripts.configure_script(fleet_settings())
+    ast.parse(script)
+    main = script[script.index("def main():"):]
+    assert main.index("take_schema_lock(values)") < main.index("ensure_auth_database(connection)")
+    assert f"SCHEMA_LOCK_KEY = {scripts.SCHEMA_LOCK_KEY}" in script
+    assert "pg_try_advisory_lock" in script
+
+
+def test_the_single_hosts_configure_step_has_no_schema_lock() -> None:
+    assert "schema_lock" not in scripts.configure_script(SINGLE).lower()
+
+
+def test_fleet_user_data_fits_ec2s_limit() -> None:
+    assert userdata.ec2_user_data_base64(fleet_settings())
+
+
+def test_hosts_keep_the_load_balancers_connections_open_longer_than_its_idle_timeout() -> None:
+    from components.load_balancer import IDLE_TIMEOUT_SECONDS
+
+    site = files(fleet_settings())[layout.NGINX_HTTP_SITE]
+    (keepalive,) = re.findall(r"keepalive_timeout (\d+)s;", site)
+    assert int(keepalive) > IDLE_TIMEOUT_SECONDS
