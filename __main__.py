@@ -66,6 +66,7 @@ identity = HostIdentity(
         ssm_prefix=cfg.ssm_prefix,
         bucket_arn=artifacts.bucket_arn,
         hosted_zone_id=cfg.hosted_zone_id,
+        saves_certificate=cfg.tls == "letsencrypt",
     ),
     with_provider,
 )

@@ -1,7 +1,8 @@
 """HostIdentity: the instance role and profile of the MLflow host, least privilege.
 
-The inline policy reaches only the artifact bucket and its objects, and only the stack's SSM
-parameters; `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed). With a Route 53
+The inline policy reaches only the artifact bucket and its objects, reads only the stack's SSM
+parameters and writes exactly two of them, the host's saved ACME account and certificate
+(naming.HOST_WRITTEN_PARAMETERS) when TLS is on; `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed). With a Route 53
 zone, the host may also change records in that zone, for certbot's DNS-01 challenge.
 """
 
@@ -14,12 +15,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+import naming
 from components.ordering import ready_after
 
 SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
 BUCKET_ACTIONS = ["s3:ListBucket"]
 OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 PARAMETER_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
+PARAMETER_WRITE_ACTIONS = ["ssm:PutParameter"]
 # certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
@@ -31,6 +34,7 @@ class HostIdentityArgs:
     ssm_prefix: str
     bucket_arn: pulumi.Input[str]
     hosted_zone_id: str = ""
+    saves_certificate: bool = True  # tls: letsencrypt; the host keeps its certificate in SSM
 
 
 def assume_role_policy() -> str:
@@ -48,14 +52,27 @@ def parameters_arn(partition: str, region: str, account_id: str, ssm_prefix: str
     return f"arn:{partition}:ssm:{region}:{account_id}:parameter{ssm_prefix}/*"
 
 
+def written_parameter_arns(partition: str, region: str, account_id: str, ssm_prefix: str) -> list[str]:
+    return [
+        f"arn:{partition}:ssm:{region}:{account_id}:parameter{naming.parameter_name(ssm_prefix, parameter)}"
+        for parameter in naming.HOST_WRITTEN_PARAMETERS
+    ]
+
+
 def host_policy_document(
-    *, bucket_arn: str, parameters_arn: str, partition: str, hosted_zone_id: str = ""
+    *, bucket_arn: str, parameters_arn: str, partition: str, hosted_zone_id: str = "",
+    written_parameter_arns: list[str] | None = None,
 ) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
         {"Sid": "ReadWriteArtifacts", "Effect": "Allow", "Action": OBJECT_ACTIONS, "Resource": f"{bucket_arn}/*"},
         {"Sid": "ReadStackParameters", "Effect": "Allow", "Action": PARAMETER_ACTIONS, "Resource": parameters_arn},
     ]
+    if written_parameter_arns:
+        statements.append({
+            "Sid": "SaveCertificateState", "Effect": "Allow", "Action": PARAMETER_WRITE_ACTIONS,
+            "Resource": written_parameter_arns,
+        })
     if hosted_zone_id:
         statements += [
             {"Sid": "Route53Lookups", "Effect": "Allow", "Action": ROUTE53_READ_ACTIONS, "Resource": "*"},
@@ -96,6 +113,10 @@ class HostIdentity(pulumi.ComponentResource):
                     parameters_arn=parameters_arn(partition, args.region, account_id, args.ssm_prefix),
                     partition=partition,
                     hosted_zone_id=args.hosted_zone_id,
+                    written_parameter_arns=(
+                        written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
+                        if args.saves_certificate else None
+                    ),
                 )
             ),
             opts=child,
