@@ -38,7 +38,7 @@ attempt() {
 
 echo "mlflow-install: installing ${requirements[*]} into $venv"
 exec 9>"$uv_dir.lock"
-flock 9  # the certificate units' certbot-install bootstraps the same uv
+flock 9  # the TLS units' install script bootstraps the same uv
 if [[ ! -x $uv_dir/bin/uv ]]; then
   /usr/bin/python3 -m venv "$uv_dir"
   attempt "$uv_dir/bin/pip" install --quiet --disable-pip-version-check "uv=={{uv_version}}"
