@@ -1,9 +1,10 @@
 """HostIdentity: the instance role and profile of the MLflow host, least privilege.
 
 The inline policy reaches only the artifact bucket and its objects, reads only the stack's SSM
-parameters and writes exactly two of them, the host's saved ACME account and certificate
-(naming.HOST_WRITTEN_PARAMETERS) when TLS is on; `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed). With a Route 53
-zone, the host may also change records in that zone, for certbot's DNS-01 challenge.
+parameters and writes exactly two of them when TLS is on, the host's saved ACME account and
+certificate (naming.HOST_WRITTEN_PARAMETERS); `AmazonSSMManagedInstanceCore` enables Session Manager
+(no SSH needed). With a Route 53 zone, the host may also change records in that zone, for certbot's
+DNS-01 challenge.
 """
 
 from __future__ import annotations

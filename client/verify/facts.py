@@ -6,12 +6,15 @@ A setting that does not exist is None (a check then fails it); a call that fails
 
 from __future__ import annotations
 
+import os
+import socket
 import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -43,6 +46,14 @@ class Health:
 
 
 @dataclass(frozen=True)
+class ServedCertificate:
+    """The leaf certificate the server presents, and why it is not trusted (None: it is)."""
+
+    der: bytes
+    verify_error: str | None
+
+
+@dataclass(frozen=True)
 class Names:
     """The resources to inspect, from the stack's outputs."""
 
@@ -70,6 +81,7 @@ class Facts:
     instance: dict[str, Any] | Unreadable
     addresses: list[dict[str, Any]] | Unreadable
     health: Health
+    certificate: ServedCertificate | Unreadable | None  # None: the tracking URI is plain http
 
 
 class CredentialsMissing(RuntimeError):
@@ -120,6 +132,36 @@ def fetch_health(tracking_uri: str) -> Health:
         return Health(None, "", f"cannot reach {url}: {error}")
 
 
+def fetch_served_certificate(tracking_uri: str) -> ServedCertificate | Unreadable | None:
+    """What the tracking URI's TLS endpoint presents, verified against the trust a client would use
+    (MLFLOW_TRACKING_SERVER_CERT_PATH if set, else the system's); the name is checked by the check."""
+    parts = urlsplit(tracking_uri)
+    if parts.scheme != "https" or not parts.hostname:
+        return None
+    address = (parts.hostname, parts.port or 443)
+
+    def served(context: ssl.SSLContext) -> bytes:
+        with (socket.create_connection(address, timeout=HTTP_TIMEOUT_SECONDS) as raw,
+              context.wrap_socket(raw, server_hostname=parts.hostname) as connection):
+            der = connection.getpeercert(binary_form=True)
+        if not der:
+            raise ssl.SSLError("the server presented no certificate")
+        return der
+
+    trusted = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+    trusted.check_hostname = False
+    try:
+        try:
+            return ServedCertificate(served(trusted), None)
+        except ssl.SSLCertVerificationError as error:
+            anything = ssl.create_default_context()
+            anything.check_hostname = False
+            anything.verify_mode = ssl.CERT_NONE
+            return ServedCertificate(served(anything), str(error.verify_message or error))
+    except (OSError, ssl.SSLError) as error:
+        return Unreadable(f"cannot read the certificate at {address[0]}:{address[1]}: {error}")
+
+
 def attached_group_ids(resource: dict[str, Any] | Unreadable, named: str) -> list[str]:
     """`named` and the ids of the groups on an instance (all its interfaces) or a DB instance."""
     ids = [named]
@@ -165,4 +207,5 @@ def collect(names: Names, session: boto3.session.Session | None = None) -> Facts
         instance=instance,
         addresses=_fetch(lambda: [dict(entry) for entry in ec2.describe_addresses(Filters=public_ip)["Addresses"]]),
         health=fetch_health(names.tracking_uri),
+        certificate=fetch_served_certificate(names.tracking_uri),
     )

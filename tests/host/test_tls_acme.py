@@ -16,6 +16,7 @@ its certificates are made to last 160 hours, as Let's Encrypt's short-lived ones
 from __future__ import annotations
 
 import base64
+import datetime
 import gzip
 import http.client
 import io
@@ -24,6 +25,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -36,6 +38,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 import naming
+from client.verify import checks
+from client.verify import facts as verify_facts
 from tests.support import loopback
 from tests.support.pebble import Pebble, free_port, running_pebble
 from tests.support.tls_loopback import UBUNTU_DEFAULT_SITE, TlsHost, tls_binaries_missing
@@ -47,6 +51,7 @@ HOSTNAME = loopback.LOOPBACK  # no domain: the certificate is for the address it
 ISSUANCE_TIMEOUT_SECONDS = 120
 POLL_TIMEOUT_SECONDS = 15.0
 SHORT_LIVED_SECONDS = 160 * 3600
+SMOKE_TIMEOUT_SECONDS = 240
 MIN_PEBBLE_VERSION = (2, 5)
 
 
@@ -305,6 +310,52 @@ def test_a_client_that_does_not_trust_the_issuing_ca_is_refused(
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(f"https://{HOSTNAME}:{issued.https_port}/health", timeout=10)
+
+
+def test_verify_reports_the_served_certificate_covers_the_ip_and_matches_the_tracking_uri(
+    issued: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(issued.pebble.issuing_root))
+    tracking_uri = f"https://{HOSTNAME}:{issued.https_port}"
+    served = verify_facts.fetch_served_certificate(tracking_uri)
+    assert isinstance(served, verify_facts.ServedCertificate)
+    assert served.verify_error is None
+    assert x509.load_der_x509_certificate(served.der).serial_number == issued.certificate().serial_number
+    outcome = checks.served_certificate(served.der, served.verify_error, tracking_uri,
+                                        datetime.datetime.now(datetime.timezone.utc))
+    assert outcome.passed, outcome.detail
+    assert outcome.detail.startswith(f"covers {HOSTNAME}, 6.")  # 160 hours: 6.7 days
+    assert outcome.detail.endswith("matches tracking_uri")
+
+
+def test_verify_fails_the_certificate_when_the_client_does_not_trust_its_issuer(
+    issued: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH", raising=False)
+    tracking_uri = f"https://{HOSTNAME}:{issued.https_port}"
+    served = verify_facts.fetch_served_certificate(tracking_uri)
+    assert isinstance(served, verify_facts.ServedCertificate)
+    assert served.verify_error is not None
+    outcome = checks.served_certificate(served.der, served.verify_error, tracking_uri,
+                                        datetime.datetime.now(datetime.timezone.utc))
+    assert not outcome.passed
+    assert outcome.detail.startswith("not trusted")
+
+
+def test_mlflow_aws_smoke_passes_over_https_to_the_ip_address(issued: Host, tmp_path: Path) -> None:
+    env_file = tmp_path / "mlflow.env"
+    env_file.write_text(
+        f"MLFLOW_TRACKING_URI=https://{HOSTNAME}:{issued.https_port}\n"
+        f"MLFLOW_TRACKING_USERNAME={issued.tls.stack.admin_username}\n"
+        f"MLFLOW_TRACKING_PASSWORD={issued.tls.stack.admin_password}\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "AWS_"))}
+    environment.update(NO_PROXY="127.0.0.1,localhost", MLFLOW_TRACKING_SERVER_CERT_PATH=str(issued.pebble.issuing_root))
+    result = subprocess.run([str(Path(sys.executable).parent / "mlflow-aws"), "smoke", "--env", str(env_file)],
+                            env=environment, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_SECONDS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"smoke test of https://{HOSTNAME}:{issued.https_port}" in result.stdout
+    assert "smoke test passed" in result.stdout
 
 
 # --- renewal -----------------------------------------------------------------------------------
