@@ -30,6 +30,9 @@ FLASK_SECRET_KEY = SsmParameter("mlflow/flask-secret-key", secure=True)
 ACME_ACCOUNT = SsmParameter("tls/acme-account", secure=True)
 TLS_CERTIFICATE = SsmParameter("tls/certificate", secure=True)
 HOST_WRITTEN_PARAMETERS: tuple[SsmParameter, ...] = (ACME_ACCOUNT, TLS_CERTIFICATE)
+# Their value until the host first saves (SSM has no empty values): the stack creates them with it, so
+# `pulumi destroy` deletes the saved private key with the stack.
+UNSAVED_STATE = "unsaved"
 
 # Everything the host needs at boot, in the order it reads them.
 HOST_PARAMETERS: tuple[SsmParameter, ...] = (

@@ -4,7 +4,9 @@ The inline policy reaches only the artifact bucket and its objects, reads only t
 parameters and writes exactly two of them when TLS is on, the host's saved ACME account and
 certificate (naming.HOST_WRITTEN_PARAMETERS); `AmazonSSMManagedInstanceCore` enables Session Manager
 (no SSH needed). With a Route 53 zone, the host may also change records in that zone, for certbot's
-DNS-01 challenge.
+DNS-01 challenge. The two parameters the host writes are created here, holding naming.UNSAVED_STATE
+until the host saves (their value is then the host's, never reset by `pulumi up`), so that `pulumi
+destroy` removes them and the private key in them.
 """
 
 from __future__ import annotations
@@ -129,9 +131,20 @@ class HostIdentity(pulumi.ComponentResource):
             opts=child,
         )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+        saved_state = [
+            aws.ssm.Parameter(
+                f"{name}-{parameter.suffix.replace('/', '-')}",
+                name=naming.parameter_name(args.ssm_prefix, parameter),
+                type="SecureString",
+                value=naming.UNSAVED_STATE,
+                description=f"Written by the MLflow host: its saved {parameter.suffix}",
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value", "tier"]),
+            )
+            for parameter in (naming.HOST_WRITTEN_PARAMETERS if args.saves_certificate else ())
+        ]
 
         self.role_name = role.name
         # A host launched with the profile has its permissions from the first boot: the configure step
         # and the SSM agent then start without a round of AccessDenied retries.
-        self.instance_profile_name = ready_after(profile.name, host_policy, session_manager)
+        self.instance_profile_name = ready_after(profile.name, host_policy, session_manager, *saved_state)
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

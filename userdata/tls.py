@@ -207,6 +207,7 @@ def state_script(s: HostSettings) -> str:
         hostname=s.public_hostname,
         region=repr(s.region),
         parameters=repr(saved_state_files(s)),
+        unsaved=repr(naming.UNSAVED_STATE),
         config_dir=repr(LETSENCRYPT_DIR),
         cert_name=repr(s.public_hostname),
         directory=repr(s.acme_directory),

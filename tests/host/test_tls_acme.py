@@ -125,6 +125,11 @@ def host() -> Iterator[Host]:
         with running_pebble(tls_host.stack.root / "pebble", http_port=tls_host.http_port,
                             acme_port=acme_port, validity_seconds=SHORT_LIVED_SECONDS) as pebble:
             tls_host.start()
+            # What HostIdentity creates before the host boots: the two parameters, nothing saved yet.
+            for parameter in naming.HOST_WRITTEN_PARAMETERS:
+                tls_host.stack.ssm_client().put_parameter(
+                    Name=naming.parameter_name(settings.ssm_prefix, parameter), Value=naming.UNSAVED_STATE,
+                    Type="SecureString")
             tls_host.run_boot_commands()
             yield Host(tls_host, pebble)
     finally:
@@ -135,6 +140,7 @@ def host() -> Iterator[Host]:
 def issued(host: Host) -> Host:
     result = host.run_issuance()
     assert result.returncode == 0, f"issuance failed:\n{result.stdout}\n{result.stderr}"
+    assert "nothing saved in" in result.stdout
     return host
 
 

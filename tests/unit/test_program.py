@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import config
+import naming
 import userdata
 from host_settings import host_settings_for
 from naming import Outputs
@@ -316,7 +317,21 @@ def test_host_may_write_exactly_its_saved_acme_account_and_certificate(dev: Prog
 
 
 def test_with_tls_off_the_host_writes_no_parameter() -> None:
-    assert "ssm:PutParameter" not in host_policy_resources(run_program("dev", {"tls": "off"}))
+    run = run_program("dev", {"tls": "off"})
+    assert "ssm:PutParameter" not in host_policy_resources(run)
+    assert not [r for r in run.of_type(PARAMETER) if "/tls/" in r.inputs["name"]]
+
+
+def test_the_stack_owns_the_parameters_the_host_saves_its_certificate_in(dev: ProgramRun) -> None:
+    """Created empty-handed (destroy then deletes the saved private key), before the host boots."""
+    saved = {r.inputs["name"]: r for r in dev.of_type(PARAMETER) if "/tls/" in r.inputs["name"]}
+    assert sorted(saved) == ["/mlflow-aws/dev/tls/acme-account", "/mlflow-aws/dev/tls/certificate"]
+    host = dev.one(EC2)
+    for parameter in saved.values():
+        value = parameter.inputs["value"]  # pulumi-aws marks a SecureString's value secret
+        assert (parameter.inputs["type"], value.get("value") if isinstance(value, dict) else value) == (
+            "SecureString", naming.UNSAVED_STATE)
+        assert dev.depends_on(host, parameter)
 
 
 def test_ssm_managed_instance_core_is_attached(dev: ProgramRun) -> None:
@@ -428,7 +443,12 @@ def test_instance_does_not_wait_for_the_database(dev: ProgramRun) -> None:
     host = dev.one(EC2)
     rds = dev.one(RDS)
     assert not dev.depends_on(host, rds)
-    for parameter in dev.of_type(PARAMETER):
+    # The parameters the program writes (the database's among them); the two the host writes itself
+    # exist, with nothing in them, before it boots (test_the_stack_owns_the_parameters_...).
+    host_written = {naming.parameter_name("/mlflow-aws/dev", p) for p in naming.HOST_WRITTEN_PARAMETERS}
+    program_written = [p for p in dev.of_type(PARAMETER) if p.inputs["name"] not in host_written]
+    assert len(program_written) == len(naming.HOST_PARAMETERS)
+    for parameter in program_written:
         assert not dev.depends_on(host, parameter), f"the host waits for {parameter.name}"
     assert not dev.depends_on(rds, host)
 
