@@ -88,6 +88,7 @@ identity = HostIdentity(
         bucket_arn=artifacts.bucket_arn,
         # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
         hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
+        saves_certificate=cfg.tls == "letsencrypt" and not cfg.fleet,
     ),
     with_provider,
 )

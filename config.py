@@ -71,7 +71,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("protectData", "boolean", False,
               "Keep data on destroy: RDS deletion protection, final snapshot, 7-day backups, bucket kept."),
     ConfigKey("domain", "string", "",
-              "Public hostname of the server. Empty: <ip-with-dashes>.sslip.io, which needs no DNS setup."),
+              "Public hostname of the server. Empty: the Elastic IP itself, with a short-lived IP certificate."),
     ConfigKey("hostedZoneId", "string", "",
               "Route 53 zone of domain: creates the A record and uses DNS-01 for the certificate."),
     ConfigKey("acmeEmail", "string", "",

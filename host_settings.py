@@ -20,7 +20,8 @@ def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, public_ip: str)
         region=cfg.region,
         ssm_prefix=naming.ssm_prefix(cfg.project, cfg.stack),
         artifact_bucket=artifact_bucket,
-        public_hostname=cfg.domain or naming.sslip_hostname(public_ip),
+        # No domain: the Elastic IP itself, with a Let's Encrypt certificate for the address.
+        public_hostname=cfg.domain or public_ip,
         public_ip=public_ip,
         mlflow_version=cfg.mlflow_version,
         instance_memory_mib=cfg.instance_type.memory_mib,

@@ -24,6 +24,16 @@ ADMIN_USERNAME = SsmParameter("mlflow/admin-username", secure=False)
 ADMIN_PASSWORD = SsmParameter("mlflow/admin-password", secure=True)
 FLASK_SECRET_KEY = SsmParameter("mlflow/flask-secret-key", secure=True)
 
+# Written by the host, not the program: its ACME account and current certificate (each a base64 tar.gz
+# of certbot's files), so a replaced host serves the saved certificate instead of ordering a new one.
+# The instance role may put exactly these two (components/identity.py).
+ACME_ACCOUNT = SsmParameter("tls/acme-account", secure=True)
+TLS_CERTIFICATE = SsmParameter("tls/certificate", secure=True)
+HOST_WRITTEN_PARAMETERS: tuple[SsmParameter, ...] = (ACME_ACCOUNT, TLS_CERTIFICATE)
+# Their value until the host first saves (SSM has no empty values): the stack creates them with it, so
+# `pulumi destroy` deletes the saved private key with the stack.
+UNSAVED_STATE = "unsaved"
+
 # Everything the host needs at boot, in the order it reads them.
 HOST_PARAMETERS: tuple[SsmParameter, ...] = (
     DB_HOST, DB_PORT, DB_NAME, DB_USERNAME, DB_PASSWORD, ADMIN_USERNAME, ADMIN_PASSWORD, FLASK_SECRET_KEY,
@@ -44,11 +54,6 @@ def ssm_prefix(project: str, stack: str) -> str:
 
 def parameter_name(prefix: str, parameter: SsmParameter) -> str:
     return f"{prefix}/{parameter.suffix}"
-
-
-def sslip_hostname(public_ip: str) -> str:
-    """A name that resolves to `public_ip` with no DNS setup: sslip.io answers a-b-c-d.sslip.io with a.b.c.d."""
-    return f"{public_ip.replace('.', '-')}.sslip.io"
 
 
 class Outputs:

@@ -1,10 +1,13 @@
 """HostIdentity: the instance role and profile of the MLflow host, least privilege.
 
-The inline policy reaches only the artifact bucket and its objects, and only the stack's SSM
-parameters (and the history of the admin's name alone, so a renamed admin can be demoted);
-`AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed) and the restart on an admin
-change. With a Route 53 zone, the host may also change records in that zone, for certbot's DNS-01
-challenge.
+The inline policy reaches only the artifact bucket and its objects, reads only the stack's SSM
+parameters (and the history of the admin's name alone, so a renamed admin can be demoted) and writes
+exactly two of them when TLS is on, the host's saved ACME account and certificate
+(naming.HOST_WRITTEN_PARAMETERS); `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed)
+and the restart on an admin change. With a Route 53 zone, the host may also change records in that zone,
+for certbot's DNS-01 challenge. The two parameters the host writes are created here, holding
+naming.UNSAVED_STATE until the host saves (their value is then the host's, never reset by `pulumi up`),
+so that `pulumi destroy` removes them and the private key in them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMu
 PARAMETER_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
 # The configure step reads the admin name's earlier values: the admins a rename left behind.
 HISTORY_ACTIONS = ["ssm:GetParameterHistory"]
+PARAMETER_WRITE_ACTIONS = ["ssm:PutParameter"]
 # certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
@@ -36,6 +40,7 @@ class HostIdentityArgs:
     ssm_prefix: str
     bucket_arn: pulumi.Input[str]
     hosted_zone_id: str = ""
+    saves_certificate: bool = True  # tls: letsencrypt; the host keeps its certificate in SSM
 
 
 def assume_role_policy() -> str:
@@ -57,8 +62,17 @@ def parameter_arn(partition: str, region: str, account_id: str, ssm_prefix: str,
     return f"arn:{partition}:ssm:{region}:{account_id}:parameter{naming.parameter_name(ssm_prefix, parameter)}"
 
 
+def written_parameter_arns(partition: str, region: str, account_id: str, ssm_prefix: str) -> list[str]:
+    return [
+        f"arn:{partition}:ssm:{region}:{account_id}:parameter{naming.parameter_name(ssm_prefix, parameter)}"
+        for parameter in naming.HOST_WRITTEN_PARAMETERS
+    ]
+
+
+
 def host_policy_document(
-    *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = ""
+    *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = "",
+    written_parameter_arns: list[str] | None = None,
 ) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
@@ -66,6 +80,11 @@ def host_policy_document(
         {"Sid": "ReadStackParameters", "Effect": "Allow", "Action": PARAMETER_ACTIONS, "Resource": parameters_arn},
         {"Sid": "ReadAdminNameHistory", "Effect": "Allow", "Action": HISTORY_ACTIONS, "Resource": admin_name_arn},
     ]
+    if written_parameter_arns:
+        statements.append({
+            "Sid": "SaveCertificateState", "Effect": "Allow", "Action": PARAMETER_WRITE_ACTIONS,
+            "Resource": written_parameter_arns,
+        })
     if hosted_zone_id:
         statements += [
             {"Sid": "Route53Lookups", "Effect": "Allow", "Action": ROUTE53_READ_ACTIONS, "Resource": "*"},
@@ -109,6 +128,10 @@ class HostIdentity(pulumi.ComponentResource):
                     ),
                     partition=partition,
                     hosted_zone_id=args.hosted_zone_id,
+                    written_parameter_arns=(
+                        written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
+                        if args.saves_certificate else None
+                    ),
                 )
             ),
             opts=child,
@@ -120,9 +143,20 @@ class HostIdentity(pulumi.ComponentResource):
             opts=child,
         )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+        saved_state = [
+            aws.ssm.Parameter(
+                f"{name}-{parameter.suffix.replace('/', '-')}",
+                name=naming.parameter_name(args.ssm_prefix, parameter),
+                type="SecureString",
+                value=naming.UNSAVED_STATE,
+                description=f"Written by the MLflow host: its saved {parameter.suffix}",
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value", "tier"]),
+            )
+            for parameter in (naming.HOST_WRITTEN_PARAMETERS if args.saves_certificate else ())
+        ]
 
         self.role_name = role.name
         # A host launched with the profile has its permissions from the first boot: the configure step
         # and the SSM agent then start without a round of AccessDenied retries.
-        self.instance_profile_name = ready_after(profile.name, host_policy, session_manager)
+        self.instance_profile_name = ready_after(profile.name, host_policy, session_manager, *saved_state)
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

@@ -5,8 +5,8 @@ those from SSM at boot, see scripts.configure_script). `ec2_user_data_base64` is
 as EC2 receives it: gzipped, because it outgrows EC2's 16 KiB limit in clear.
 
 On first boot the document installs nginx, creates the mlflow user, and starts mlflow.service, which
-installs the pinned MLflow before its first start; TLS (userdata.tls) adds its packages, files and
-commands after those.
+installs the pinned MLflow before its first start; TLS (userdata.tls) adds its files and commands
+after those.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def boot_commands(s: HostSettings) -> list[str]:
 def document(s: HostSettings) -> dict[str, Any]:
     return {
         "package_update": True,
-        "packages": list(dict.fromkeys([*pins.UBUNTU_PACKAGES, *tls.tls_packages(s)])),
+        # TLS adds none: certbot comes from PyPI (userdata.tls).
+        "packages": list(pins.UBUNTU_PACKAGES),
         "users": [
             "default",
             {

@@ -18,7 +18,12 @@ PSYCOPG2_BINARY_VERSION = "2.9.13"
 TESTED_MLFLOW_VERSION = "3.17.2"
 RESOLVED_AS_OF = "2026-11-23T00:00:00Z"
 
-# Ubuntu packages the host needs; TLS adds its own.
+# certbot for the Let's Encrypt certificate, from PyPI into its own venv (userdata.tls): IP address
+# certificates need certbot 5.4 or newer for --webroot (Ubuntu 24.04 has 2.9). Its plugins share its
+# version; the venv resolves as of RESOLVED_AS_OF too, and holds boto3 for the certificate's SSM state.
+CERTBOT_VERSION = "5.8.0"
+
+# Ubuntu packages the host needs.
 UBUNTU_PACKAGES = ("nginx", "python3-venv")
 
 
@@ -33,3 +38,12 @@ def python_requirements(mlflow_version: str) -> list[str]:
         f"psycopg2-binary=={PSYCOPG2_BINARY_VERSION}",
         f"boto3=={BOTO3_VERSION}",
     ]
+
+
+def certbot_requirements(*, dns_route53: bool) -> list[str]:
+    plugins = [f"certbot-dns-route53=={CERTBOT_VERSION}"] if dns_route53 else []
+    return [f"certbot=={CERTBOT_VERSION}", *plugins, f"boto3=={BOTO3_VERSION}"]
+
+
+def certbot_resolution_options() -> list[str]:
+    return ["--exclude-newer", RESOLVED_AS_OF]

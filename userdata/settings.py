@@ -6,6 +6,7 @@ the host through SSM parameters under `ssm_prefix`, read at boot through the ins
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +20,7 @@ class HostSettings:
     region: str
     ssm_prefix: str  # "/mlflow-aws/dev": the host reads naming.HOST_PARAMETERS below it
     artifact_bucket: str
-    public_hostname: str  # the domain, or <a-b-c-d>.sslip.io
+    public_hostname: str  # the domain, or the Elastic IP itself (no domain)
     public_ip: str
     mlflow_version: str  # exact, e.g. "3.17.2"
     instance_memory_mib: int  # sizes the MLflow workers so the instance never swaps
@@ -40,3 +41,12 @@ class HostSettings:
     def tracking_uri(self) -> str:
         scheme = "http" if self.tls == "off" and not self.behind_load_balancer else "https"
         return f"{scheme}://{self.public_hostname}"
+
+    @property
+    def hostname_is_ip(self) -> bool:
+        """True for the default: the server is reached, and certified, by its IP address."""
+        try:
+            ipaddress.ip_address(self.public_hostname)
+        except ValueError:
+            return False
+        return True

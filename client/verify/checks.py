@@ -6,18 +6,25 @@ checks are tested without AWS and the runner alone talks to the network.
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
 
 # Ports that must never be open to the whole internet: SSH, MLflow's own port, PostgreSQL.
 GUARDED_PORTS = (22, 5000, 5432)
 PUBLIC_ACCESS_BLOCK_SETTINGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 ENCRYPTION_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
 TCP_PROTOCOLS = ("tcp", "6", "-1")
+# The host renews a 160-hour certificate after about 80 hours: less than a day left means renewal
+# has failed for two days.
+MIN_CERTIFICATE_DAYS_LEFT = 1.0
 
 
 @dataclass(frozen=True)
@@ -242,3 +249,41 @@ def health_ok(status: int | None, body: str, error: str | None) -> Outcome:
     if status == 200 and body.strip() == "OK":
         return passed("200 OK")
     return failed(f"HTTP {status}: {body.strip()[:60] or '(empty body)'}")
+
+
+def _certificate_covers(names: x509.SubjectAlternativeName, host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host) in names.get_values_for_type(x509.IPAddress)
+    except ValueError:
+        pass
+    host = host.lower().rstrip(".")
+    for name in (value.lower() for value in names.get_values_for_type(x509.DNSName)):
+        if name == host or (name.startswith("*.") and host.split(".", 1)[-1] == name[2:] and "." in host):
+            return True
+    return False
+
+
+def served_certificate(der: bytes | None, verify_error: str | None, tracking_uri: str,
+                       now: datetime.datetime) -> Outcome:
+    """The certificate the tracking URI serves: trusted, for the URI's host, and not about to expire.
+    `der` None: the URI is plain http (the stack chose tls off)."""
+    if der is None:
+        return passed(f"{tracking_uri} is plain http: no certificate (tls off)")
+    certificate = x509.load_der_x509_certificate(der)
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return failed("the certificate names no host (no subject alternative names)")
+    covered = [str(value) for value in names.get_values_for_type(x509.IPAddress)]
+    covered += names.get_values_for_type(x509.DNSName)
+    left = certificate.not_valid_after_utc - now
+    days = left.total_seconds() / 86400
+    summary = f"covers {', '.join(covered) or 'nothing'}, {days:.1f} days left"
+    host = urlsplit(tracking_uri).hostname or ""
+    if verify_error is not None:
+        return failed(f"not trusted ({verify_error}); {summary}")
+    if not _certificate_covers(names, host):
+        return failed(f"{summary}: not {host}, the tracking_uri's host")
+    if days < MIN_CERTIFICATE_DAYS_LEFT:
+        return failed(f"{summary}: renewal is overdue (on the host: journalctl -u mlflow-certificate-renewal)")
+    return passed(f"{summary}, matches tracking_uri")

@@ -6,12 +6,15 @@ A setting that does not exist is None (a check then fails it); a call that fails
 
 from __future__ import annotations
 
+import os
+import socket
 import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -40,6 +43,14 @@ class Health:
     status: int | None
     body: str
     error: str | None
+
+
+@dataclass(frozen=True)
+class ServedCertificate:
+    """The leaf certificate the server presents, and why it is not trusted (None: it is)."""
+
+    der: bytes
+    verify_error: str | None
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,7 @@ class Facts:
     health: Health
     # Every managed prefix list those groups' rules name -> its CIDRs, or why they could not be read.
     prefix_lists: dict[str, list[str] | str]
+    certificate: ServedCertificate | Unreadable | None  # None: the tracking URI is plain http
 
 
 class CredentialsMissing(RuntimeError):
@@ -120,6 +132,36 @@ def fetch_health(tracking_uri: str) -> Health:
         return Health(None, "", f"cannot reach {url}: {reason}")
     except (TimeoutError, OSError) as error:
         return Health(None, "", f"cannot reach {url}: {error}")
+
+
+def fetch_served_certificate(tracking_uri: str) -> ServedCertificate | Unreadable | None:
+    """What the tracking URI's TLS endpoint presents, verified against the trust a client would use
+    (MLFLOW_TRACKING_SERVER_CERT_PATH if set, else the system's); the name is checked by the check."""
+    parts = urlsplit(tracking_uri)
+    if parts.scheme != "https" or not parts.hostname:
+        return None
+    address = (parts.hostname, parts.port or 443)
+
+    def served(context: ssl.SSLContext) -> bytes:
+        with (socket.create_connection(address, timeout=HTTP_TIMEOUT_SECONDS) as raw,
+              context.wrap_socket(raw, server_hostname=parts.hostname) as connection):
+            der = connection.getpeercert(binary_form=True)
+        if not der:
+            raise ssl.SSLError("the server presented no certificate")
+        return der
+
+    trusted = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+    trusted.check_hostname = False
+    try:
+        try:
+            return ServedCertificate(served(trusted), None)
+        except ssl.SSLCertVerificationError as error:
+            anything = ssl.create_default_context()
+            anything.check_hostname = False
+            anything.verify_mode = ssl.CERT_NONE
+            return ServedCertificate(served(anything), str(error.verify_message or error))
+    except (OSError, ssl.SSLError) as error:
+        return Unreadable(f"cannot read the certificate at {address[0]}:{address[1]}: {error}")
 
 
 def attached_group_ids(resource: dict[str, Any] | Unreadable, named: str) -> list[str]:
@@ -193,4 +235,5 @@ def collect(names: Names, session: boto3.session.Session | None = None) -> Facts
         addresses=_fetch(lambda: [dict(entry) for entry in ec2.describe_addresses(Filters=public_ip)["Addresses"]]),
         health=fetch_health(names.tracking_uri),
         prefix_lists=prefix_list_entries(ec2, referenced_prefix_lists(host_groups, db_groups)),
+        certificate=fetch_served_certificate(names.tracking_uri),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -78,6 +79,13 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "server: /health over the tracking URI",
         lambda f: checks.health_ok(f.health.status, f.health.body, f.health.error),
+    ),
+    Check(
+        "server: TLS certificate",
+        lambda f: _readable(f.certificate, lambda served: checks.served_certificate(
+            served.der if served else None, served.verify_error if served else None, f.names.tracking_uri,
+            datetime.datetime.now(datetime.timezone.utc),
+        )),
     ),
 )
 

@@ -17,7 +17,7 @@ from naming import Outputs
 from tests.client.consumers import bash_source, docker_env_file
 
 GOOD_OUTPUTS: dict[str, Any] = {
-    Outputs.TRACKING_URI: "https://203-0-113-7.sslip.io",
+    Outputs.TRACKING_URI: "https://203.0.113.7",
     Outputs.ADMIN_USERNAME: "admin",
     Outputs.ADMIN_PASSWORD: "Zq8-x_Y.2k~Lm",
     Outputs.REGION: "eu-west-1",
@@ -29,7 +29,7 @@ CLIENT_KEYS = {
     Outputs.CLIENT_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 }
 EXPECTED = {
-    "MLFLOW_TRACKING_URI": "https://203-0-113-7.sslip.io",
+    "MLFLOW_TRACKING_URI": "https://203.0.113.7",
     "MLFLOW_TRACKING_USERNAME": "admin",
     "MLFLOW_TRACKING_PASSWORD": "Zq8-x_Y.2k~Lm",
     "AWS_DEFAULT_REGION": "eu-west-1",

@@ -30,7 +30,7 @@ def both_read(tmp_path: Path, value: str) -> tuple[str | None, str | None]:
         "pass#word",
         "#leading-hash",
         "trailing-hash#",
-        "https://203-0-113-7.sslip.io",
+        "https://203.0.113.7",
         "http://127.0.0.1:8443/path?a=1",
         "Ab3-_.~x9",
         "a=b=c",

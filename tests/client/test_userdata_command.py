@@ -52,7 +52,7 @@ def test_prints_the_user_data_for_the_stack_config_and_its_allocated_bucket_and_
         region="eu-central-1",
         ssm_prefix="/mlflow-aws/staging",
         artifact_bucket="mlflow-aws-staging-artifacts-0f1e2d3c",
-        public_hostname="198-51-100-23.sslip.io",
+        public_hostname="198.51.100.23",  # no domain: the Elastic IP itself
         public_ip="198.51.100.23",
         mlflow_version="3.16.0",
         instance_memory_mib=4096,
@@ -64,11 +64,14 @@ def test_prints_the_user_data_for_the_stack_config_and_its_allocated_bucket_and_
     assert OUTPUTS[Outputs.ADMIN_PASSWORD] not in printed
 
 
-def test_domain_in_the_config_replaces_the_sslip_hostname(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_domain_in_the_config_replaces_the_ip_address_as_the_certified_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     directory = project(tmp_path, {"aws:region": "eu-west-1", "mlflow-aws:domain": "mlflow.example.org"})
     assert run_userdata(directory) == 0
     printed = capsys.readouterr().out
-    assert "mlflow.example.org" in printed and "198-51-100-23.sslip.io" not in printed
+    assert "--cert-name mlflow.example.org --domain mlflow.example.org" in printed
+    assert "--ip-address" not in printed and "live/198.51.100.23/" not in printed
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from client.verify import checks
 
@@ -114,3 +119,77 @@ def test_a_prefix_list_that_cannot_be_read_fails_with_the_reason() -> None:
 def test_an_unreadable_prefix_list_on_an_unguarded_port_does_not_matter() -> None:
     https = {**SSH_FROM_LIST, "FromPort": 443, "ToPort": 443}
     assert checks.closed_to_world({"GroupId": "sg-1", "IpPermissions": [https]}, {"pl-1": "gone"}).passed
+
+
+# --- the served certificate --------------------------------------------------------------------
+
+NOW = datetime.datetime(2026, 12, 2, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def certificate_der(*names: x509.GeneralName, hours_left: float) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([])
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(hours=160 - hours_left))
+        .not_valid_after(NOW + datetime.timedelta(hours=hours_left))
+    )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=True)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+IP_SAN = x509.IPAddress(ipaddress.ip_address("203.0.113.10"))
+
+
+def test_a_trusted_ip_certificate_for_the_tracking_uri_passes_with_days_left() -> None:
+    outcome = checks.served_certificate(certificate_der(IP_SAN, hours_left=120), None, "https://203.0.113.10", NOW)
+    assert outcome.passed
+    assert outcome.detail == "covers 203.0.113.10, 5.0 days left, matches tracking_uri"
+
+
+def test_a_certificate_for_another_address_fails_naming_both() -> None:
+    outcome = checks.served_certificate(certificate_der(IP_SAN, hours_left=120), None, "https://198.51.100.7", NOW)
+    assert not outcome.passed
+    assert "covers 203.0.113.10" in outcome.detail and "not 198.51.100.7" in outcome.detail
+
+
+def test_a_domain_certificate_matches_its_name_and_a_wildcard_one_label() -> None:
+    exact = certificate_der(x509.DNSName("mlflow.example.com"), hours_left=1000)
+    assert checks.served_certificate(exact, None, "https://MLflow.example.com/", NOW).passed
+    wildcard = certificate_der(x509.DNSName("*.example.com"), hours_left=1000)
+    assert checks.served_certificate(wildcard, None, "https://mlflow.example.com", NOW).passed
+    assert not checks.served_certificate(wildcard, None, "https://a.mlflow.example.com", NOW).passed
+    assert not checks.served_certificate(exact, None, "https://203.0.113.10", NOW).passed
+
+
+def test_an_untrusted_certificate_fails_with_the_reason() -> None:
+    outcome = checks.served_certificate(certificate_der(IP_SAN, hours_left=120), "self-signed certificate",
+                                        "https://203.0.113.10", NOW)
+    assert not outcome.passed
+    assert outcome.detail.startswith("not trusted (self-signed certificate); covers 203.0.113.10")
+
+
+def test_a_certificate_with_less_than_a_day_left_fails_as_overdue_renewal() -> None:
+    outcome = checks.served_certificate(certificate_der(IP_SAN, hours_left=20), None, "https://203.0.113.10", NOW)
+    assert not outcome.passed
+    assert "renewal is overdue" in outcome.detail and "mlflow-certificate-renewal" in outcome.detail
+
+
+def test_an_expired_certificate_fails() -> None:
+    outcome = checks.served_certificate(certificate_der(IP_SAN, hours_left=-2), None, "https://203.0.113.10", NOW)
+    assert not outcome.passed
+    assert "-0.1 days left" in outcome.detail
+
+
+def test_a_certificate_without_names_fails() -> None:
+    outcome = checks.served_certificate(certificate_der(hours_left=100), None, "https://203.0.113.10", NOW)
+    assert not outcome.passed
+    assert "names no host" in outcome.detail
+
+
+def test_a_plain_http_tracking_uri_has_no_certificate_to_check() -> None:
+    outcome = checks.served_certificate(None, None, "http://203.0.113.10", NOW)
+    assert outcome.passed
+    assert "tls off" in outcome.detail

@@ -15,7 +15,7 @@ from tests.support.loopback import loopback_settings
 
 pytestmark = pytest.mark.host
 
-SETTINGS = loopback_settings(public_hostname="203-0-113-10.sslip.io", public_ip="203.0.113.10")
+SETTINGS = loopback_settings(public_hostname="203.0.113.10", public_ip="203.0.113.10")
 
 
 def schema_check(path: Path) -> subprocess.CompletedProcess[str]:

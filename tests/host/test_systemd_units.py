@@ -16,12 +16,13 @@ import pytest
 
 import userdata
 from tests.support.loopback import loopback_settings, rendered_files
-from userdata import layout
+from tests.support.tls_loopback import certbot_venv
+from userdata import layout, tls
 
 pytestmark = pytest.mark.host
 
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
-SETTINGS = loopback_settings(public_hostname="203-0-113-10.sslip.io", public_ip="203.0.113.10")
+SETTINGS = loopback_settings(public_hostname="203.0.113.10", public_ip="203.0.113.10")
 
 
 def host_root(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -37,6 +38,10 @@ def host_root(tmp_path: Path, files: dict[str, str]) -> Path:
     mlflow = root / layout.VENV_DIR.lstrip("/") / "bin" / "mlflow"
     mlflow.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(sys.prefix) / "bin" / "mlflow", mlflow)
+    if tls.CERTBOT_INSTALL_SCRIPT in files:  # the renewal unit runs the venv's certbot
+        certbot = root / tls.CERTBOT.lstrip("/")
+        certbot.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(certbot_venv() / "bin" / "certbot", certbot)
     return root
 
 

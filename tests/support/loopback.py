@@ -128,7 +128,7 @@ def loopback_settings(**overrides: Any) -> HostSettings:
         region="us-east-1",
         ssm_prefix=naming.ssm_prefix(project, stack),
         artifact_bucket="mlflow-aws-loopback-artifacts",
-        public_hostname=naming.sslip_hostname(LOOPBACK),
+        public_hostname=LOOPBACK,  # a default stack: no domain, the address itself
         public_ip=LOOPBACK,
         mlflow_version=importlib.metadata.version("mlflow"),
         instance_memory_mib=1024,  # t3.micro: one worker, the tightest fit and the fastest start

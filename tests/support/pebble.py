@@ -41,9 +41,13 @@ class Pebble:
     issuing_root: Path  # trust this to accept the certificates pebble issues
     log: Path
 
+    def orders_placed(self) -> int:
+        """New orders pebble has accepted so far (an issuance or a renewal each places one)."""
+        return self.log.read_text(errors="replace").count("Added order ")
+
 
 def pebble_binaries_missing() -> list[str]:
-    return [name for name in ("pebble", "pebble-challtestsrv", "certbot") if shutil.which(name) is None]
+    return [name for name in ("pebble", "pebble-challtestsrv") if shutil.which(name) is None]
 
 
 def free_port() -> int:
@@ -54,11 +58,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_pebble(workdir: Path, *, http_port: int, acme_port: int | None = None) -> Iterator[Pebble]:
+def running_pebble(workdir: Path, *, http_port: int, acme_port: int | None = None,
+                   validity_seconds: int | None = None) -> Iterator[Pebble]:
     """Pebble validating HTTP-01 challenges against 127.0.0.1:`http_port`, stopped on exit.
 
     `acme_port` fixes where the directory listens (https://127.0.0.1:<acme_port>/dir), for settings
-    rendered before pebble starts."""
+    rendered before pebble starts; `validity_seconds` how long its certificates are valid (pebble's
+    default: 5 years)."""
     workdir.mkdir(parents=True, exist_ok=True)
     directory_ca, certificate, key = _directory_tls(workdir)
     dns_port, management_port = free_port(), free_port()
@@ -73,6 +79,7 @@ def running_pebble(workdir: Path, *, http_port: int, acme_port: int | None = Non
         "tlsPort": free_port(),  # TLS-ALPN-01 is not used; nothing listens there
         "ocspResponderURL": "",
         "externalAccountBindingRequired": False,
+        **({"certificateValidityPeriod": validity_seconds} if validity_seconds else {}),
     }}))
     dns_log, pebble_log = workdir / "challtestsrv.log", workdir / "pebble.log"
     env = {

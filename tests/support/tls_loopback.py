@@ -4,7 +4,9 @@ asking pebble (tests/support/pebble.py) for the certificate.
 
 Host paths and ports go through loopback's one `remap()`, with `tls_replacements()` added to the
 stack's replacements: /etc/letsencrypt, certbot's work and log directories, the ACME webroot and the
-issuance state move into the stack's tree, and port 443 becomes a free port (80 already is one).
+issuance state move into the stack's tree, port 443 becomes a free port (80 already is one), and
+certbot's venv is `certbot_venv()`: the pinned certbot, installed once by the rendered install script
+(kept next to the project's venv, so later runs find it complete and return at once).
 The rendered scripts then run unchanged, with two stand-ins first on PATH: `nginx` (the real binary,
 pointed at the stack's nginx.conf) and `systemctl` (records what the scripts ask of systemd; a
 reload of nginx reloads the stack's nginx, as `systemctl reload-or-restart nginx` would).
@@ -17,6 +19,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +32,9 @@ from userdata.settings import HostSettings
 
 STARTUP_TIMEOUT_SECONDS = 30.0
 COMMAND_TIMEOUT_SECONDS = 60.0
+CERTBOT_INSTALL_TIMEOUT_SECONDS = 900.0
+# The pinned certbot the host installs, installed the host's way for the tests (certbot_venv()).
+TEST_CERTBOT_VENV = Path(sys.prefix) / "mlflow-aws-certbot"
 
 # Everything the TLS files keep outside the directories loopback already moves.
 TLS_HOST_DIRECTORIES = (
@@ -46,12 +52,34 @@ UBUNTU_DEFAULT_SITE = """server {
 """
 
 
-def tls_replacements(root: Path, *, https_port: int) -> dict[str, str]:
-    """Added to loopback's replacements: the TLS files' host directories into `root`, 443 to `https_port`."""
+def tls_replacements(root: Path, *, https_port: int, certbot_venv: Path | None = None) -> dict[str, str]:
+    """Added to loopback's replacements: the TLS files' host directories into `root`, 443 to
+    `https_port`, certbot's venv to `certbot_venv` (by default into `root` too)."""
     return {
         **{directory: f"{root}{directory}" for directory in TLS_HOST_DIRECTORIES},
+        tls.CERTBOT_DIR: f"{root}{tls.CERTBOT_DIR}",
+        **({tls.CERTBOT_VENV: str(certbot_venv)} if certbot_venv is not None else {}),
         f"listen {tls.HTTPS_PORT} ": f"listen {loopback.LOOPBACK}:{https_port} ",
     }
+
+
+def certbot_venv() -> Path:
+    """The host's certbot venv for the tests, made by the rendered install script itself (its uv the
+    project's, its cache the user's), once: later calls find the completion marker and return."""
+    script = tls.certbot_install_script(loopback.loopback_settings(tls="letsencrypt"))
+    uv = shutil.which("uv") or str(Path(sys.prefix) / "bin" / "uv")
+    uv_dir = TEST_CERTBOT_VENV.parent / "mlflow-aws-uv"
+    (uv_dir / "bin").mkdir(parents=True, exist_ok=True)
+    if not (uv_dir / "bin" / "uv").exists():
+        (uv_dir / "bin" / "uv").symlink_to(uv)
+    cache = os.environ.get("UV_CACHE_DIR") or str(Path.home() / ".cache" / "uv")
+    script = loopback.remap(script, {tls.CERTBOT_VENV: str(TEST_CERTBOT_VENV), layout.UV_DIR: str(uv_dir),
+                                     layout.UV_CACHE_DIR: cache})
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                            timeout=CERTBOT_INSTALL_TIMEOUT_SECONDS)
+    if result.returncode != 0:
+        raise AssertionError(f"installing certbot failed:\n{result.stdout}{result.stderr}")
+    return TEST_CERTBOT_VENV
 
 
 def host_replacements(root: Path, *, nginx_port: int, https_port: int) -> dict[str, str]:
@@ -64,7 +92,8 @@ def host_replacements(root: Path, *, nginx_port: int, https_port: int) -> dict[s
 
 
 def tls_binaries_missing() -> list[str]:
-    return [name for name in ("nginx", "certbot", "pebble", "pebble-challtestsrv") if shutil.which(name) is None]
+    """Debian's binaries the TLS tests run (certbot is PyPI's: certbot_venv())."""
+    return [name for name in ("nginx", "pebble", "pebble-challtestsrv") if shutil.which(name) is None]
 
 
 class TlsHost:
@@ -74,7 +103,8 @@ class TlsHost:
         self.stack = LoopbackStack(settings, start=False)
         self.settings = self.stack.settings
         self.https_port = https_port
-        self.stack.replacements.update(tls_replacements(self.stack.root, https_port=https_port))
+        self.stack.replacements.update(
+            tls_replacements(self.stack.root, https_port=https_port, certbot_venv=certbot_venv()))
         self.bin_dir = self.stack.root / "bin"
         self.systemctl_log = self.stack.logs / "systemctl.log"
         self.conf = self.stack.root / "nginx" / "nginx.conf"
@@ -96,7 +126,9 @@ class TlsHost:
         return self.stack.path(host_path)
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}", **extra}
+        """The environment of the host's units: the stand-ins first on PATH, AWS (SSM) is moto."""
+        return {**os.environ, "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                **self.stack.aws_environment(), **extra}
 
     def start(self) -> None:
         """The host after cloud-init's packages and files, before runcmd's TLS lines: MLflow running,

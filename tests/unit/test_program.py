@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import config
+import naming
 import userdata
 from components.database import final_snapshot_identifier
 from host_settings import host_settings_for
@@ -291,19 +292,54 @@ def test_role_is_trusted_by_ec2_only(dev: ProgramRun) -> None:
     assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "ec2.amazonaws.com"}]
 
 
+def host_policy_resources(run: ProgramRun) -> dict[str, set[str]]:
+    """Action -> every resource the host policy allows it on."""
+    resources: dict[str, set[str]] = {}
+    for statement in host_policy(run)["Statement"]:
+        assert statement["Effect"] == "Allow"
+        listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in statement["Action"]:
+            resources.setdefault(action, set()).update(listed)
+    return resources
+
+
 def test_host_policy_reaches_only_the_bucket_and_the_stacks_parameters(dev: ProgramRun) -> None:
     bucket_arn = "arn:aws:s3:::mlflow-aws-dev-artifacts-1a2b3c4d"
-    resources: dict[str, set[str]] = {}
-    for statement in host_policy(dev)["Statement"]:
-        assert statement["Effect"] == "Allow"
-        for action in statement["Action"]:
-            resources.setdefault(action, set()).add(statement["Resource"])
+    resources = host_policy_resources(dev)
     assert resources["s3:ListBucket"] == {bucket_arn}
     for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"):
         assert resources[action] == {f"{bucket_arn}/*"}
     assert resources["ssm:GetParameter"] == {"arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/*"}
     assert all("*" not in action for action in resources)
     assert all(arn != "*" for arns in resources.values() for arn in arns)
+
+
+def test_host_may_write_exactly_its_saved_acme_account_and_certificate(dev: ProgramRun) -> None:
+    resources = host_policy_resources(dev)
+    assert resources["ssm:PutParameter"] == {
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/tls/acme-account",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/tls/certificate",
+    }
+    writes = {action for action in resources if not action.startswith(("ssm:Get", "s3:List", "s3:Get"))}
+    assert writes == {"ssm:PutParameter", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+
+
+def test_with_tls_off_the_host_writes_no_parameter() -> None:
+    run = run_program("dev", {"tls": "off"})
+    assert "ssm:PutParameter" not in host_policy_resources(run)
+    assert not [r for r in run.of_type(PARAMETER) if "/tls/" in r.inputs["name"]]
+
+
+def test_the_stack_owns_the_parameters_the_host_saves_its_certificate_in(dev: ProgramRun) -> None:
+    """Created empty-handed (destroy then deletes the saved private key), before the host boots."""
+    saved = {r.inputs["name"]: r for r in dev.of_type(PARAMETER) if "/tls/" in r.inputs["name"]}
+    assert sorted(saved) == ["/mlflow-aws/dev/tls/acme-account", "/mlflow-aws/dev/tls/certificate"]
+    host = dev.one(EC2)
+    for parameter in saved.values():
+        value = parameter.inputs["value"]  # pulumi-aws marks a SecureString's value secret
+        assert (parameter.inputs["type"], value.get("value") if isinstance(value, dict) else value) == (
+            "SecureString", naming.UNSAVED_STATE)
+        assert dev.depends_on(host, parameter)
 
 
 def test_ssm_managed_instance_core_is_attached(dev: ProgramRun) -> None:
@@ -415,7 +451,12 @@ def test_instance_does_not_wait_for_the_database(dev: ProgramRun) -> None:
     host = dev.one(EC2)
     rds = dev.one(RDS)
     assert not dev.depends_on(host, rds)
-    for parameter in dev.of_type(PARAMETER):
+    # The parameters the program writes (the database's among them); the two the host writes itself
+    # exist, with nothing in them, before it boots (test_the_stack_owns_the_parameters_...).
+    host_written = {naming.parameter_name("/mlflow-aws/dev", p) for p in naming.HOST_WRITTEN_PARAMETERS}
+    program_written = [p for p in dev.of_type(PARAMETER) if p.inputs["name"] not in host_written]
+    assert len(program_written) == len(naming.HOST_PARAMETERS)
+    for parameter in program_written:
         assert not dev.depends_on(host, parameter), f"the host waits for {parameter.name}"
     assert not dev.depends_on(rds, host)
 
@@ -432,10 +473,16 @@ def test_host_heals_itself_through_status_check_alarms(dev: ProgramRun) -> None:
 # --- domain and DNS ----------------------------------------------------------------------------
 
 
-def test_default_hostname_is_sslip_of_the_elastic_ip(dev: ProgramRun) -> None:
-    assert dev.outputs[Outputs.HOSTNAME] == "203-0-113-10.sslip.io"
-    assert dev.outputs[Outputs.TRACKING_URI] == "https://203-0-113-10.sslip.io"
+def test_default_hostname_is_the_elastic_ip_itself(dev: ProgramRun) -> None:
+    assert dev.outputs[Outputs.HOSTNAME] == "203.0.113.10"
+    assert dev.outputs[Outputs.TRACKING_URI] == "https://203.0.113.10"
     assert not dev.of_type("aws:route53/record:Record")
+
+
+def test_an_sslip_name_is_an_explicit_domain_like_any_other() -> None:
+    run = run_program("dev", {"domain": "203-0-113-10.sslip.io"})
+    assert run.outputs[Outputs.HOSTNAME] == "203-0-113-10.sslip.io"
+    assert run.outputs[Outputs.TRACKING_URI] == "https://203-0-113-10.sslip.io"
 
 
 def test_hosted_zone_creates_the_a_record_and_allows_dns01() -> None:
@@ -450,7 +497,7 @@ def test_hosted_zone_creates_the_a_record_and_allows_dns01() -> None:
 
 def test_tls_off_gives_an_http_tracking_uri() -> None:
     run = run_program("dev", {"tls": "off"})
-    assert run.outputs[Outputs.TRACKING_URI] == "http://203-0-113-10.sslip.io"
+    assert run.outputs[Outputs.TRACKING_URI] == "http://203.0.113.10"
 
 
 # --- outputs, provider, tags -------------------------------------------------------------------

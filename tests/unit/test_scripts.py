@@ -20,7 +20,7 @@ import pytest
 from tests.support import servers
 
 REPO = Path(__file__).resolve().parents[2]
-TRACKING_URI = "https://203-0-113-7.sslip.io"
+TRACKING_URI = "https://203.0.113.7"
 
 PULUMI_STUB = f"""#!/usr/bin/env bash
 echo "$*" >> "$STUB_LOG"

@@ -27,13 +27,14 @@ SETTINGS = HostSettings(
     region="eu-west-1",
     ssm_prefix="/mlflow-aws/dev",
     artifact_bucket="mlflow-aws-dev-artifacts-1a2b3c",
-    public_hostname="203-0-113-10.sslip.io",
+    public_hostname="203.0.113.10",  # no domain: the Elastic IP itself
     public_ip="203.0.113.10",
     mlflow_version="3.17.2",
     instance_memory_mib=2048,
     tls="off",
 )
 TLS_SETTINGS = dataclasses.replace(SETTINGS, tls="letsencrypt", public_hostname="mlflow.example.com")
+IP_TLS_SETTINGS = dataclasses.replace(SETTINGS, tls="letsencrypt")
 
 
 def document(settings: HostSettings = SETTINGS) -> dict[str, Any]:
@@ -61,7 +62,8 @@ def option(command: list[str], name: str) -> str:
 
 # -- the document ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("settings", [SETTINGS, TLS_SETTINGS], ids=["tls-off", "letsencrypt"])
+@pytest.mark.parametrize("settings", [SETTINGS, TLS_SETTINGS, IP_TLS_SETTINGS],
+                         ids=["tls-off", "letsencrypt", "letsencrypt-ip"])
 def test_document_is_yaml_cloud_config_with_only_the_expected_modules(settings):
     text = userdata.render(settings)
     assert text.startswith("#cloud-config\n")
@@ -84,9 +86,10 @@ def test_every_file_is_written_after_packages_and_users_exist():
     assert all(entry.get("defer") is True for entry in files().values())
 
 
-def test_packages_are_ubuntu_ones_and_include_tls_packages_when_tls_is_on():
+def test_packages_are_ubuntu_ones_and_tls_adds_none_since_certbot_comes_from_pypi():
     assert document()["packages"] == ["nginx", "python3-venv"]
-    assert document(TLS_SETTINGS)["packages"] == ["nginx", "python3-venv", *tls.tls_packages(TLS_SETTINGS)]
+    assert document(TLS_SETTINGS)["packages"] == ["nginx", "python3-venv"]
+    assert document(IP_TLS_SETTINGS)["packages"] == ["nginx", "python3-venv"]
 
 
 def test_mlflow_is_an_unprivileged_system_user_next_to_the_default_user():
@@ -234,9 +237,10 @@ def test_allowed_hosts_and_cors_origins_name_the_public_hostname_and_ip():
     hosts = option(command, "--allowed-hosts").split(",")
     assert {SETTINGS.public_hostname, SETTINGS.public_ip} <= set(hosts)
     assert "*" not in hosts
-    assert option(command, "--cors-allowed-origins").split(",") == [
-        "http://203-0-113-10.sslip.io", "http://203.0.113.10"]
-    assert option(exec_start(TLS_SETTINGS), "--cors-allowed-origins").startswith("https://mlflow.example.com")
+    assert option(command, "--cors-allowed-origins").split(",") == ["http://203.0.113.10"]
+    assert option(exec_start(IP_TLS_SETTINGS), "--cors-allowed-origins").split(",") == ["https://203.0.113.10"]
+    assert option(exec_start(TLS_SETTINGS), "--cors-allowed-origins").split(",") == [
+        "https://mlflow.example.com", "https://203.0.113.10"]
 
 
 def test_the_server_sends_no_usage_telemetry():
@@ -318,13 +322,11 @@ def test_boot_enables_and_starts_mlflow_without_waiting_for_the_database():
                for command in runcmd)
 
 
-def test_tls_packages_files_and_commands_land_after_nginx_and_mlflow(monkeypatch):
+def test_tls_files_and_commands_land_after_nginx_and_mlflow(monkeypatch):
     extra_file = HostFile("/etc/nginx/sites-available/tls-test", "server {}\n", defer=True)
-    monkeypatch.setattr(tls, "tls_packages", lambda s: ["certbot"])
     monkeypatch.setattr(tls, "tls_files", lambda s: [extra_file])
     monkeypatch.setattr(tls, "tls_boot_commands", lambda s: ["echo tls-one", "echo tls-two"])
     rendered = document(TLS_SETTINGS)
-    assert rendered["packages"][-1] == "certbot"
     assert rendered["write_files"][-1]["path"] == extra_file.path
     runcmd = rendered["runcmd"]
     assert runcmd[-2:] == ["echo tls-one", "echo tls-two"]
@@ -333,7 +335,8 @@ def test_tls_packages_files_and_commands_land_after_nginx_and_mlflow(monkeypatch
 
 # -- what EC2 receives ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("settings", [SETTINGS, TLS_SETTINGS], ids=["tls-off", "letsencrypt"])
+@pytest.mark.parametrize("settings", [SETTINGS, TLS_SETTINGS, IP_TLS_SETTINGS],
+                         ids=["tls-off", "letsencrypt", "letsencrypt-ip"])
 def test_ec2_user_data_is_the_rendered_document_gzipped_within_16_kib(settings):
     payload = base64.b64decode(userdata.ec2_user_data_base64(settings))
     assert len(payload) <= userdata.EC2_USER_DATA_LIMIT
@@ -363,4 +366,6 @@ def test_deterministic_deflate_uses_matches_beyond_the_window_correctly():
 
 
 def test_service_module_builds_the_allowed_hosts_from_settings():
-    assert service.allowed_hosts(SETTINGS)[:2] == [SETTINGS.public_hostname, SETTINGS.public_ip]
+    assert service.allowed_hosts(TLS_SETTINGS)[:2] == [TLS_SETTINGS.public_hostname, TLS_SETTINGS.public_ip]
+    # No domain: the address is the hostname, named once.
+    assert service.allowed_hosts(IP_TLS_SETTINGS)[:2] == ["203.0.113.10", "localhost"]

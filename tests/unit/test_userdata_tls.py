@@ -25,18 +25,19 @@ from config import load_config
 from host_settings import host_settings_for
 from tests.support.loopback import remap
 from tests.support.tls_loopback import host_replacements
-from userdata import layout, tls
+from userdata import layout, pins, tls
 from userdata.files import HostFile
 from userdata.settings import LETSENCRYPT_DIRECTORY, HostSettings
 
-HOSTNAME = "203-0-113-10.sslip.io"
+HOSTNAME = "203.0.113.10"  # no domain: the Elastic IP itself
 
 DEFAULT = HostSettings(
     project="mlflow-aws", stack="dev", region="eu-west-1", ssm_prefix="/mlflow-aws/dev",
     artifact_bucket="mlflow-aws-dev-artifacts", public_hostname=HOSTNAME, public_ip="203.0.113.10",
     mlflow_version="3.17.2", instance_memory_mib=2048, tls="letsencrypt",
 )
-DNS01 = replace(DEFAULT, public_hostname="mlflow.example.com", acme_dns_route53=True)
+DOMAIN = replace(DEFAULT, public_hostname="mlflow.example.com")
+DNS01 = replace(DOMAIN, acme_dns_route53=True)
 OFF = replace(DEFAULT, tls="off")
 
 
@@ -53,17 +54,19 @@ def certbot_command(settings: HostSettings) -> str:
 # --- the whole user data -----------------------------------------------------------------------
 
 
-def test_a_default_stack_renders_user_data_that_obtains_a_certificate_for_its_sslip_name() -> None:
+def test_a_default_stack_renders_user_data_that_obtains_a_certificate_for_its_elastic_ip() -> None:
     cfg = load_config({}, project="mlflow-aws", stack="dev", region="eu-west-1")
     settings = host_settings_for(cfg, artifact_bucket="bucket", public_ip="203.0.113.10")
     document = yaml.safe_load(userdata.render(settings))
 
-    assert settings.tracking_uri == "https://203-0-113-10.sslip.io"
-    assert "certbot" in document["packages"]
+    assert settings.tracking_uri == "https://203.0.113.10"
+    assert not any("certbot" in package for package in document["packages"])  # PyPI's, not Ubuntu's 2.9
     written = {entry["path"]: entry["content"] for entry in document["write_files"]}
     for host_file in tls.tls_files(settings):
         assert written[host_file.path] == host_file.content
-    assert "--cert-name 203-0-113-10.sslip.io" in written[tls.ISSUANCE_SCRIPT]
+    assert f"certbot=={pins.CERTBOT_VERSION} " in written[tls.CERTBOT_INSTALL_SCRIPT]
+    assert "--cert-name 203.0.113.10 --ip-address 203.0.113.10 --preferred-profile shortlived" in (
+        written[tls.ISSUANCE_SCRIPT])
     assert f"--server {LETSENCRYPT_DIRECTORY}" in written[tls.ISSUANCE_SCRIPT]
     # TLS comes last: nginx is installed and mlflow.service started by then.
     runcmd = document["runcmd"]
@@ -81,8 +84,7 @@ def test_tls_off_user_data_has_no_certbot_and_no_https() -> None:
 # --- tls: off ----------------------------------------------------------------------------------
 
 
-def test_tls_off_renders_no_packages_files_or_commands() -> None:
-    assert tls.tls_packages(OFF) == []
+def test_tls_off_renders_no_files_or_commands() -> None:
     assert tls.tls_files(OFF) == []
     assert tls.tls_boot_commands(OFF) == []
 
@@ -90,8 +92,25 @@ def test_tls_off_renders_no_packages_files_or_commands() -> None:
 # --- tls: letsencrypt, HTTP-01 (the default) ---------------------------------------------------
 
 
-def test_letsencrypt_installs_certbot_without_the_route53_plugin() -> None:
-    assert tls.tls_packages(DEFAULT) == ["certbot"]
+def test_letsencrypt_installs_pinned_certbot_and_boto3_without_the_route53_plugin() -> None:
+    assert pins.certbot_requirements(dns_route53=False) == [
+        f"certbot=={pins.CERTBOT_VERSION}", f"boto3=={pins.BOTO3_VERSION}"]
+    script = tls.certbot_install_script(DEFAULT)
+    assert f"(certbot=={pins.CERTBOT_VERSION} boto3=={pins.BOTO3_VERSION} " in script
+    assert f"--exclude-newer {pins.RESOLVED_AS_OF}" in script
+    assert "route53" not in script
+
+
+def test_certbot_is_new_enough_for_ip_address_certificates_with_webroot() -> None:
+    major, minor, _ = (int(part) for part in pins.CERTBOT_VERSION.split("."))
+    assert (major, minor) >= (5, 4)
+
+
+def test_the_certificate_units_install_certbot_before_they_run_it() -> None:
+    files = files_by_path(DEFAULT)
+    for unit in (tls.ISSUANCE_SERVICE, tls.RENEWAL_SERVICE):
+        assert f"ExecStartPre={tls.CERTBOT_INSTALL_SCRIPT}" in files[unit], unit
+    assert f"{tls.CERTBOT_VENV}/bin/certbot certonly" in files[tls.ISSUANCE_SCRIPT]
 
 
 def test_every_template_placeholder_is_filled() -> None:
@@ -101,8 +120,9 @@ def test_every_template_placeholder_is_filled() -> None:
 
 
 def test_scripts_are_executable_and_valid_bash(tmp_path: Path) -> None:
-    scripts = [f for f in tls.tls_files(DEFAULT) if f.path in (tls.SITE_SWITCH, tls.ISSUANCE_SCRIPT)]
-    assert len(scripts) == 2
+    scripts = [f for f in tls.tls_files(DEFAULT)
+               if f.path in (tls.SITE_SWITCH, tls.ISSUANCE_SCRIPT, tls.CERTBOT_INSTALL_SCRIPT)]
+    assert len(scripts) == 3
     for host_file in scripts:
         assert host_file.permissions == "0755"
         assert host_file.content.startswith("#!/bin/bash\n")
@@ -111,15 +131,36 @@ def test_scripts_are_executable_and_valid_bash(tmp_path: Path) -> None:
         subprocess.run(["bash", "-n", str(script)], check=True, timeout=10)
 
 
+def test_the_state_script_is_executable_python_run_by_the_certbot_venv() -> None:
+    (state,) = [f for f in tls.tls_files(DEFAULT) if f.path == tls.STATE_SCRIPT]
+    assert state.permissions == "0755"
+    assert state.content.startswith(f"#!{tls.CERTBOT_VENV}/bin/python\n")
+    compile(state.content, tls.STATE_SCRIPT, "exec")
+
+
+def test_the_state_script_names_exactly_the_two_parameters_the_role_may_write() -> None:
+    script = tls.state_script(DEFAULT)
+    assert "'/mlflow-aws/dev/tls/acme-account': ['accounts/']" in script
+    assert ("'/mlflow-aws/dev/tls/certificate': ['renewal/203.0.113.10.conf', 'live/203.0.113.10/', "
+            "'archive/203.0.113.10/']") in script
+
+
 def test_files_are_written_after_the_packages_that_create_their_directories() -> None:
     assert all(host_file.defer for host_file in tls.tls_files(DEFAULT))
 
 
-def test_certbot_asks_the_configured_acme_directory_for_the_public_hostname() -> None:
+def test_certbot_asks_the_configured_acme_directory_for_the_elastic_ip_in_the_shortlived_profile() -> None:
     command = certbot_command(replace(DEFAULT, acme_directory="https://127.0.0.1:14000/dir"))
     assert "--server https://127.0.0.1:14000/dir" in command
-    assert f"--cert-name {HOSTNAME} --domain {HOSTNAME}" in command
+    assert f"--cert-name {HOSTNAME} --ip-address {HOSTNAME} --preferred-profile shortlived" in command
+    assert "--domain" not in command
     assert "--non-interactive --agree-tos" in command
+
+
+def test_with_a_domain_certbot_asks_for_the_name_in_the_servers_default_profile() -> None:
+    command = certbot_command(DOMAIN)
+    assert "--cert-name mlflow.example.com --domain mlflow.example.com" in command
+    assert "--ip-address" not in command and "profile" not in command
 
 
 def test_certbot_uses_lets_encrypt_production_by_default() -> None:
@@ -155,8 +196,8 @@ def test_an_email_with_shell_characters_stays_one_argument() -> None:
     assert words[words.index("--email") + 1] == email
 
 
-def test_the_deploy_hook_switches_nginx_to_https() -> None:
-    assert f'--deploy-hook "{tls.SITE_SWITCH} https"' in certbot_command(DEFAULT)
+def test_the_deploy_hook_switches_nginx_to_https_then_saves_the_state_to_ssm() -> None:
+    assert f"--deploy-hook '{tls.SITE_SWITCH} https; {tls.STATE_SCRIPT} save'" in certbot_command(DEFAULT)
 
 
 def test_the_pending_site_answers_only_the_challenge_health_and_a_503() -> None:
@@ -188,7 +229,8 @@ def test_the_https_site_redirects_port_80_to_the_public_hostname() -> None:
 def test_boot_replaces_the_default_site_and_starts_issuance_without_waiting() -> None:
     commands = tls.tls_boot_commands(DEFAULT)
     assert commands.index(f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}") < commands.index(f"{tls.SITE_SWITCH} pending")
-    assert "systemctl enable certbot.timer mlflow-certificate.timer" in commands
+    assert "systemctl enable mlflow-certificate.timer mlflow-certificate-renewal.timer" in commands
+    assert "certbot.timer" not in " ".join(commands)  # Ubuntu's certbot package is not installed
     assert commands[-1] == "systemctl start --no-block mlflow-certificate.service"
 
 
@@ -202,11 +244,32 @@ def test_the_timer_retries_until_the_certificate_exists() -> None:
     assert "TimeoutStartSec=" in service
 
 
+def test_renewal_checks_hourly_renews_when_certbot_finds_it_due_and_retries_a_failed_save() -> None:
+    files = files_by_path(DEFAULT)
+    timer = files[tls.RENEWAL_TIMER]
+    assert "OnCalendar=hourly" in timer
+    assert f"RandomizedDelaySec={tls.RENEWAL_RANDOMIZED_DELAY_SECONDS}s" in timer
+    assert "Persistent=true" in timer
+    service = files[tls.RENEWAL_SERVICE]
+    assert (f"ExecStart={tls.CERTBOT} renew --non-interactive --no-random-sleep-on-renew "
+            "--config-dir /etc/letsencrypt --work-dir /var/lib/letsencrypt --logs-dir /var/log/letsencrypt") in service
+    assert "--force-renewal" not in service
+    assert f"ExecStartPost={tls.STATE_SCRIPT} save --unless-saved" in service
+
+
+def test_an_hourly_check_renews_a_160_hour_certificate_with_days_to_spare_after_a_day_of_failures() -> None:
+    # certbot's default for a certificate of under 10 days: due at half its lifetime.
+    lifetime_hours = 160
+    due = lifetime_hours / 2
+    worst_case_renewal = due + 1 + tls.RENEWAL_RANDOMIZED_DELAY_SECONDS / 3600 + 24  # a day of failures
+    assert lifetime_hours - worst_case_renewal > 48
+
+
 # --- tls: letsencrypt with hostedZoneId: DNS-01 through Route 53 -------------------------------
 
 
 def test_dns01_installs_and_uses_the_route53_plugin() -> None:
-    assert tls.tls_packages(DNS01) == ["certbot", "python3-certbot-dns-route53"]
+    assert f"certbot-dns-route53=={pins.CERTBOT_VERSION} " in tls.certbot_install_script(DNS01)
     assert "--dns-route53" in certbot_command(DNS01)
 
 
@@ -237,7 +300,9 @@ class ScriptHost:
         self.calls = root / "calls.log"
         self.certificate = self.path(tls.certificate_path(settings))
         for host_file in tls.tls_files(settings):
-            self._install(host_file)
+            # The install script is not run here (it runs uv; tests/host install certbot with it).
+            if host_file.path != tls.CERTBOT_INSTALL_SCRIPT:
+                self._install(host_file)
         self.path("/etc/nginx/sites-enabled").mkdir(parents=True)
         record = f'echo "$(basename "$0") $*" >> {shlex.quote(str(self.calls))}'
         self._fake("nginx", f"{record}\nexit 0")
@@ -245,11 +310,20 @@ class ScriptHost:
         self._fake("sleep", f"{record}\nexit 0")
         # Fails `certbot_failures` times, then "issues": writes the certificate, as certbot would.
         count = root / "certbot-calls"
-        self._fake("certbot", f"""{record}
+        self._fake_at(self.path(tls.CERTBOT), f"""{record}
 n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo $n > {count}
 if [ $n -le {certbot_failures} ]; then echo "challenge failed" >&2; exit 1; fi
 mkdir -p {shlex.quote(str(self.certificate.parent))}
 echo CERTIFICATE > {shlex.quote(str(self.certificate))}""")
+        # Nothing saved in SSM unless a test says otherwise (the real script: tests/host).
+        self.fake_state(restores=False)
+
+    def fake_state(self, *, restores: bool, exit_code: int = 0) -> None:
+        restore = (f"mkdir -p {shlex.quote(str(self.certificate.parent))}; "
+                   f"echo RESTORED > {shlex.quote(str(self.certificate))}") if restores else ":"
+        self._fake_at(self.path(tls.STATE_SCRIPT), f"""echo "certificate-state $*" >> {shlex.quote(str(self.calls))}
+[ "$1" = restore ] && {{ {restore}; }}
+exit {exit_code}""")
 
     def path(self, host_path: str) -> Path:
         return Path(remap(host_path, self.replacements))
@@ -281,7 +355,10 @@ echo CERTIFICATE > {shlex.quote(str(self.certificate))}""")
         target.chmod(int(host_file.permissions, 8))
 
     def _fake(self, name: str, body: str) -> None:
-        path = self.bin / name
+        self._fake_at(self.bin / name, body)
+
+    def _fake_at(self, path: Path, body: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"#!/bin/bash\n{body}\n")
         path.chmod(0o755)
 
@@ -393,6 +470,34 @@ def test_with_a_certificate_in_place_a_run_requests_nothing(tmp_path: Path) -> N
     assert host.calls_to("certbot") == []
     assert host.enabled_site() == str(host.path(tls.HTTPS_SITE))
     assert "disable --now mlflow-certificate.timer" in host.calls_to("systemctl")
+
+
+def test_a_certificate_saved_in_ssm_is_restored_before_any_order(tmp_path: Path) -> None:
+    host = ScriptHost(tmp_path, DEFAULT, certbot_failures=0)
+    host.fake_state(restores=True)
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    assert host.calls_to("certificate-state") == ["restore"]
+    assert host.calls_to("certbot") == []
+    assert host.certificate.read_text() == "RESTORED\n"
+    assert host.enabled_site() == str(host.path(tls.HTTPS_SITE))
+    assert "disable --now mlflow-certificate.timer" in host.calls_to("systemctl")
+
+
+def test_nothing_saved_in_ssm_means_a_new_order(tmp_path: Path) -> None:
+    host = ScriptHost(tmp_path, DEFAULT, certbot_failures=0)
+    assert host.run().returncode == 0
+    assert host.calls_to("certificate-state") == ["restore"]
+    assert len(host.calls_to("certbot")) == 1
+
+
+def test_an_ssm_state_that_cannot_be_read_still_ends_in_a_new_order(tmp_path: Path) -> None:
+    host = ScriptHost(tmp_path, DEFAULT, certbot_failures=0)
+    host.fake_state(restores=False, exit_code=1)
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    assert len(host.calls_to("certbot")) == 1
+    assert host.enabled_site() == str(host.path(tls.HTTPS_SITE))
 
 
 def test_a_site_nginx_rejects_is_rolled_back(tmp_path: Path) -> None:

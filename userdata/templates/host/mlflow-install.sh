@@ -37,10 +37,13 @@ attempt() {
 }
 
 echo "mlflow-install: installing ${requirements[*]} into $venv"
+exec 9>"$uv_dir.lock"
+flock 9  # the TLS units' install script bootstraps the same uv
 if [[ ! -x $uv_dir/bin/uv ]]; then
   /usr/bin/python3 -m venv "$uv_dir"
   attempt "$uv_dir/bin/pip" install --quiet --disable-pip-version-check "uv=={{uv_version}}"
 fi
+flock -u 9
 [[ -x $venv/bin/python ]] || "$uv_dir/bin/uv" venv --quiet --python /usr/bin/python3 "$venv"
 attempt "$uv_dir/bin/uv" pip install --quiet --python "$venv/bin/python" "${resolution[@]}" "${requirements[@]}"
 # Written last: a venv that is not complete never passes for installed.

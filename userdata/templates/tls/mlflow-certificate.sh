@@ -2,7 +2,9 @@
 # Obtains the Let's Encrypt certificate for {{hostname}}; mlflow-certificate.timer runs this until one
 # exists. Each run makes at most {{attempts}} attempts, waiting longer before each; consecutive failed runs
 # back off exponentially, so a name that cannot validate yet (DNS not pointing here, port 80 closed)
-# does not use up Let's Encrypt's failed-validation limits. Renewal is certbot.timer's job.
+# does not use up Let's Encrypt's failed-validation limits. A certificate saved in SSM by an earlier
+# host for the same name is restored first, so a replaced host places no new order. Renewal is
+# mlflow-certificate-renewal.timer's job.
 set -uo pipefail
 
 readonly CERTIFICATE={{certificate}}
@@ -28,12 +30,12 @@ finish() {
 }
 
 request_certificate() {
-  timeout {{certbot_timeout_seconds}} certbot certonly --non-interactive --agree-tos {{account}} \
+  timeout {{certbot_timeout_seconds}} {{certbot}} certonly --non-interactive --agree-tos {{account}} \
     --server {{directory}} \
-    --cert-name {{hostname}} --domain {{hostname}} \
+    --cert-name {{hostname}} {{identifier}} \
     {{authenticator}} \
-    --deploy-hook "{{site_switch}} https" \
-    --config-dir {{letsencrypt_dir}} --work-dir /var/lib/letsencrypt --logs-dir /var/log/letsencrypt
+    --deploy-hook {{deploy_hook}} \
+    {{certbot_directories}}
 }
 
 if [[ -s $CERTIFICATE ]]; then
@@ -41,6 +43,12 @@ if [[ -s $CERTIFICATE ]]; then
   finish
 fi
 [[ $(readlink "$ENABLED_SITE") == "$PENDING_SITE" ]] || {{site_switch}} pending || exit 1
+
+# Errors reading SSM are reported and end in a new order, never in no certificate.
+if {{state_script}} restore && [[ -s $CERTIFICATE ]]; then
+  log "restored the saved certificate for {{hostname}}"
+  finish
+fi
 
 failed_runs=0
 last_failure=0
