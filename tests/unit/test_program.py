@@ -722,6 +722,7 @@ def restart_command(run: ProgramRun) -> str:
 
 def test_the_host_restarts_mlflow_when_asked_by_the_association(dev: ProgramRun) -> None:
     command = restart_command(dev)
+    assert dev.one(ASSOCIATION).inputs["associationName"] == "dev-mlflow-admin-restart"  # the README names it
     assert "if systemctl is-active --quiet mlflow.service; then systemctl restart mlflow.service; fi" in command
     assert "admin-username=v1 admin-password=v1" in command
     assert not [secret for secret in dev.generated_secrets if secret in command]
