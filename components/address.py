@@ -17,6 +17,26 @@ import pulumi_aws as aws
 from components.preflight import eip_name
 
 RECORD_TTL_SECONDS = 300
+COMPONENT_TYPE = "mlflow-aws:network:PublicAddress"
+
+
+def record_name(name: str) -> str:
+    return f"{name}-a-record"
+
+
+FLEET_COMPONENT_TYPE = "mlflow-aws:network:LoadBalancer"  # components/load_balancer.py
+FLEET_RECORD_SUFFIX = "-alias"
+
+
+def record_urn(stack: str, project: str, component_type: str, record: str) -> str:
+    """The URN of a Route 53 record that is the child of a top-level component."""
+    return f"urn:pulumi:{stack}::{project}::{component_type}$aws:route53/record:Record::{record}"
+
+
+def fleet_record_urn(stack: str, project: str, name: str) -> str:
+    """The fleet's record of the same name: a fleet going back to one host updates its alias into this
+    A record instead of creating a second record of the name (which Route 53 refuses)."""
+    return record_urn(stack, project, FLEET_COMPONENT_TYPE, f"{name}{FLEET_RECORD_SUFFIX}")
 
 
 @dataclass
@@ -30,13 +50,13 @@ class PublicAddress(pulumi.ComponentResource):
     public_ip: pulumi.Output[str]
 
     def __init__(self, name: str, args: PublicAddressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("mlflow-aws:network:PublicAddress", name, None, opts)
+        super().__init__(COMPONENT_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags={"Name": eip_name(name)}, opts=child)
         if args.domain and args.hosted_zone_id:
             aws.route53.Record(
-                f"{name}-a-record",
+                record_name(name),
                 zone_id=args.hosted_zone_id,
                 name=args.domain,
                 type="A",
@@ -44,7 +64,9 @@ class PublicAddress(pulumi.ComponentResource):
                 records=[eip.public_ip],
                 # Only ever a record the preflight checked: none, or one already pointing at this stack's address.
                 allow_overwrite=True,
-                opts=child,
+                opts=pulumi.ResourceOptions(
+                    parent=self, aliases=[fleet_record_urn(pulumi.get_stack(), pulumi.get_project(), name)]
+                ),
             )
 
         self.allocation_id = eip.allocation_id

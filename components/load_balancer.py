@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components import address
+from components.preflight import load_balancer_name
 from userdata.nginx import LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
 
 HTTP_PORT = 80
@@ -35,6 +37,17 @@ IDLE_TIMEOUT_SECONDS = LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
 VALIDATION_RECORD_TTL_SECONDS = 60
 
 
+COMPONENT_TYPE = address.FLEET_COMPONENT_TYPE
+
+
+def alias_record_name(name: str) -> str:
+    return f"{name}{address.FLEET_RECORD_SUFFIX}"
+
+
+def single_host_record_urn(stack: str, project: str, name: str) -> str:
+    return address.record_urn(stack, project, address.COMPONENT_TYPE, address.record_name(name))
+
+
 @dataclass
 class LoadBalancerArgs:
     domain: str
@@ -50,7 +63,7 @@ class LoadBalancer(pulumi.ComponentResource):
     arn_suffix: pulumi.Output[str]
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("mlflow-aws:network:LoadBalancer", name, None, opts)
+        super().__init__(COMPONENT_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         certificate = aws.acm.Certificate(
@@ -89,7 +102,7 @@ class LoadBalancer(pulumi.ComponentResource):
             idle_timeout=IDLE_TIMEOUT_SECONDS,
             # A request whose headers do not parse is refused here rather than passed to nginx.
             drop_invalid_header_fields=True,
-            tags={"Name": f"{name}-alb"},
+            tags={"Name": load_balancer_name(name)},
             opts=child,
         )
         target_group = aws.lb.TargetGroup(
@@ -136,7 +149,7 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
         aws.route53.Record(
-            f"{name}-alias",
+            alias_record_name(name),
             zone_id=args.hosted_zone_id,
             name=args.domain,
             type="A",
@@ -144,7 +157,11 @@ class LoadBalancer(pulumi.ComponentResource):
                 name=balancer.dns_name, zone_id=balancer.zone_id, evaluate_target_health=True
             )],
             allow_overwrite=False,
-            opts=child,
+            # The single host's A record of the same name: `hosts: 1` -> 2 updates that record into this
+            # alias in one Route 53 change, instead of creating a second record of the name beside it.
+            opts=pulumi.ResourceOptions(
+                parent=self, aliases=[single_host_record_urn(pulumi.get_stack(), pulumi.get_project(), name)]
+            ),
         )
 
         self.dns_name = balancer.dns_name

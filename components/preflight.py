@@ -7,8 +7,9 @@ stacks of one project and stack name in an account and region already collide on
 so these tags name one stack's resources.
 
 - vpcCidr: a new range means a new VPC, and RDS will not move its subnet group into another VPC.
-- hostedZoneId: a record for the domain that does not point at this stack's Elastic IP is not
-  taken over (one that does is adopted: the README lets users create it by hand first).
+- hostedZoneId: a record for the domain that does not point at this stack's Elastic IP, or (a fleet)
+  alias this stack's load balancer, is not taken over (one that does is adopted: the README lets users
+  create it by hand first, and a stack moving between one host and a fleet finds its own record).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def eip_name(name: str) -> str:
     return f"{name}-eip"
 
 
+def load_balancer_name(name: str) -> str:
+    return f"{name}-alb"
+
+
 def stack_tags(project: str, stack: str, name_tag: str) -> dict[str, str]:
     return {"Project": project, "Stack": stack, "Name": name_tag}
 
@@ -47,6 +52,25 @@ def deployed_vpc_cidrs(tags: dict[str, str], opts: pulumi.InvokeOptions) -> list
 def deployed_public_ips(tags: dict[str, str], opts: pulumi.InvokeOptions) -> list[str]:
     """The addresses of the Elastic IPs carrying `tags` (none before the first `pulumi up`)."""
     return list(aws.ec2.get_eips(tags=tags, opts=opts).public_ips)
+
+
+def deployed_load_balancer_dns_names(tags: dict[str, str], opts: pulumi.InvokeOptions) -> list[str]:
+    """The DNS names of the load balancers carrying `tags` (a fleet's; none for a single host)."""
+    found = aws.resourcegroupstaggingapi.get_resources(
+        resource_type_filters=["elasticloadbalancing:loadbalancer"],
+        tag_filters=[aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(key=key, values=[value])
+                     for key, value in sorted(tags.items())],
+        opts=opts,
+    )
+    arns = sorted(mapping.resource_arn for mapping in found.resource_tag_mapping_lists)
+    return [record_name(aws.lb.get_load_balancer(arn=arn, opts=opts).dns_name) for arn in arns]
+
+
+def alias_target(existing: aws.route53.outputs.GetRecordsResourceRecordSetResult) -> str:
+    """The DNS name an alias record points at ("" for a plain record), as a load balancer reports it."""
+    target = existing.alias_target
+    name = record_name(target.dns_name) if target and target.dns_name else ""
+    return name.removeprefix("dualstack.")
 
 
 def vpc_cidr_change_refused(deployed: str, wanted: str) -> str:
@@ -64,13 +88,18 @@ def record_name(name: str) -> str:
 
 
 def record_refused(
-    existing: aws.route53.outputs.GetRecordsResourceRecordSetResult, domain: str, zone_id: str, stack_ips: list[str]
+    existing: aws.route53.outputs.GetRecordsResourceRecordSetResult, domain: str, zone_id: str, stack_ips: list[str],
+    stack_balancers: list[str] | None = None,
 ) -> str | None:
-    """Why `existing` must not be taken over, or None when it is a plain A record of this stack's addresses."""
+    """Why `existing` must not be taken over, or None when it is a plain A record of this stack's addresses
+    or an alias of this stack's load balancer."""
     values = [record.value for record in existing.resource_records or []]
     if existing.type == "A" and values and not existing.set_identifier and set(values) <= set(stack_ips):
         return None
-    shown = ", ".join(values) if values else "an alias or a routing policy"
+    target = alias_target(existing)
+    if existing.type == "A" and target and not existing.set_identifier and target in (stack_balancers or []):
+        return None
+    shown = ", ".join(values) if values else (f"an alias of {target}" if target else "an alias or a routing policy")
     ours = f" ({', '.join(stack_ips)})" if stack_ips else ""
     return (
         f"hostedZoneId: zone {zone_id} already has a {existing.type} record for {domain} ({shown}) that does not "
@@ -91,7 +120,9 @@ def check_domain_record(project: str, stack: str, domain: str, zone_id: str, opt
     found = aws.route53.get_records(zone_id=zone_id, name_regex=f"^{re.escape(domain)}\\.?$", opts=opts)
     for existing in found.resource_record_sets:
         if record_name(existing.name) == domain and existing.type in CONFLICTING_RECORD_TYPES:
-            reason = record_refused(existing, domain, zone_id, stack_ips)
+            balancers = (deployed_load_balancer_dns_names(stack_tags(project, stack, load_balancer_name(stack)), opts)
+                         if alias_target(existing) else [])
+            reason = record_refused(existing, domain, zone_id, stack_ips, balancers)
             if reason:
                 raise ChangeRefused(reason)
 

@@ -117,6 +117,7 @@ class Record:
     type: str
     values: list[str]
     set_identifier: str = ""
+    alias: str = ""  # an alias record's target DNS name (then no values)
 
 
 @dataclass
@@ -127,6 +128,7 @@ class Account:
     offered_zones: dict[str, str] = field(default_factory=dict)
     deployed_vpc_cidr: str | None = None
     stack_public_ips: list[str] = field(default_factory=list)
+    stack_load_balancer_dns_names: list[str] = field(default_factory=list)  # a fleet's, found by its tags
     records: list[Record] = field(default_factory=list)
     pulumi_cli_version: str = "3.272.0"  # the engine the program runs under
     # RandomPassword names whose next result is a new one, as after `pulumi up --replace <its urn>`.
@@ -231,10 +233,21 @@ class ProgramMocks(pulumi.runtime.Mocks):
         if args.token == "aws:route53/getRecords:getRecords":
             sets = [
                 {"name": f"{record.name}.", "type": record.type, "setIdentifier": record.set_identifier,
-                 "resourceRecords": [{"value": value} for value in record.values], "ttl": 300}
+                 "resourceRecords": [{"value": value} for value in record.values], "ttl": 300,
+                 "aliasTarget": {"dnsName": f"{record.alias}." if record.alias else "", "evaluateTargetHealth": True,
+                                 "hostedZoneId": "Z32O12XQLNTSW2" if record.alias else ""}}
                 for record in self.account.records
             ]
             return {"resourceRecordSets": sets, "zoneId": args.args["zoneId"], "id": args.args["zoneId"]}, []
+        if args.token == "aws:resourcegroupstaggingapi/getResources:getResources":
+            assert args.args["resourceTypeFilters"] == ["elasticloadbalancing:loadbalancer"]
+            mappings = [{"resourceArn": f"arn:aws:elasticloadbalancing:{self.region}:{ACCOUNT_ID}:loadbalancer/app/{i}",
+                         "tags": {}, "complianceDetails": []}
+                        for i in range(len(self.account.stack_load_balancer_dns_names))]
+            return {"resourceTagMappingLists": mappings, "id": self.region}, []
+        if args.token == "aws:lb/getLoadBalancer:getLoadBalancer":
+            index = int(args.args["arn"].rsplit("/", 1)[1])
+            return {"arn": args.args["arn"], "dnsName": self.account.stack_load_balancer_dns_names[index]}, []
         if args.token == "aws:ec2/getAmi:getAmi":
             return {"id": AMI_ID, "architecture": "x86_64", "name": "ubuntu-noble-24.04"}, []
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":

@@ -11,10 +11,10 @@ import pytest
 
 import config
 import userdata
-from components import fleet, load_balancer
+from components import address, fleet, load_balancer
 from host_settings import host_settings_for
 from naming import Outputs
-from tests.support.pulumi_program import ProgramRun, RegisteredResource, run_program
+from tests.support.pulumi_program import Account, ProgramFailed, ProgramRun, Record, RegisteredResource, run_program
 from tests.support.resource_snapshot import snapshot, snapshot_path
 
 FLEET = {"hosts": 3, "domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABC"}
@@ -267,3 +267,38 @@ def test_refresh_settings_are_the_components_constants(dev_fleet: ProgramRun) ->
     assert preferences["minHealthyPercentage"] == fleet.MIN_HEALTHY_PERCENTAGE
     assert preferences["instanceWarmup"] == str(fleet.INSTANCE_WARMUP_SECONDS)
     assert dev_fleet.one(GROUP).inputs["healthCheckGracePeriod"] == fleet.FIRST_BOOT_GRACE_SECONDS
+
+
+# --- the domain's record across fleet runs and between the two shapes ---------------------------
+
+OWN_BALANCER = "dev-alb-0a1b2c3d-1234567890.eu-west-1.elb.amazonaws.com"
+
+
+def test_a_fleets_next_up_adopts_its_own_alias_record() -> None:
+    account = Account(stack_load_balancer_dns_names=[OWN_BALANCER],
+                      records=[Record("mlflow.example.com", "A", [], alias=f"dualstack.{OWN_BALANCER}")])
+    run = run_program("dev", FLEET, account)
+    alias = next(r for r in run.of_type(RECORD) if r.name == load_balancer.alias_record_name("dev"))
+    assert alias.inputs["name"] == "mlflow.example.com" and alias.inputs["aliases"]
+    lookup = next(i for i in run.invokes if i.token == "aws:resourcegroupstaggingapi/getResources:getResources")
+    assert {"key": "Name", "values": ["dev-alb"]} in lookup.args["tagFilters"]
+    assert {"key": "Stack", "values": ["dev"]} in lookup.args["tagFilters"]
+
+
+def test_an_alias_of_another_load_balancer_is_refused_naming_its_target() -> None:
+    account = Account(stack_load_balancer_dns_names=[OWN_BALANCER],
+                      records=[Record("mlflow.example.com", "A", [], alias="other-lb-1.eu-west-1.elb.amazonaws.com")])
+    with pytest.raises(ProgramFailed) as failure:
+        run_program("dev", FLEET, account)
+    assert "an alias of other-lb-1.eu-west-1.elb.amazonaws.com" in str(failure.value)
+    assert "pulumi config rm hostedZoneId" in str(failure.value)
+
+
+def test_going_from_one_host_to_a_fleet_and_back_updates_the_one_record_of_the_name() -> None:
+    single = run_program("dev", {"domain": FLEET["domain"], "hostedZoneId": FLEET["hostedZoneId"]})
+    fleet_record = next(r for r in run_program("dev", FLEET).of_type(RECORD) if r.inputs.get("type") == "A")
+    single_record = single.one(RECORD)
+    # Each shape's record names the other's URN as an alias, so Pulumi updates the record instead of
+    # creating a second one of the same name (which Route 53 refuses) and deleting the first.
+    assert load_balancer.single_host_record_urn("dev", "mlflow-aws", "dev") == single_record.urn
+    assert address.fleet_record_urn("dev", "mlflow-aws", "dev") == fleet_record.urn
