@@ -20,12 +20,17 @@ def proxy_snippet() -> str:
     return fill("nginx-proxy.conf", upstream=layout.NGINX_UPSTREAM_NAME)
 
 
+def errors_snippet() -> str:
+    return fill("nginx-errors.conf")
+
+
 def http_site(s: HostSettings) -> str:
     return fill(
         "nginx-http-site.conf",
         http_port=str(layout.HTTP_PORT),
         server_names=" ".join(dict.fromkeys([s.public_hostname, s.public_ip])),
         proxy_snippet=layout.NGINX_PROXY_SNIPPET,
+        errors_snippet=layout.NGINX_ERRORS_SNIPPET,
     )
 
 
@@ -34,6 +39,7 @@ def nginx_files(s: HostSettings) -> list[HostFile]:
     files = [
         HostFile(layout.NGINX_UPSTREAM, upstream(), defer=True),
         HostFile(layout.NGINX_PROXY_SNIPPET, proxy_snippet(), defer=True),
+        HostFile(layout.NGINX_ERRORS_SNIPPET, errors_snippet(), defer=True),
     ]
     if s.tls == "off":
         files.append(HostFile(layout.NGINX_HTTP_SITE, http_site(s), defer=True))
