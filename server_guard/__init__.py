@@ -1,12 +1,6 @@
-"""The server guard: MLflow's basic-auth app, plus what basic-auth leaves open on a shared server.
+"""MLflow's basic-auth app plus what it leaves open on a shared server (README: Security model).
 
-Registered as the `mlflow.app` entry point APP_NAME (`mlflow server --app-name mlflow-aws-guard`);
-installed on the host next to MLflow from the files the user data writes (userdata/guard.py).
-What it adds to basic-auth, each in its own module:
-  locations   experiments take the server's own artifact location: any other is refused
-  users       only admins list users
-  sources     model version sources: MLflow's own regex setting, required at start
-This package imports MLflow only in `app`, so the user data renderer can read its constants.
+The `mlflow.app` entry point APP_NAME; no MLflow import outside `app`, so userdata can read these.
 """
 
 from __future__ import annotations

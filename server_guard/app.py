@@ -1,9 +1,5 @@
-"""The `mlflow.app` entry point: basic-auth's app with the guard's rules on top.
-
-`mlflow server --app-name mlflow-aws-guard` imports `create_app` in every uvicorn worker. basic-auth's
-own before-request hook runs first (so a request without a valid login is answered 401 before the
-guard looks at it), then the guard's.
-"""
+"""The entry point: basic-auth's app, then the guard's rules on its Flask app (its hook runs after
+basic-auth's, so a request without a valid login is answered 401 first)."""
 
 from __future__ import annotations
 
@@ -16,18 +12,16 @@ from server_guard import locations, sources, users
 
 
 def install_rules(flask_app: Any) -> None:
-    """The guard's rules on MLflow's Flask app, after basic-auth's (its create_app has run)."""
     from mlflow.protos.service_pb2 import CreateExperiment
     from mlflow.server import auth
     from mlflow.server.handlers import _get_request_message, catch_mlflow_exception
 
-    replaced = users.restrict_to_admins(auth.BEFORE_REQUEST_VALIDATORS, auth.validate_can_list_users)
-    if not replaced:
-        raise RuntimeError("server_guard: basic-auth has no users/list validator to restrict in this MLflow")
+    if not users.restrict_to_admins(auth.BEFORE_REQUEST_VALIDATORS, auth.validate_can_list_users):
+        raise RuntimeError("server_guard: this MLflow's basic-auth has no users/list validator")
     paths = locations.create_experiment_paths(auth.BEFORE_REQUEST_VALIDATORS.items(),
                                               auth.validate_can_create_experiment)
     if not paths:
-        raise RuntimeError("server_guard: basic-auth has no experiments/create validator in this MLflow")
+        raise RuntimeError("server_guard: this MLflow's basic-auth has no experiments/create validator")
 
     def artifact_location() -> str:
         location: str = _get_request_message(CreateExperiment()).artifact_location

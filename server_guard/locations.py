@@ -1,39 +1,28 @@
-"""Experiment artifact locations: the server's own, never the caller's choice.
-
-`experiments/create` accepts any `artifact_location` (`file:///etc`, `/var/lib/mlflow`,
-`s3://<bucket>/<another experiment's id>`), and the server's upload and proxy routes then write
-there with the server's own rights. Without one, MLflow gives every experiment
-`mlflow-artifacts:/<its id>` under the proxied destination, which basic-auth guards per experiment.
-MLflow has no setting that refuses the field, so the guard refuses a non-empty value, admins
-included: an admin of MLflow is not an administrator of the host's disk.
-"""
+"""Experiments get the server's own artifact location: a caller's artifact_location is refused,
+admins' too (MLflow has no setting for this)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 
 from flask import Request, Response
 
-from server_guard.errors import mlflow_error
-
-REFUSAL = (
-    "This server keeps every experiment's artifacts in its own proxied artifact store and chooses "
-    "the location itself: create the experiment without artifact_location."
-)
+REFUSAL = ("This server chooses every experiment's artifact location in its own artifact store: "
+           "create the experiment without artifact_location.")
 
 
 def create_experiment_paths(validators: Iterable[tuple[tuple[str, str], Callable[[], bool]]],
                             validator: Callable[[], bool]) -> frozenset[str]:
-    """The POST paths basic-auth checks with `validator` (CreateExperiment's, on every API prefix)."""
+    """The POST paths basic-auth checks with `validator` (CreateExperiment's, every API prefix)."""
     return frozenset(path for (path, method), check in validators if check is validator and method == "POST")
 
 
 def artifact_location_refusal(request: Request, paths: frozenset[str],
                               artifact_location: Callable[[], str]) -> Response | None:
-    """A 400 for a create-experiment request that names an artifact location; None for any other.
-    `artifact_location` parses the body the way MLflow's handler will (called only on those paths)."""
-    if request.method != "POST" or request.path not in paths:
+    """MLflow's 400 error for a create-experiment request naming a location, else None.
+    `artifact_location` parses the body as MLflow's handler will (called on those paths only)."""
+    if request.method != "POST" or request.path not in paths or not artifact_location():
         return None
-    if artifact_location():
-        return mlflow_error(400, "INVALID_PARAMETER_VALUE", REFUSAL)
-    return None
+    body = {"error_code": "INVALID_PARAMETER_VALUE", "message": REFUSAL}
+    return Response(json.dumps(body), status=400, mimetype="application/json")

@@ -1,8 +1,6 @@
-"""The server guard's files on the host: server_guard/ as it is in this repository, plus the
-pyproject.toml the install step builds it with into MLflow's venv (userdata/scripts.install_script).
-
-The same sources the tests import, byte for byte; `digest()` goes into the install marker, so a
-changed guard reinstalls on the next start.
+"""The server guard's files on the host: server_guard/ as the tests import it (lean: without its
+docstrings and comments, userdata.pysource), plus the pyproject.toml the install step builds it with
+into MLflow's venv. `digest()` goes into the install marker, so a changed guard reinstalls.
 """
 
 from __future__ import annotations
@@ -12,6 +10,7 @@ from pathlib import Path
 
 import server_guard
 from userdata import layout
+from userdata.pysource import lean
 from userdata.files import HostFile
 from userdata.template import fill
 
@@ -23,8 +22,8 @@ VERSION = "1.0.0"
 
 
 def source_files() -> dict[str, str]:
-    """Module file name -> source text, every module of the package."""
-    return {path.name: path.read_text(encoding="utf-8") for path in sorted(PACKAGE_DIR.glob("*.py"))}
+    """Module file name -> source text (lean), every module of the package."""
+    return {path.name: lean(path.read_text(encoding="utf-8")) for path in sorted(PACKAGE_DIR.glob("*.py"))}
 
 
 def pyproject() -> str:

@@ -8,6 +8,7 @@ import shlex
 import naming
 import server_guard
 from userdata import guard, layout, pins
+from userdata.pysource import lean
 from userdata.settings import HostSettings
 from userdata.template import fill
 
@@ -65,7 +66,8 @@ def configure_script(s: HostSettings) -> str:
         placeholder: repr(naming.parameter_name(s.ssm_prefix, parameter))
         for placeholder, parameter in CONFIGURE_PARAMETERS.items()
     }
-    return fill(
+    # Lean: the script is the largest part of the user data, and its comments stay in the template.
+    return lean(fill(
         "mlflow-configure.py.in",
         venv_dir=layout.VENV_DIR,
         region=repr(s.region),
@@ -75,4 +77,4 @@ def configure_script(s: HostSettings) -> str:
         state_file=repr(layout.CONFIGURE_STATE),
         wait_seconds=str(CONFIGURE_WAIT_SECONDS),
         **names,
-    )
+    ))

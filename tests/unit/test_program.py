@@ -395,7 +395,7 @@ def test_user_data_is_exactly_what_userdata_render_returns(dev: ProgramRun) -> N
 def test_no_generated_secret_reaches_user_data_or_plain_outputs(stack: str) -> None:
     run = run_program(stack, {"clientAccess": True})
     secrets = run.generated_secrets
-    assert len(secrets) == 4  # DB password, admin password, Flask secret key, client secret key
+    assert len(secrets) == 5  # DB password, admin password, Flask secret key, gateway passphrase, client secret key
     user_data = gzip.decompress(base64.b64decode(run.one(EC2).inputs["userDataBase64"])).decode()
     plain_outputs = json.dumps({k: v for k, v in run.outputs.items() if k not in run.secret_outputs})
     for secret in secrets:
