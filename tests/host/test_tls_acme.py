@@ -328,3 +328,8 @@ def _resolve_hostname_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_getaddrinfo("127.0.0.1" if host == HOSTNAME else host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_no_server_block_names_nginxs_version(issued: Host) -> None:
+    for response in (_http(issued, "GET", "/"), _http(issued, "GET", "/health"), _https(issued, "GET", "/health")):
+        assert response.headers["Server"] == "nginx"

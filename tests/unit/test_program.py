@@ -271,6 +271,18 @@ def test_db_connection_facts_are_in_ssm_with_the_password_secure(dev: ProgramRun
     assert parameters["/mlflow-aws/dev/mlflow/flask-secret-key"] == "SecureString"
 
 
+def test_the_gateway_passphrase_is_generated_and_kept_as_a_securestring_the_host_may_read(dev: ProgramRun) -> None:
+    name = "/mlflow-aws/dev/mlflow/gateway-kek-passphrase"
+    (parameter,) = [r for r in dev.of_type(PARAMETER) if r.inputs["name"] == name]
+    assert parameter.inputs["type"] == "SecureString"
+    assert {dev.by_urn(urn).type for urn in parameter.property_dependencies["value"]} == {RANDOM_PASSWORD}
+    value = parameter.inputs["value"]
+    assert (value["value"] if isinstance(value, dict) else value) in dev.generated_secrets  # dict: marked secret
+    readable = {resource for statement in host_policy(dev)["Statement"]
+                if "ssm:GetParameters" in statement["Action"] for resource in [statement["Resource"]]}
+    assert readable == {"arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/*"}
+
+
 # --- identity ----------------------------------------------------------------------------------
 
 
