@@ -24,7 +24,7 @@ def install_rules(flask_app: Any) -> None:
         raise RuntimeError("server_guard: this MLflow's basic-auth has no experiments/create validator")
 
     def artifact_location() -> str:
-        location: str = _get_request_message(CreateExperiment()).artifact_location
+        location: str = _get_request_message(CreateExperiment()).artifact_location  # type: ignore[no-untyped-call]
         return location
 
     @catch_mlflow_exception  # type: ignore[untyped-decorator]

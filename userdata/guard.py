@@ -10,8 +10,8 @@ from pathlib import Path
 
 import server_guard
 from userdata import layout
-from userdata.pysource import lean
 from userdata.files import HostFile
+from userdata.pysource import lean
 from userdata.template import fill
 
 PACKAGE_DIR = Path(server_guard.__file__).parent

@@ -35,9 +35,9 @@ def _comment_lines(source: str, lines: list[str]) -> set[int]:
     numbers: set[int] = set()
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         row, column = token.start
-        if token.type == tokenize.COMMENT and not lines[row - 1][:column].strip():
-            if not (row == 1 and token.string.startswith("#!")):
-                numbers.add(row)
+        whole_line = token.type == tokenize.COMMENT and not lines[row - 1][:column].strip()
+        if whole_line and not (row == 1 and token.string.startswith("#!")):
+            numbers.add(row)
     return numbers
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ast
-import tomllib
 
 import pytest
+import tomllib
 
 import server_guard
 import userdata
@@ -41,7 +41,8 @@ def without_docstrings(tree: ast.AST) -> str:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and len(node.body) > 1:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            constant = first.value if isinstance(first, ast.Expr) else None
+            if isinstance(constant, ast.Constant) and isinstance(constant.value, str):
                 node.body = node.body[1:]
     return ast.dump(tree)
 

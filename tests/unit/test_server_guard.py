@@ -4,10 +4,10 @@ basic-auth exactly the routes it acts on. The guard behind nginx: tests/host/tes
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from flask import Flask
 
 import server_guard
