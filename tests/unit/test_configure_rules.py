@@ -64,3 +64,23 @@ def test_a_value_breaking_its_rule_is_named_with_the_rule(script, parameter, val
     ((broken_name, broken_rule),) = script["broken_rules"]({**GOOD, name(parameter): value})
     assert broken_name == name(parameter)
     assert rule in broken_rule
+
+
+def test_the_env_file_carries_the_gateway_passphrase_and_a_job_runner_token_only_with_the_job_runner(
+    script, monkeypatch
+):
+    from tests.support.loopback import parse_env_file
+
+    def written() -> dict[str, str]:
+        return parse_env_file(script["env_file_text"](GOOD, "postgresql+psycopg2://u:p@h:5432/mlflow", "admin",
+                                                      GOOD[name(naming.ADMIN_PASSWORD)]))
+
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    env = written()
+    assert env["MLFLOW_CRYPTO_KEK_PASSPHRASE"] == GOOD[name(naming.GATEWAY_KEK_PASSPHRASE)]
+    assert "_MLFLOW_INTERNAL_GATEWAY_AUTH_TOKEN" not in env
+    # `--app-name basic-auth` makes this token for the job runner; another app name must bring its own.
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    first, second = written(), written()
+    assert len(first["_MLFLOW_INTERNAL_GATEWAY_AUTH_TOKEN"]) == 64
+    assert first["_MLFLOW_INTERNAL_GATEWAY_AUTH_TOKEN"] != second["_MLFLOW_INTERNAL_GATEWAY_AUTH_TOKEN"]
