@@ -23,6 +23,8 @@ DB_PASSWORD = SsmParameter("db/password", secure=True)
 ADMIN_USERNAME = SsmParameter("mlflow/admin-username", secure=False)
 ADMIN_PASSWORD = SsmParameter("mlflow/admin-password", secure=True)
 FLASK_SECRET_KEY = SsmParameter("mlflow/flask-secret-key", secure=True)
+# MLflow's MLFLOW_CRYPTO_KEK_PASSPHRASE: encrypts the AI gateway's stored provider keys.
+GATEWAY_KEK_PASSPHRASE = SsmParameter("mlflow/gateway-kek-passphrase", secure=True)
 
 # Written by the host, not the program: its ACME account and current certificate (each a base64 tar.gz
 # of certbot's files), so a replaced host serves the saved certificate instead of ordering a new one.
@@ -37,6 +39,7 @@ UNSAVED_STATE = "unsaved"
 # Everything the host needs at boot, in the order it reads them.
 HOST_PARAMETERS: tuple[SsmParameter, ...] = (
     DB_HOST, DB_PORT, DB_NAME, DB_USERNAME, DB_PASSWORD, ADMIN_USERNAME, ADMIN_PASSWORD, FLASK_SECRET_KEY,
+    GATEWAY_KEK_PASSPHRASE,
 )
 
 # Tags on the database and the bucket of a stack with protectData: for people in the AWS console, and

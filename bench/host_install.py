@@ -52,7 +52,17 @@ def renders_compiled() -> bool:
 
 
 def install_replacements(root: Path, *, cache: Path) -> dict[str, str]:
-    return {layout.VENV_DIR: str(root / "venv"), layout.UV_DIR: str(root / "uv"), layout.UV_CACHE_DIR: str(cache)}
+    return {layout.VENV_DIR: str(root / "venv"), layout.UV_DIR: str(root / "uv"), layout.UV_CACHE_DIR: str(cache),
+            layout.GUARD_DIR: str(root / "server-guard")}
+
+
+def write_guard_files(root: Path, settings: HostSettings | None = None) -> None:
+    """The server guard's files as the user data writes them, where the remapped install script reads them."""
+    for host_path, content in rendered_files(userdata.render(settings or loopback_settings())).items():
+        if host_path.startswith(layout.GUARD_DIR + "/"):
+            target = Path(remap(host_path, install_replacements(root, cache=root)))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
 
 
 def clean_environment(*, pip_cache: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -76,6 +86,7 @@ def write_install_script(root: Path, *, cache: Path, settings: HostSettings | No
     text = rendered_install_script(settings, compile_bytecode=compile_bytecode)
     script.write_text(remap(text, install_replacements(root, cache=cache)))
     script.chmod(0o755)
+    write_guard_files(root, settings)
     return script
 
 

@@ -164,11 +164,13 @@ def service_environment(stack: LoopbackStack) -> dict[str, str]:
 
 
 class PlainServer:
-    """The rendered ExecStart without `--app-name basic-auth`, on another port, same database and bucket:
-    MLflow with no authentication, to isolate what basic-auth costs."""
+    """The rendered ExecStart without its `--app-name` (the guarded basic-auth), on another port, same
+    database and bucket: MLflow with no authentication, to isolate what basic-auth costs. With
+    `app_name`, that app instead (`basic-auth`: MLflow's own, without the server guard)."""
 
-    def __init__(self, stack: LoopbackStack) -> None:
+    def __init__(self, stack: LoopbackStack, app_name: str | None = None) -> None:
         self.stack = stack
+        self.app_name = app_name
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -181,10 +183,12 @@ class PlainServer:
         words = shlex.split(remap(exec_start, self.stack.replacements))
         index = words.index("--app-name")
         del words[index:index + 2]
+        if self.app_name is not None:
+            words[index:index] = ["--app-name", self.app_name]
         return [word.replace(str(self.stack.mlflow_port), str(self.port)) for word in words]
 
     def __enter__(self) -> PlainServer:
-        log_path = self.stack.logs / "mlflow-plain.log"
+        log_path = self.stack.logs / f"mlflow-{self.app_name or 'plain'}.log"
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(self.command(), env=service_environment(self.stack), stdout=log,
                                             stderr=log, cwd=self.stack.path(layout.STATE_DIR), start_new_session=True)

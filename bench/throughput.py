@@ -6,11 +6,14 @@ thread with its own keep-alive session unless said otherwise:
   nginx-user    the same as a non-admin user with EDIT on the experiment (permission checks per request)
   direct        http://127.0.0.1:<mlflow port>, the same authenticated server without nginx
   direct-fresh  the same, a new connection per request (as nginx connects to MLflow: no upstream keep-alive)
-  plain         the rendered ExecStart without `--app-name basic-auth` on another port (no authentication),
+  plain         the rendered ExecStart without its `--app-name` on another port (no authentication),
                 a new connection per request
+  unguarded     the rendered ExecStart with MLflow's own `--app-name basic-auth` instead of the server
+                guard on another port, the same admin, a new connection per request
 nginx/direct-fresh is nginx's cost (target: >= 0.90, nginx costs at most 10%); nginx/direct compares with
 a keep-alive client straight to MLflow (which uvicorn slows by ~40 ms a request when --workers > 1,
-Kludex/uvicorn#3149); direct-fresh/plain is basic-auth's cost for the admin, nginx-user/nginx a non-admin's
+Kludex/uvicorn#3149); direct-fresh/unguarded is the server guard's cost (same run, guard on and off),
+direct-fresh/plain basic-auth's and the guard's cost for the admin, nginx-user/nginx a non-admin's
 permission checks, nginx/plain the whole front door. Each repetition is bounded by a request count and
 a time; rps is the median (min, max) over repetitions, latencies pool them all. The client runs on the
 same machine, so its CPU competes with the server's.
@@ -34,13 +37,14 @@ from bench.stack import NGINX_VARIANTS, PlainServer, bench_stack, rendered_worke
 
 TARGET_NGINX_RATIO = 0.90
 THREADS = (1, 8)
-TARGETS = ("nginx", "nginx-user", "direct", "direct-fresh", "plain")
+TARGETS = ("nginx", "nginx-user", "direct", "direct-fresh", "unguarded", "plain")
 TARGET_RATIO = ("nginx", "direct-fresh")
 # (numerator, denominator, what the ratio shows); shown when both were measured.
 RATIOS = [
     ("nginx", "direct-fresh", "nginx's cost"),
     ("nginx", "direct", "vs a keep-alive client on MLflow's port"),
-    ("direct-fresh", "plain", "basic-auth's cost, admin"),
+    ("direct-fresh", "unguarded", "the server guard's cost, admin"),
+    ("direct-fresh", "plain", "basic-auth's and the guard's cost, admin"),
     ("nginx-user", "nginx", "a non-admin's permission checks"),
     ("nginx", "plain", "the front door"),
 ]
@@ -66,6 +70,8 @@ def measure(venv: Path | None, *, memory_mib: int, variant: str, runs: int, max_
                 stack.tracking_uri, admin, run_id, "bench-editor", secrets.token_urlsafe(16))),
             "direct": lambda: Target(stack.direct_uri, admin),
             "direct-fresh": lambda: Target(stack.direct_uri, admin, fresh_connections=True),
+            "unguarded": lambda: Target(servers.enter_context(PlainServer(stack, "basic-auth")).uri, admin,
+                                        fresh_connections=True),
             "plain": lambda: Target(servers.enter_context(PlainServer(stack)).uri, None, fresh_connections=True),
         }
         chosen = {name: every[name]() for name in every if name in targets}

@@ -1,4 +1,5 @@
-"""ServerSecrets: the MLflow admin credentials and the Flask secret key, generated and put in SSM.
+"""ServerSecrets: the MLflow admin credentials, the Flask secret key and the AI gateway's key-encryption
+passphrase, generated and put in SSM.
 
 The host reads them at boot; the admin password is also a secret stack output for the client.
 Letters and digits only, so the password needs no quoting in an env file or a URL.
@@ -16,6 +17,9 @@ from components.parameters import parameter_versions, put_parameters
 
 ADMIN_PASSWORD_LENGTH = 32
 FLASK_SECRET_KEY_LENGTH = 64
+# MLflow derives the key that wraps the gateway's stored provider API keys from this passphrase. It
+# must never change once secrets are stored (they would no longer decrypt): generated once per stack.
+GATEWAY_KEK_PASSPHRASE_LENGTH = 64
 
 
 @dataclass
@@ -40,10 +44,14 @@ class ServerSecrets(pulumi.ComponentResource):
         flask_secret_key = random.RandomPassword(
             f"{name}-flask-secret-key", length=FLASK_SECRET_KEY_LENGTH, special=False, opts=child
         )
+        gateway_kek_passphrase = random.RandomPassword(
+            f"{name}-gateway-kek-passphrase", length=GATEWAY_KEK_PASSPHRASE_LENGTH, special=False, opts=child
+        )
         values: list[tuple[naming.SsmParameter, pulumi.Input[str]]] = [
             (naming.ADMIN_USERNAME, args.admin_username),
             (naming.ADMIN_PASSWORD, admin_password.result),
             (naming.FLASK_SECRET_KEY, flask_secret_key.result),
+            (naming.GATEWAY_KEK_PASSPHRASE, gateway_kek_passphrase.result),
         ]
         parameters = put_parameters(name, args.ssm_prefix, values, described_as="MLflow server", parent=self)
 

@@ -12,9 +12,10 @@ after those.
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
-from userdata import cloud_config, layout, nginx, pins, scripts, service, tls
+from userdata import cloud_config, guard, layout, nginx, pins, scripts, service, tls
 from userdata.deflate import gzip_bytes
 from userdata.files import HostFile
 from userdata.settings import HostSettings
@@ -30,6 +31,7 @@ def host_files(s: HostSettings) -> list[HostFile]:
     # Deferred (written after packages and users exist), like everything cloud-init writes here.
     return [
         HostFile(layout.INSTALL_SCRIPT, scripts.install_script(s), permissions="0755", defer=True),
+        *(dataclasses.replace(file, defer=True) for file in guard.guard_files()),
         HostFile(layout.CONFIGURE_SCRIPT, scripts.configure_script(s), permissions="0755", defer=True),
         HostFile(layout.UNIT_PATH, service.unit(s), defer=True),
         *nginx.nginx_files(s),

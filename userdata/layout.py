@@ -11,6 +11,7 @@ MLFLOW_BIND_HOST = "127.0.0.1"
 MLFLOW_PORT = 5000
 
 VENV_DIR = "/opt/mlflow/venv"
+GUARD_DIR = "/opt/mlflow/server-guard"  # the server guard's source (server_guard/), installed into VENV_DIR
 UV_DIR = "/opt/uv"
 UV_CACHE_DIR = "/var/cache/uv"
 STATE_DIR = "/var/lib/mlflow"
@@ -33,6 +34,7 @@ UNIT_PATH = f"{SYSTEMD_DIR}/{UNIT_NAME}"
 NGINX_DIR = "/etc/nginx"
 NGINX_UPSTREAM = f"{NGINX_DIR}/conf.d/mlflow-upstream.conf"
 NGINX_PROXY_SNIPPET = f"{NGINX_DIR}/snippets/mlflow-proxy.conf"
+NGINX_ERRORS_SNIPPET = f"{NGINX_DIR}/snippets/mlflow-errors.conf"  # 502/503/504 answered by nginx
 NGINX_HTTP_SITE = f"{NGINX_DIR}/sites-available/mlflow"
 NGINX_HTTP_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/mlflow"
 NGINX_DEFAULT_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/default"

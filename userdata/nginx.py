@@ -36,6 +36,10 @@ def proxy_snippet(s: HostSettings | None = None) -> str:
     )
 
 
+def errors_snippet() -> str:
+    return fill("nginx-errors.conf")
+
+
 def http_site(s: HostSettings) -> str:
     if s.behind_load_balancer:
         return load_balancer_site(s)
@@ -44,6 +48,7 @@ def http_site(s: HostSettings) -> str:
         http_port=str(layout.HTTP_PORT),
         server_names=" ".join(dict.fromkeys([s.public_hostname, s.public_ip])),
         proxy_snippet=layout.NGINX_PROXY_SNIPPET,
+        errors_snippet=layout.NGINX_ERRORS_SNIPPET,
     )
 
 
@@ -68,6 +73,7 @@ def nginx_files(s: HostSettings) -> list[HostFile]:
     files = [
         HostFile(layout.NGINX_UPSTREAM, upstream(), defer=True),
         HostFile(layout.NGINX_PROXY_SNIPPET, proxy_snippet(s), defer=True),
+        HostFile(layout.NGINX_ERRORS_SNIPPET, errors_snippet(), defer=True),
     ]
     if s.tls == "off":
         files.append(HostFile(layout.NGINX_HTTP_SITE, http_site(s), defer=True))

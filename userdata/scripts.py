@@ -6,7 +6,8 @@ from __future__ import annotations
 import shlex
 
 import naming
-from userdata import layout, pins
+import server_guard
+from userdata import guard, layout, pins
 from userdata.settings import HostSettings
 from userdata.template import fill
 
@@ -36,6 +37,7 @@ CONFIGURE_PARAMETERS: dict[str, naming.SsmParameter] = {
     "admin_username": naming.ADMIN_USERNAME,
     "admin_password": naming.ADMIN_PASSWORD,
     "flask_secret_key": naming.FLASK_SECRET_KEY,
+    "gateway_kek_passphrase": naming.GATEWAY_KEK_PASSPHRASE,
 }
 
 
@@ -52,6 +54,9 @@ def install_script(s: HostSettings) -> str:
         attempts=str(INSTALL_ATTEMPTS),
         attempt_timeout_seconds=str(INSTALL_ATTEMPT_TIMEOUT_SECONDS),
         retry_delay_seconds=str(INSTALL_RETRY_DELAY_SECONDS),
+        guard_dir=layout.GUARD_DIR,
+        guard_distribution=server_guard.DISTRIBUTION,
+        guard_digest=guard.digest(),
     )
 
 

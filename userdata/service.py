@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 
+import server_guard
+from server_guard import sources
 from userdata import layout, scripts, sizing
 from userdata.settings import HostSettings
 from userdata.template import fill
@@ -35,7 +37,8 @@ def server_command(s: HostSettings) -> list[str]:
         "--workers", str(sizing.uvicorn_workers(s.instance_memory_mib, job_runner=s.job_runner)),
         "--serve-artifacts",
         "--artifacts-destination", f"s3://{s.artifact_bucket}/",
-        "--app-name", "basic-auth",
+        # basic-auth with the server guard's rules (server_guard/, installed by mlflow-install).
+        "--app-name", server_guard.APP_NAME,
         "--allowed-hosts", ",".join(allowed_hosts(s)),
         "--cors-allowed-origins", ",".join(cors_allowed_origins(s)),
     ]
@@ -55,5 +58,7 @@ def unit(s: HostSettings) -> str:
         install_script=layout.INSTALL_SCRIPT,
         configure_script=layout.CONFIGURE_SCRIPT,
         exec_start=shlex.join(server_command(s)),
+        source_regex_variable=sources.SOURCE_REGEX_VARIABLE,
+        source_regex=sources.MODEL_VERSION_SOURCE_REGEX,
         start_timeout_seconds=str(START_TIMEOUT_SECONDS),
     )

@@ -7,10 +7,10 @@ The templates explain themselves in comments; the host gets them without their c
 
 from __future__ import annotations
 
-import io
 import re
-import tokenize
 from pathlib import Path
+
+from userdata import pysource
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_DIR = TEMPLATES / "host"
@@ -36,24 +36,21 @@ def fill(name: str, template_dir: Path = TEMPLATE_DIR, /, **values: str) -> str:
 
 
 def lean(name: str, text: str) -> str:
-    """`text` without its whole-line comments (a first-line `#!` stays), by the template's kind."""
+    """`text` without its whole-line comments (a first-line `#!` stays), by the template's kind; Python
+    also without its docstrings."""
     if name.endswith(_PYTHON_SUFFIXES):
-        comment_lines = _python_comment_lines(text)
-    elif name.endswith(_HASH_COMMENT_SUFFIXES):
+        return pysource.lean(text)  # docstrings too, found by the parser
+    if name.endswith(_HASH_COMMENT_SUFFIXES):
         if name.endswith(".sh") and _HEREDOC.search(text):
             raise ValueError(f"template {name} has a here-document: its '#' lines could be data")
         comment_lines = {number for number, line in enumerate(text.splitlines(), 1) if line.lstrip().startswith("#")}
     else:
         return text
     lines = text.splitlines(keepends=True)
-    return "".join(line for number, line in enumerate(lines, 1)
-                   if number not in comment_lines or (number == 1 and line.startswith("#!")))
+    kept = [line for number, line in enumerate(lines, 1)
+            if number not in comment_lines or (number == 1 and line.startswith("#!"))]
+    start = 1 if kept and kept[0].startswith("#!") else 0
+    while len(kept) > start and not kept[start].strip():  # what a removed header comment leaves
+        kept.pop(start)
+    return "".join(kept)
 
-
-def _python_comment_lines(text: str) -> set[int]:
-    lines = text.splitlines()
-    return {
-        token.start[0]
-        for token in tokenize.generate_tokens(io.StringIO(text).readline)
-        if token.type == tokenize.COMMENT and lines[token.start[0] - 1].lstrip().startswith("#")
-    }

@@ -117,6 +117,7 @@ def pending_site(s: HostSettings) -> str:
     return _fill(
         "nginx-pending.conf", hostname=s.public_hostname, http_port=str(layout.HTTP_PORT),
         acme_challenge=_acme_challenge_location(s), upstream=layout.NGINX_UPSTREAM_NAME,
+        errors_snippet=layout.NGINX_ERRORS_SNIPPET,
     )
 
 
@@ -126,6 +127,7 @@ def https_site(s: HostSettings) -> str:
         https_port=str(HTTPS_PORT), acme_challenge=_acme_challenge_location(s),
         upstream=layout.NGINX_UPSTREAM_NAME, certificate=certificate_path(s),
         private_key=private_key_path(s), proxy_snippet=layout.NGINX_PROXY_SNIPPET,
+        errors_snippet=layout.NGINX_ERRORS_SNIPPET,
     )
 
 

@@ -81,3 +81,39 @@ def test_a_missing_ssm_parameter_is_named_and_nothing_is_configured_or_started(s
     assert stack.mlflow_pid is None
     with pytest.raises(OSError), socket.create_connection((LOOPBACK, stack.mlflow_port), timeout=1):
         pass
+
+
+def refusal_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "REFUSED" in line or "FAILED" in line]
+
+
+def test_a_bad_ssm_value_is_named_in_one_line_and_only_the_last_good_configuration_ever_serves(stack):
+    # A first start with a bad value: refused, nothing written, nothing to start with.
+    port = naming.parameter_name(stack.settings.ssm_prefix, naming.DB_PORT)
+    stack.ssm_client().put_parameter(Name=port, Value="54 32", Type="String", Overwrite=True)
+    first = stack.configure()
+    assert first.returncode != 0
+    (line,) = refusal_lines(first.stderr)
+    assert port in line and "TCP port" in line
+    assert not stack.path(layout.ENV_FILE).exists()
+    assert not stack.path(layout.AUTH_CONFIG).exists()
+
+    # Fixed, a good start; then the admin password is rotated to one MLflow refuses (under 12 characters).
+    stack.ssm_client().put_parameter(Name=port, Value=str(stack.postgres.port), Type="String", Overwrite=True)
+    stack.start_postgres()
+    assert stack.configure().returncode == 0
+    good_password = stack.admin_password
+    written = {path: stack.path(path).read_bytes() for path in (layout.ENV_FILE, layout.AUTH_CONFIG)}
+    stack.set_admin_password("too-short")
+
+    result = stack.configure()
+
+    assert result.returncode == 0, result.stderr
+    password = naming.parameter_name(stack.settings.ssm_prefix, naming.ADMIN_PASSWORD)
+    (line,) = refusal_lines(result.stderr)
+    assert password in line and "12 characters" in line and "last good configuration" in line
+    assert "too-short" not in result.stderr
+    assert {path: stack.path(path).read_bytes() for path in written} == written
+    stack.launch_server()
+    login = requests.get(f"{stack.direct_uri}{SEARCH}", auth=(stack.admin_username, good_password), timeout=10)
+    assert login.status_code == 200

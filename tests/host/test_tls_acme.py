@@ -280,6 +280,11 @@ def test_https_sends_hsts(issued: Host) -> None:
         assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
 
+def test_no_server_block_names_nginxs_version(issued: Host) -> None:
+    for response in (_http(issued, "GET", "/"), _http(issued, "GET", "/health"), _https(issued, "GET", "/health")):
+        assert response.headers["Server"] == "nginx"
+
+
 def test_mlflow_client_reaches_health_and_logs_a_run_over_https(
     issued: Host, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -150,7 +150,7 @@ def loopback_replacements(root: Path, *, venv: Path, mlflow_port: int, nginx_por
     tree = {
         directory: str(root) + directory
         for directory in (layout.CONFIG_DIR, layout.STATE_DIR, layout.SBIN_DIR, layout.SYSTEMD_DIR,
-                          layout.NGINX_DIR, layout.UV_DIR, layout.UV_CACHE_DIR, layout.CACHE_DIR)
+                          layout.NGINX_DIR, layout.UV_DIR, layout.UV_CACHE_DIR, layout.CACHE_DIR, layout.GUARD_DIR)
     }
     bind = f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"
     return {
@@ -550,6 +550,7 @@ class LoopbackStack:
             naming.ADMIN_USERNAME: self.admin_username,
             naming.ADMIN_PASSWORD: self.admin_password,
             naming.FLASK_SECRET_KEY: _random(_SECRET_ALPHABET, 64),
+            naming.GATEWAY_KEK_PASSPHRASE: _random(_SECRET_ALPHABET, 64),
         }
         ssm = self.ssm_client()
         for parameter in naming.HOST_PARAMETERS:

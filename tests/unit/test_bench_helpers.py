@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import server_guard
 import userdata
 from bench import common, host_install, large_artifact, load, stack
 from tests.support.loopback import LoopbackStack, loopback_settings, rendered_files
@@ -235,5 +236,18 @@ def test_the_rendered_bytecode_cache_is_found_inside_the_loopback_tree():
         assert prefix is not None
         assert prefix == loopback.path(layout.PYCACHE_DIR)
         assert str(prefix).startswith(str(loopback.root))
+    finally:
+        loopback.close()
+
+
+def test_the_unguarded_server_is_the_rendered_exec_start_with_mlflows_own_basic_auth():
+    loopback = LoopbackStack(start=False, instance_memory_mib=2048)
+    try:
+        unguarded = stack.PlainServer(loopback, "basic-auth")
+        command = unguarded.command()
+        rendered = shlex.split(loopback.remap(loopback.unit["ExecStart"][0]))
+        assert command[command.index("--app-name") + 1] == "basic-auth"
+        assert rendered[rendered.index("--app-name") + 1] == server_guard.APP_NAME
+        assert len(command) == len(rendered)
     finally:
         loopback.close()

@@ -280,6 +280,18 @@ def test_db_connection_facts_are_in_ssm_with_the_password_secure(dev: ProgramRun
     assert parameters["/mlflow-aws/dev/mlflow/flask-secret-key"] == "SecureString"
 
 
+def test_the_gateway_passphrase_is_generated_and_kept_as_a_securestring_the_host_may_read(dev: ProgramRun) -> None:
+    name = "/mlflow-aws/dev/mlflow/gateway-kek-passphrase"
+    (parameter,) = [r for r in dev.of_type(PARAMETER) if r.inputs["name"] == name]
+    assert parameter.inputs["type"] == "SecureString"
+    assert {dev.by_urn(urn).type for urn in parameter.property_dependencies["value"]} == {RANDOM_PASSWORD}
+    value = parameter.inputs["value"]
+    assert (value["value"] if isinstance(value, dict) else value) in dev.generated_secrets  # dict: marked secret
+    readable = {resource for statement in host_policy(dev)["Statement"]
+                if "ssm:GetParameters" in statement["Action"] for resource in [statement["Resource"]]}
+    assert readable == {"arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/*"}
+
+
 # --- identity ----------------------------------------------------------------------------------
 
 
@@ -439,7 +451,7 @@ def test_user_data_is_exactly_what_userdata_render_returns(dev: ProgramRun) -> N
 def test_no_generated_secret_reaches_user_data_or_plain_outputs(stack: str) -> None:
     run = run_program(stack, {"clientAccess": True})
     secrets = run.generated_secrets
-    assert len(secrets) == 4  # DB password, admin password, Flask secret key, client secret key
+    assert len(secrets) == 5  # DB password, admin password, Flask secret key, gateway passphrase, client secret key
     user_data = gzip.decompress(base64.b64decode(run.one(EC2).inputs["userDataBase64"])).decode()
     plain_outputs = json.dumps({k: v for k, v in run.outputs.items() if k not in run.secret_outputs})
     for secret in secrets:

@@ -13,9 +13,12 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
+import server_guard
 from bench import host_install
 from tests.support.loopback import loopback_settings
-from userdata import layout, pins, scripts
+from userdata import guard, layout, pins, scripts
 
 # Records each call; `pip install` fails while the file `fail-pip` holds a positive count.
 STAND_IN_UV = """#!/bin/bash
@@ -53,15 +56,35 @@ def calls(root: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def guard_install_words(root: Path) -> list[str]:
+    """The end of the install call: the server guard, from the files the user data writes."""
+    return ["--reinstall-package", server_guard.DISTRIBUTION, str(root / "server-guard")]
+
+
+def guard_marker_words() -> list[str]:
+    return [server_guard.DISTRIBUTION, f"sha256:{guard.digest()}"]
+
+
 def test_a_first_run_makes_the_venv_installs_the_pins_and_marks_it_complete(tmp_path: Path) -> None:
     result = run(install_script(tmp_path))
     assert result.returncode == 0, result.stderr
     venv_call, install_call = calls(tmp_path)
     assert venv_call.startswith("venv ") and install_call.startswith("pip install ")
     wanted = [*pins.resolution_options("3.17.2"), *pins.python_requirements("3.17.2")]
-    assert shlex.split(install_call)[-len(wanted):] == wanted
+    assert shlex.split(install_call)[-len(wanted) - 3:] == [*wanted, *guard_install_words(tmp_path)]
+    assert (tmp_path / "server-guard" / "pyproject.toml").read_text() == guard.pyproject()
     marker = tmp_path / "venv" / layout.INSTALL_MARKER_NAME
-    assert sorted(marker.read_text().split()) == sorted(wanted)
+    assert sorted(marker.read_text().split()) == sorted([*wanted, *guard_marker_words()])
+
+
+def test_a_changed_server_guard_installs_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(install_script(tmp_path))
+    installs = len(calls(tmp_path))
+    monkeypatch.setattr(guard, "digest", lambda: "0" * 64)  # what any edit of server_guard/ changes
+    assert run(install_script(tmp_path)).returncode == 0
+    assert len(calls(tmp_path)) == installs + 1
+    assert shlex.split(calls(tmp_path)[-1])[-3:] == guard_install_words(tmp_path)
+    assert (tmp_path / "venv" / layout.INSTALL_MARKER_NAME).read_text().split()[-1] == "sha256:" + "0" * 64
 
 
 def test_the_tested_release_resolves_as_the_tests_did_and_another_as_pypi_is(tmp_path: Path) -> None:
@@ -87,7 +110,7 @@ def test_other_requirements_install_again(tmp_path: Path) -> None:
     assert run(install_script(tmp_path, "3.18.0")).returncode == 0
     assert calls(tmp_path)[-1].startswith("pip install ") and "mlflow[auth]==3.18.0" in calls(tmp_path)[-1]
     marker = tmp_path / "venv" / layout.INSTALL_MARKER_NAME
-    assert marker.read_text().split() == pins.python_requirements("3.18.0")
+    assert marker.read_text().split() == [*pins.python_requirements("3.18.0"), *guard_marker_words()]
     assert not [c for c in calls(tmp_path) if "3.18.0" in c and "--exclude-newer" in c]
 
 

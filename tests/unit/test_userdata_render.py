@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import naming
+import server_guard
 import userdata
 from userdata import deflate, layout, pins, scripts, service, sizing, tls
 from userdata.files import HostFile
@@ -229,7 +230,7 @@ def test_server_listens_on_loopback_with_proxied_s3_artifacts_and_basic_auth():
     assert option(command, "--artifacts-destination") == f"s3://{SETTINGS.artifact_bucket}/"
     assert "--serve-artifacts" in command
     assert "--default-artifact-root" not in command
-    assert option(command, "--app-name") == "basic-auth"
+    assert option(command, "--app-name") == server_guard.APP_NAME  # basic-auth, guarded (server_guard/)
 
 
 def test_allowed_hosts_and_cors_origins_name_the_public_hostname_and_ip():

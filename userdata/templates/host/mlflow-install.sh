@@ -19,7 +19,10 @@ export UV_CACHE_DIR={{uv_cache_dir}}
 export UV_PYTHON_DOWNLOADS=never
 requirements=({{requirements}})
 resolution=({{resolution}})
-wanted="${requirements[*]} ${resolution[*]}"
+# The server guard (MLflow's --app-name): its source, written by the user data, is part of what the
+# venv must hold, so a changed guard reinstalls.
+guard={{guard_dir}}
+wanted="${requirements[*]} ${resolution[*]} {{guard_distribution}} sha256:{{guard_digest}}"
 
 if [[ -r $marker && $(<"$marker") == "$wanted" ]]; then
   exit 0
@@ -45,7 +48,8 @@ if [[ ! -x $uv_dir/bin/uv ]]; then
 fi
 flock -u 9
 [[ -x $venv/bin/python ]] || "$uv_dir/bin/uv" venv --quiet --python /usr/bin/python3 "$venv"
-attempt "$uv_dir/bin/uv" pip install --quiet --python "$venv/bin/python" "${resolution[@]}" "${requirements[@]}"
+attempt "$uv_dir/bin/uv" pip install --quiet --python "$venv/bin/python" "${resolution[@]}" "${requirements[@]}" \
+  --reinstall-package {{guard_distribution}} "$guard"
 # Written last: a venv that is not complete never passes for installed.
 echo "$wanted" > "$marker"
 echo "mlflow-install: installed ${requirements[*]} into $venv"

@@ -1,0 +1,113 @@
+"""What reaches the outside when MLflow or its database fails (issue 18, hole 5), through nginx on the
+shared loopback stack: nginx answers 502/503/504 itself with a generic error in MLflow's JSON format
+(MLflow's own 503 names the database's address), passes MLflow's other answers through, and names no
+version of itself. Each test that stops something starts it again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.loopback import LoopbackStack
+
+pytestmark = pytest.mark.host
+
+SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
+GENERIC = {"error_code": "TEMPORARILY_UNAVAILABLE",
+           "message": "The MLflow server is temporarily unavailable. Retry later."}
+RECOVERY_SECONDS = 60
+
+
+def get(stack: LoopbackStack, path: str, auth: tuple[str, str] | None, *, direct: bool = False) -> requests.Response:
+    base = stack.direct_uri if direct else stack.tracking_uri
+    return requests.get(f"{base}{path}", auth=auth, timeout=60)
+
+
+def admin(stack: LoopbackStack) -> tuple[str, str]:
+    return stack.admin_username, stack.admin_password
+
+
+def wait_until_served(stack: LoopbackStack) -> None:
+    deadline = time.monotonic() + RECOVERY_SECONDS
+    while time.monotonic() < deadline:
+        if get(stack, SEARCH, admin(stack)).status_code == 200:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the stack did not serve again after the outage")
+
+
+def assert_generic(response: requests.Response, status: int, *, database: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == GENERIC
+    assert database not in response.text
+    assert response.headers["Server"] == "nginx"  # server_tokens off: no version
+
+
+def test_a_database_outage_answers_a_generic_503_to_logins_and_to_wrong_ones(loopback_stack):
+    database = f"port {loopback_stack.postgres.port}"
+    loopback_stack.stop_postgres()
+    try:
+        direct = get(loopback_stack, SEARCH, admin(loopback_stack), direct=True)
+        assert direct.status_code == 503 and database in direct.text  # what MLflow itself says
+        for auth in (admin(loopback_stack), (loopback_stack.admin_username, "not-the-password")):
+            assert_generic(get(loopback_stack, SEARCH, auth), 503, database=database)
+    finally:
+        loopback_stack.start_postgres()
+    wait_until_served(loopback_stack)
+
+
+def test_mlflows_client_retries_through_a_database_outage(loopback_stack, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", loopback_stack.admin_username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", loopback_stack.admin_password)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "6")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    client = MlflowClient(loopback_stack.tracking_uri)
+    outcome: dict[str, Any] = {}
+
+    def search() -> None:
+        try:
+            outcome["experiments"] = client.search_experiments(max_results=1)
+        except Exception as error:  # reported by the assertion below
+            outcome["error"] = error
+
+    loopback_stack.stop_postgres()
+    try:
+        caller = threading.Thread(target=search)
+        caller.start()
+        time.sleep(3)  # the client meets the 503 and backs off
+        assert caller.is_alive(), f"the client gave up at once: {outcome}"
+    finally:
+        loopback_stack.start_postgres()
+    caller.join(timeout=120)
+    assert not caller.is_alive() and "error" not in outcome, outcome
+    assert outcome["experiments"]
+
+
+def test_mlflow_down_is_a_generic_502(loopback_stack):
+    loopback_stack.stop_mlflow()
+    try:
+        assert_generic(get(loopback_stack, SEARCH, admin(loopback_stack)), 502, database="postgres")
+        assert_generic(get(loopback_stack, "/health", None), 502, database="postgres")
+    finally:
+        loopback_stack.start_mlflow()
+    wait_until_served(loopback_stack)
+
+
+def test_mlflows_own_answers_pass_through_unchanged(loopback_stack):
+    missing = get(loopback_stack, "/api/2.0/mlflow/experiments/get?experiment_id=987654321", admin(loopback_stack))
+    assert missing.status_code == 404 and missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    invalid = requests.post(f"{loopback_stack.tracking_uri}/api/2.0/mlflow/experiments/create", json={},
+                            auth=admin(loopback_stack), timeout=30)
+    assert invalid.status_code == 400 and invalid.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    anonymous = get(loopback_stack, SEARCH, None)
+    assert anonymous.status_code == 401 and "not authenticated" in anonymous.text
+    assert anonymous.headers["Server"] == "nginx"
