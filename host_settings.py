@@ -25,4 +25,7 @@ def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, public_ip: str)
         tls=cfg.tls,
         acme_email=cfg.acme_email,
         acme_dns_route53=bool(cfg.hosted_zone_id),
+        job_runner=cfg.job_runner,
+        default_permission=cfg.default_permission,
+        extra_allowed_origins=cfg.extra_allowed_origins,
     )

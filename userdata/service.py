@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from urllib.parse import urlsplit
 
 from userdata import layout, scripts, sizing
 from userdata.settings import HostSettings
@@ -15,12 +16,15 @@ START_TIMEOUT_SECONDS = scripts.INSTALL_MAX_SECONDS + 2 * scripts.CONFIGURE_WAIT
 def allowed_hosts(s: HostSettings) -> list[str]:
     """Host headers MLflow accepts: nginx passes $host (no port); on-host tools may call the port."""
     local = [f"localhost:{layout.MLFLOW_PORT}", f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"]
-    return list(dict.fromkeys([s.public_hostname, s.public_ip, "localhost", layout.MLFLOW_BIND_HOST, *local]))
+    extra = [urlsplit(origin).hostname or "" for origin in s.extra_allowed_origins]
+    return list(dict.fromkeys([s.public_hostname, s.public_ip, "localhost", layout.MLFLOW_BIND_HOST, *local,
+                               *filter(None, extra)]))
 
 
 def cors_allowed_origins(s: HostSettings) -> list[str]:
     scheme = s.tracking_uri.split("://", 1)[0]
-    return list(dict.fromkeys([f"{scheme}://{s.public_hostname}", f"{scheme}://{s.public_ip}"]))
+    return list(dict.fromkeys([f"{scheme}://{s.public_hostname}", f"{scheme}://{s.public_ip}",
+                               *s.extra_allowed_origins]))
 
 
 def server_command(s: HostSettings) -> list[str]:

@@ -28,6 +28,8 @@ class HostSettings:
     acme_dns_route53: bool = False  # True when hostedZoneId is set: DNS-01 instead of HTTP-01
     acme_directory: str = LETSENCRYPT_DIRECTORY  # tests point this at pebble
     job_runner: bool = False  # MLflow's background job runner (GenAI scorers); off saves memory
+    default_permission: str = "READ"  # basic-auth's default_permission: READ or NO_PERMISSIONS
+    extra_allowed_origins: tuple[str, ...] = ()  # "https://localhost:8443": more origins the UI may write from
 
     @property
     def tracking_uri(self) -> str:
