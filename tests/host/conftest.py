@@ -23,13 +23,12 @@ def loopback_stack() -> Iterator[loopback.LoopbackStack]:
         yield stack
 
 
-# A team's stack: the job runner on, new work private by default, and one more browser origin.
+# A team's stack: new work private by default (defaultPermission), and one more browser origin.
 TEAM_ORIGIN = "https://mlflow.corp.example:8443"
 
 
 @pytest.fixture(scope="session")
 def team_stack() -> Iterator[loopback.LoopbackStack]:
     require_host_binaries()
-    with loopback.LoopbackStack(job_runner=True, default_permission="NO_PERMISSIONS",
-                                extra_allowed_origins=(TEAM_ORIGIN,)) as stack:
+    with loopback.LoopbackStack(default_permission="NO_PERMISSIONS", extra_allowed_origins=(TEAM_ORIGIN,)) as stack:
         yield stack

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.host.conftest import require_host_binaries
 from tests.support import loopback
 
 pytestmark = pytest.mark.host
@@ -25,6 +26,14 @@ EVALUATE_INVOKE = "/ajax-api/3.0/mlflow/genai/evaluate/invoke"
 JOB = "/ajax-api/3.0/mlflow/jobs/{job_id}"
 JOB_STATUSES = {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "TIMEOUT", "CANCELED", "NEEDS_RECOVERY"}
 JOB_WAIT_SECONDS = 240.0
+
+
+@pytest.fixture(scope="module")
+def jobs_stack() -> Iterator[loopback.LoopbackStack]:
+    """The stack with `jobRunner: true` (the rendered unit's MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true)."""
+    require_host_binaries()
+    with loopback.LoopbackStack(job_runner=True) as stack:
+        yield stack
 
 
 def admin(stack: loopback.LoopbackStack) -> requests.Session:
@@ -87,38 +96,38 @@ def job_after_running(session: requests.Session, stack: loopback.LoopbackStack, 
         time.sleep(1.0)
 
 
-def test_judging_traces_from_the_ui_queues_a_job_that_the_runner_runs(team_stack, as_admin):
-    as_admin(team_stack)
-    experiment_id, trace_id = experiment_with_a_trace(team_stack, "genai-jobs-scorer")
-    with admin(team_stack) as session:
-        response = session.post(team_stack.tracking_uri + SCORER_INVOKE, timeout=60, json={
+def test_judging_traces_from_the_ui_queues_a_job_that_the_runner_runs(jobs_stack, as_admin):
+    as_admin(jobs_stack)
+    experiment_id, trace_id = experiment_with_a_trace(jobs_stack, "genai-jobs-scorer")
+    with admin(jobs_stack) as session:
+        response = session.post(jobs_stack.tracking_uri + SCORER_INVOKE, timeout=60, json={
             "experiment_id": experiment_id, "serialized_scorer": serialized_response_length(),
             "trace_ids": [trace_id], "log_assessments": True})
         assert response.status_code == 200, response.text
         (job,) = response.json()["jobs"]
         assert job["trace_ids"] == [trace_id]
-        finished = job_after_running(session, team_stack, job["job_id"])
+        finished = job_after_running(session, jobs_stack, job["job_id"])
     assert finished["status"] == "SUCCEEDED", finished
 
 
-def test_an_evaluation_from_the_ui_queues_a_job_and_creates_its_run(team_stack, as_admin):
+def test_an_evaluation_from_the_ui_queues_a_job_and_creates_its_run(jobs_stack, as_admin):
     """The job is queued and run; on MLflow 3.17.2 with basic-auth it then fails (README, "GenAI jobs"):
     it calls the tracking API with the server's internal token, which basic-auth trusts only on
     /gateway/ routes. A release that fixes this fails here, and the README's caveat goes."""
     from mlflow.tracking import MlflowClient
 
-    as_admin(team_stack)
-    experiment_id, trace_id = experiment_with_a_trace(team_stack, "genai-jobs-evaluate")
-    with admin(team_stack) as session:
-        response = session.post(team_stack.tracking_uri + EVALUATE_INVOKE, timeout=60, json={
+    as_admin(jobs_stack)
+    experiment_id, trace_id = experiment_with_a_trace(jobs_stack, "genai-jobs-evaluate")
+    with admin(jobs_stack) as session:
+        response = session.post(jobs_stack.tracking_uri + EVALUATE_INVOKE, timeout=60, json={
             "experiment_id": experiment_id, "trace_ids": [trace_id],
             "serialized_scorers": [serialized_response_length()]})
         assert response.status_code == 200, response.text
         body = response.json()
-        finished = job_after_running(session, team_stack, body["job_id"])
+        finished = job_after_running(session, jobs_stack, body["job_id"])
     assert finished["status"] == "FAILED", finished
     assert "401" in finished["error_message"], finished
-    run = MlflowClient(team_stack.tracking_uri).get_run(body["run_id"])
+    run = MlflowClient(jobs_stack.tracking_uri).get_run(body["run_id"])
     assert run.info.experiment_id == experiment_id
 
 
