@@ -30,6 +30,7 @@ SIZES = {"small": 4 * 1024, "large": 12 * MIB}
 LARGE_THRESHOLD = {"MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(8 * MIB),
                    "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(10 * MIB)}
 _REQUEST_LINE = re.compile(r'"(GET|PUT|POST|HEAD|DELETE|PATCH) (\S+) HTTP/[\d.]+"')
+_TERMINAL_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours some status lines (206 among them)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class LogWatch:
     def _new_lines(path: Path, offset: int) -> list[str]:
         with path.open("rb") as handle:
             handle.seek(offset)
-            return handle.read().decode(errors="replace").splitlines()
+            return _TERMINAL_COLOUR.sub("", handle.read().decode(errors="replace")).splitlines()
 
     def traffic(self) -> Traffic:
         time.sleep(0.5)  # both write their line once the response is sent
