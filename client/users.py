@@ -135,7 +135,7 @@ class Server:
         if status == 403:
             return UsersError(f"{self.admin.username!r} is not an MLflow administrator (HTTP 403): use the "
                               "stack's admin_username and admin_password outputs")
-        if error_code == "RESOURCE_DOES_NOT_EXIST" or status == 404 and "User" in message:
+        if error_code == "RESOURCE_DOES_NOT_EXIST" or (status == 404 and "User" in message):
             return UsersError(f"{subject or 'that'} does not exist on the server ({message}); "
                               "see `mlflow-aws users list`")
         if error_code == "RESOURCE_ALREADY_EXISTS":

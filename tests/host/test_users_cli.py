@@ -48,9 +48,10 @@ def as_user(stack: loopback.LoopbackStack, user: str, password: str, method: str
             **params: Any) -> requests.Response:
     with requests.Session() as session:
         session.trust_env = False
-        key = "params" if method == "GET" else "json"
-        return session.request(method, stack.tracking_uri + path, auth=(user, password), timeout=30,
-                               **{key: params})
+        url, auth = stack.tracking_uri + path, (user, password)
+        if method == "GET":
+            return session.request(method, url, auth=auth, timeout=30, params=params)
+        return session.request(method, url, auth=auth, timeout=30, json=params)
 
 
 def new_name(prefix: str) -> str:

@@ -17,6 +17,7 @@ import pytest
 from pulumi.runtime import settings
 
 import config
+import instance_types
 from config import CONFIG_KEY_NAMES, ConfigError, StackConfig, from_pulumi, from_stack_files, load_config
 
 REGION = "eu-west-1"
@@ -560,7 +561,7 @@ def test_job_runner_on_an_instance_too_small_names_both_keys_and_the_smallest_ty
 
 
 def test_job_runner_fits_the_smallest_type_the_error_names() -> None:
-    smallest = config.instance_types.smallest_with(config.JOB_RUNNER_MIN_MEMORY_MIB)
+    smallest = instance_types.smallest_with(config.JOB_RUNNER_MIN_MEMORY_MIB)
     assert smallest.name == "t3.medium"
     assert load({"jobRunner": True, "instanceType": smallest.name}).job_runner
 
