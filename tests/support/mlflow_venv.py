@@ -31,9 +31,11 @@ def requirements(mlflow_version: str) -> list[str]:
 
 
 def uv_executable() -> str:
-    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    """uv from the project venv, the PATH, or where scripts/_setup.sh installs it (~/.local/bin)."""
+    found = (shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+             or shutil.which("uv", path=str(Path.home() / ".local" / "bin")))
     if found is None:
-        raise RuntimeError("uv is not installed in the project venv: .venv/bin/python -m pip install uv")
+        raise RuntimeError("uv is not installed: ./scripts/test installs it, or .venv/bin/python -m pip install uv")
     return found
 
 
