@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 import instance_types
+from userdata import sizing
 
 PROJECT = "mlflow-aws"
 
@@ -35,6 +36,12 @@ MIN_VPC_PREFIX, MAX_VPC_PREFIX = 16, 24
 # hosts: 1 is the single host; from 2 on, a fleet behind a load balancer (components/fleet.py). The
 # ceiling keeps a typo (20 for 2) from launching a bill; more hosts share one RDS instance anyway.
 FLEET_MIN_HOSTS, MAX_HOSTS = 2, 10
+# MLflow's job runner with at least one worker, measured (bench/memory.py --job-runner, bench/RESULTS.md).
+JOB_RUNNER_MIN_MEMORY_MIB = sizing.JOB_RUNNER_MIN_INSTANCE_MIB
+_JOB_RUNNER_SMALLEST = instance_types.smallest_with(JOB_RUNNER_MIN_MEMORY_MIB)
+# MLflow basic-auth's default_permission values this stack offers (all of MLflow's would be accepted,
+# but EDIT or MANAGE as a default would let every user change or delete everyone's work).
+DEFAULT_PERMISSIONS = ("READ", "NO_PERMISSIONS")
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,16 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "Create a read-only IAM user for clients that read the artifact bucket directly."),
     ConfigKey("hosts", "integer", 1,
               "1: one host with an Elastic IP. 2 to 10: a fleet behind a load balancer (needs domain, hostedZoneId)."),
+    ConfigKey("jobRunner", "boolean", False,
+              "Run MLflow's job runner for GenAI jobs started from the UI (judges, evaluations, issue "
+              f"detection, online scoring); needs {_JOB_RUNNER_SMALLEST.memory_mib // 1024} GiB of memory "
+              f"({_JOB_RUNNER_SMALLEST.name}) or more."),
+    ConfigKey("defaultPermission", "string", "READ",
+              "What users may do with experiments and models others created: READ, or NO_PERMISSIONS "
+              "(private unless granted)."),
+    ConfigKey("extraAllowedOrigins", "array", [],
+              "More browser origins (scheme://host[:port]) the UI may write from, e.g. a reverse proxy's "
+              "https://mlflow.corp.example; localhost origins are always accepted."),
 )
 CONFIG_KEY_NAMES = tuple(key.name for key in CONFIG_KEYS)
 
@@ -116,6 +133,9 @@ class StackConfig:
     def fleet(self) -> bool:
         """Whether the hosts run behind a load balancer (hosts >= 2) instead of one Elastic IP."""
         return self.hosts >= FLEET_MIN_HOSTS
+    job_runner: bool = False
+    default_permission: str = "READ"
+    extra_allowed_origins: tuple[str, ...] = ()
 
     @property
     def ssm_prefix(self) -> str:
@@ -212,6 +232,7 @@ _DB_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
 _ENGINE_VERSION = re.compile(r"^(\d+)(\.\d+)?$")
 _ADMIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{2,63}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_ORIGIN = re.compile(r"^(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$")
 
 
 def _ipv4_networks(reader: _Reader, key: str, values: list[str]) -> tuple[str, ...]:
@@ -273,6 +294,22 @@ def _check_version(reader: _Reader, value: str) -> str:
             "and CORS protection this server relies on"
         )
     return value
+
+
+def _check_origins(reader: _Reader, values: list[str]) -> tuple[str, ...]:
+    origins: list[str] = []
+    for value in values:
+        origin = value.lower().rstrip("/")
+        match = _ORIGIN.match(origin)
+        port = match.group(3) if match else None
+        if not match or (port is not None and not 1 <= int(port) <= 65535):
+            reader.problem(
+                f"extraAllowedOrigins: {value!r} is not a browser origin; give scheme://host[:port] with no "
+                "path, e.g. https://mlflow.corp.example:8443"
+            )
+            continue
+        origins.append(origin)
+    return tuple(dict.fromkeys(origins))
 
 
 def _check_vpc(reader: _Reader, value: str) -> str:
@@ -427,6 +464,23 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
     protect_data = reader.boolean("protectData")
     client_access = reader.boolean("clientAccess")
     hosts = _check_hosts(reader, domain=domain, hosted_zone_id=hosted_zone_id, tls=tls, ssh_cidrs=ssh)
+    job_runner = reader.boolean("jobRunner")
+    if job_runner and instance is not None and instance.memory_mib < JOB_RUNNER_MIN_MEMORY_MIB:
+        reader.problem(
+            f"jobRunner: true needs at least {JOB_RUNNER_MIN_MEMORY_MIB} MiB of memory (MLflow's job runner "
+            f"alone takes ~{sizing.JOB_RUNNER_MIB} MiB), but instanceType {instance.name} has "
+            f"{instance.memory_mib} MiB; fix: pulumi config set instanceType "
+            f"{instance_types.smallest_with(JOB_RUNNER_MIN_MEMORY_MIB, instance.name.split('.')[0]).name}, "
+            "or set jobRunner false"
+        )
+    default_permission = reader.string("defaultPermission")
+    if default_permission not in DEFAULT_PERMISSIONS:
+        reader.problem(
+            f"defaultPermission: {default_permission!r} is not accepted; use READ (everyone reads "
+            "everything) or NO_PERMISSIONS (users see only what they created or were granted)"
+        )
+    origins_raw = reader.string_list("extraAllowedOrigins")
+    extra_origins = _check_origins(reader, origins_raw) if origins_raw is not None else ()
 
     if reader.problems:
         raise ConfigError(stack, reader.problems)
@@ -453,6 +507,9 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
         admin_username=admin,
         client_access=client_access,
         hosts=hosts if hosts is not None else 1,
+        job_runner=job_runner,
+        default_permission=default_permission,
+        extra_allowed_origins=extra_origins,
     )
 
 

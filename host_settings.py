@@ -28,6 +28,9 @@ def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, public_ip: str)
         tls=cfg.tls,
         acme_email=cfg.acme_email,
         acme_dns_route53=bool(cfg.hosted_zone_id),
+        job_runner=cfg.job_runner,
+        default_permission=cfg.default_permission,
+        extra_allowed_origins=cfg.extra_allowed_origins,
     )
 
 
@@ -47,4 +50,6 @@ def fleet_host_settings_for(cfg: StackConfig, *, artifact_bucket: str) -> HostSe
         instance_memory_mib=cfg.instance_type.memory_mib,
         tls="off",
         load_balancer_cidr=cfg.vpc_cidr,
+        default_permission=cfg.default_permission,
+        extra_allowed_origins=cfg.extra_allowed_origins,
     )

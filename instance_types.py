@@ -55,3 +55,13 @@ KNOWN_INSTANCE_TYPES: dict[str, InstanceType] = {
 
 def lookup(name: str) -> InstanceType | None:
     return KNOWN_INSTANCE_TYPES.get(name)
+
+
+def smallest_with(memory_mib: int, family: str = "t3") -> InstanceType:
+    """The known type of `family` (t3 if that family has none big enough) with the least memory >= memory_mib."""
+    for wanted in (family, "t3"):
+        fits = [t for t in KNOWN_INSTANCE_TYPES.values()
+                if t.name.split(".", 1)[0] == wanted and t.memory_mib >= memory_mib]
+        if fits:
+            return min(fits, key=lambda t: t.memory_mib)
+    raise ValueError(f"no known instance type has {memory_mib} MiB of memory")

@@ -4,23 +4,26 @@ server's memory during each transfer.
 The file is generated in chunks (never whole in memory) into a temporary directory. Each run logs it
 with `MlflowClient.log_artifact` through nginx (basic auth) and downloads it with
 `mlflow.artifacts.download_artifacts`, once per mode:
-  single     one streamed PUT up, one GET down (MLflow's defaults): the bytes pass nginx and MLflow,
-             which fetches a download from S3 into its temporary directory before sending it
-  multipart  MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD and _DOWNLOAD on: MLflow hands out presigned S3 URLs
-             and the parts go straight between the client and S3 (moto here), past nginx and MLflow
---split-download adds a raw GET of the single-mode artifact: the time to its first byte (MLflow
+  default    a stock client, nothing set: the server advertises presigned transfers (server-info), so
+             the download and (from 500 MiB) the upload go straight between the client and S3 (moto
+             here) with URLs the server signs, past nginx and MLflow
+  proxy      the variables of `mlflow-aws env --proxy-artifacts`: one streamed PUT up, one GET down,
+             through nginx and MLflow, which spools each file in its temporary directory on the way
+--split-download adds a raw GET of the proxy-mode artifact: the time to its first byte (MLflow
 fetching from S3) apart from the streaming MB/s (MLflow -> nginx -> client); --via direct skips nginx.
 The summed PSS and RSS of MLflow's processes (not moto's, which holds the object) are sampled every
-100 ms; growth = peak during the transfer - median of the second before it. Target: both succeed and
-grow by less than 100 MB (streaming, not buffering). MB = 10^6 bytes.
+100 ms; growth = peak during the transfer - median of the second before it. MLflow's TMPDIR is a
+directory of its own here, whose size is sampled too: the host disk a transfer spools. Target: both
+succeed and grow by less than 100 MB (streaming, not buffering). MB = 10^6 bytes.
 
-    .venv/bin/python -m bench.large_artifact [--runs 5] [--size-mib 1024] [--modes single multipart]
+    .venv/bin/python -m bench.large_artifact [--runs 5] [--size-mib 1024] [--modes default proxy]
         [--variant buffered] [--via direct] [--split-download]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import os
@@ -28,8 +31,9 @@ import random
 import shutil
 import statistics
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +41,17 @@ from typing import TypeVar
 
 from bench.common import MIB, MemorySampler, log, print_machine, print_table, summarize, verdict
 from bench.host_install import host_venv
-from bench.stack import NGINX_VARIANTS, bench_stack
+from bench.stack import HOST_ENVIRONMENT, NGINX_VARIANTS, bench_stack
+from client import envfile
 from tests.support.loopback import LoopbackStack
 
 T = TypeVar("T")
 TARGET_GROWTH_MB = 100.0
 CLIENT_TIMEOUT_SECONDS = 3600  # as nginx's proxy_read_timeout
 CHUNK = 8 * MIB
-MODES: dict[str, dict[str, str]] = {
-    "single": {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false", "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false"},
-    "multipart": {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true", "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true"},
+MODES: dict[str, dict[str, str | None]] = {
+    "default": {name: None for name, _ in envfile.PROXY_ARTIFACTS},
+    "proxy": dict(envfile.PROXY_ARTIFACTS),
 }
 
 
@@ -56,6 +61,7 @@ class Transfer:
     pss_growth_mb: float
     rss_growth_mb: float
     peak_pss_mb: float
+    spooled_mb: float = 0.0  # the most MLflow's temporary directory held during the transfer
 
 
 def write_random_file(path: Path, size: int, seed: int = 0) -> str:
@@ -85,9 +91,14 @@ def megabytes_per_second(size: int, seconds: float) -> float:
 
 
 @contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """`values` set (None: unset) for the block."""
     saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield
     finally:
@@ -98,9 +109,43 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def timed_transfer(stack: LoopbackStack, action: Callable[[], T]) -> tuple[Transfer, T]:
-    """Runs `action` while sampling MLflow's memory; returns the figures and what `action` returned."""
-    with MemorySampler(stack.mlflow_process_ids, interval=0.1, limit=3600) as sampler:
+def directory_bytes(path: Path) -> int:
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):  # removed while walking
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+class SpoolSampler:
+    """The largest size of `path` (MLflow's TMPDIR) seen every 100 ms while open."""
+
+    def __init__(self, path: Path, limit: float = 3600.0) -> None:
+        self.path, self.limit, self.peak = path, limit, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.peak = max(self.peak, directory_bytes(self.path))
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> SpoolSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def timed_transfer(stack: LoopbackStack, action: Callable[[], T], spool: Path | None = None) -> tuple[Transfer, T]:
+    """Runs `action` while sampling MLflow's memory (and its spool directory); returns the figures and
+    what `action` returned."""
+    with MemorySampler(stack.mlflow_process_ids, interval=0.1, limit=3600) as sampler, \
+            SpoolSampler(spool or Path("/nonexistent")) as spooled:
         time.sleep(1.0)
         started = time.monotonic()
         returned = action()
@@ -112,7 +157,7 @@ def timed_transfer(stack: LoopbackStack, action: Callable[[], T]) -> tuple[Trans
     peak_rss = max(sampler.rss(started))
     to_mb = MIB / 1e6
     return Transfer(seconds, (peak_pss - before_pss) * to_mb, (peak_rss - before_rss) * to_mb,
-                    peak_pss * to_mb), returned
+                    peak_pss * to_mb, spooled.peak / 1e6), returned
 
 
 def raw_get(url: str, auth: tuple[str, str]) -> tuple[float, float, str]:
@@ -145,7 +190,9 @@ def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory
         source = work / "blob.bin"
         log(f"writing {size / MIB:.0f} MiB to {source}")
         expected = write_random_file(source, size)
-        with bench_stack(venv, variant=variant, instance_memory_mib=memory_mib) as stack, environment({
+        spool = work / "mlflow-tmp"
+        spool.mkdir()
+        with bench_stack(venv, variant=variant, start=False, instance_memory_mib=memory_mib) as stack, environment({
             "MLFLOW_TRACKING_URI": base_uri(stack, via),
             "MLFLOW_TRACKING_USERNAME": stack.admin_username,
             "MLFLOW_TRACKING_PASSWORD": stack.admin_password,
@@ -154,6 +201,10 @@ def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory
             # (minutes per GiB on a busy machine); the client's default 120 s would give up and retry.
             "MLFLOW_HTTP_REQUEST_TIMEOUT": str(CLIENT_TIMEOUT_SECONDS),
         }):
+            stack.prepare()
+            stack.start_postgres()
+            stack.start_mlflow({**HOST_ENVIRONMENT, "TMPDIR": str(spool)})
+            stack.start_nginx()
             mlflow.set_tracking_uri(base_uri(stack, via))
             client = MlflowClient(base_uri(stack, via))
             experiment_id = client.create_experiment("bench-large-artifact")
@@ -169,11 +220,11 @@ def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory
                     download = functools.partial(mlflow.artifacts.download_artifacts, run_id=run_id,
                                                  artifact_path=f"{artifact_dir}/{source.name}", dst_path=str(target))
                     with environment(MODES[mode]):
-                        up, _ = timed_transfer(stack, upload)
-                        down, downloaded = timed_transfer(stack, download)
+                        up, _ = timed_transfer(stack, upload, spool)
+                        down, downloaded = timed_transfer(stack, download, spool)
                     if sha256_of(Path(str(downloaded))) != expected:
                         raise RuntimeError(f"{mode}: the downloaded artifact's sha256 differs")
-                    if split_download and mode == "single":
+                    if split_download and mode == "proxy":
                         url = (f"{base_uri(stack, via)}/api/2.0/mlflow-artifacts/artifacts/{artifact_root}/"
                                f"{artifact_dir}/{source.name}")
                         auth = (stack.admin_username, stack.admin_password)
@@ -195,7 +246,8 @@ def measure(venv: Path | None, *, runs: int, size: int, modes: list[str], memory
                     results.setdefault((mode, "download"), []).append(down)
                     log(f"run {repetition + 1}/{runs} {mode}: up {megabytes_per_second(size, up.seconds):.0f} MB/s "
                         f"(+{up.pss_growth_mb:.0f} MB PSS), down {megabytes_per_second(size, down.seconds):.0f} MB/s "
-                        f"(+{down.pss_growth_mb:.0f} MB PSS), sha256 ok")
+                        f"(+{down.pss_growth_mb:.0f} MB PSS); spooled {up.spooled_mb:.0f} / {down.spooled_mb:.0f} MB; "
+                        "sha256 ok")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results
@@ -214,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", choices=sorted(NGINX_VARIANTS), default="rendered")
     parser.add_argument("--via", choices=["nginx", "direct"], default="nginx", help="direct: MLflow's own port")
     parser.add_argument("--split-download", action="store_true",
-                        help="also GET the artifact raw (single mode): time to first byte, then streaming MB/s")
+                        help="also GET the artifact raw (proxy mode): time to first byte, then streaming MB/s")
     args = parser.parse_args(argv)
 
     print_machine()
@@ -229,12 +281,13 @@ def main(argv: list[str] | None = None) -> None:
         rows.append([mode, direction, summarize(t.seconds for t in transfers).show(1), rate,
                      summarize(t.pss_growth_mb for t in transfers).show(0), f"{growth:.0f}",
                      summarize(t.rss_growth_mb for t in transfers).show(0),
-                     f"{max(t.peak_pss_mb for t in transfers):.0f}", f"< {TARGET_GROWTH_MB:.0f}",
+                     f"{max(t.peak_pss_mb for t in transfers):.0f}", f"{max(t.spooled_mb for t in transfers):.0f}",
+                     f"< {TARGET_GROWTH_MB:.0f}",
                      verdict(growth < TARGET_GROWTH_MB)])
     print_table(f"{args.size_mib} MiB artifact via {args.via} ({args.memory_mib} MiB settings, nginx variant "
                 f"{args.variant}; sha256 checked every run)",
                 ["mode", "direction", "seconds", "MB/s", "MLflow PSS growth MB", "worst growth", "RSS growth MB",
-                 "peak PSS MB", "target", "result"], rows)
+                 "peak PSS MB", "host disk spooled MB", "target", "result"], rows)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     mlflow-aws smoke    [--env FILE]
     mlflow-aws verify   [--outputs FILE|-] [--stack NAME] [--region R]
     mlflow-aws userdata --stack NAME [--outputs FILE|-] [--project-dir DIR]
+    mlflow-aws users    add|list|set-password|grant|remove ... [--outputs FILE|-] [--stack NAME]
 
 Bad arguments or outputs print one line naming the problem and the fix, and exit 2 with nothing written.
 """
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_outputs_source(env)
     env.add_argument("--out", metavar="FILE", default=DEFAULT_ENV_FILE,
                      help=f"file to write (mode 0600), - for stdout (default: {DEFAULT_ENV_FILE})")
+    env.add_argument("--proxy-artifacts", action="store_true",
+                     help="keep every artifact byte on the tracking URI (no presigned S3 transfers), for "
+                          "clients that cannot reach S3")
 
     smoke = commands.add_parser("smoke", help="log a run, an artifact and a model version, and read them back")
     smoke.add_argument("--env", metavar="FILE",
@@ -55,11 +59,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_outputs_source(userdata, stack_required=True)
     userdata.add_argument("--project-dir", metavar="DIR", default=".",
                           help="directory holding Pulumi.yaml and Pulumi.<stack>.yaml (default: .)")
+    _add_users(commands)
     return parser
 
 
+def _add_users(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from . import users
+
+    parser = commands.add_parser("users", help="add, list and remove MLflow users and grant them permissions")
+    actions = parser.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text)
+        _add_outputs_source(sub)
+        return sub
+
+    action("list", "every user, whether an admin, and their direct permissions")
+    add = action("add", "create a user (a generated password is printed once)")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="make the user an MLflow administrator")
+    add.add_argument("--password-stdin", action="store_true",
+                     help=f"read the password from standard input (at least {users.MIN_PASSWORD_LENGTH} characters)")
+    password = action("set-password", "give a user a new password (a generated one is printed once)")
+    password.add_argument("name")
+    password.add_argument("--password-stdin", action="store_true", help="read the new password from standard input")
+    grant = action("grant", "give a user a permission on one experiment or registered model")
+    grant.add_argument("name")
+    target = grant.add_mutually_exclusive_group(required=True)
+    target.add_argument("--experiment", metavar="ID|NAME", help="the experiment, by ID or name")
+    target.add_argument("--model", metavar="NAME", help="the registered model, by name")
+    grant.add_argument("permission", choices=users.PERMISSIONS, type=str.upper,
+                       help="READ, USE, EDIT or MANAGE (MANAGE also lets them grant others)")
+    remove = action("remove", "delete a user")
+    remove.add_argument("name")
+
+
 def _check_exclusive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.command in ("env", "verify") and args.outputs is not None and args.stack is not None:
+    if args.command in ("env", "verify", "users") and args.outputs is not None and args.stack is not None:
         parser.error("--outputs and --stack both name where the outputs come from; pass one of them")
 
 
@@ -70,7 +106,7 @@ def fail(message: str) -> int:
 
 def run_env(args: argparse.Namespace) -> int:
     try:
-        pairs = envfile.variables(outputs.load(args.outputs, args.stack))
+        pairs = envfile.variables(outputs.load(args.outputs, args.stack), proxy_artifacts=args.proxy_artifacts)
     except (outputs.OutputsError, envfile.EnvFileError) as error:
         return fail(str(error))
     text = envfile.render(pairs)
@@ -107,7 +143,17 @@ def run_userdata(args: argparse.Namespace) -> int:
     return userdata_cmd.main(args.stack, args.outputs, Path(args.project_dir))
 
 
-COMMANDS = {"env": run_env, "smoke": run_smoke, "verify": run_verify, "userdata": run_userdata}
+def run_users(args: argparse.Namespace) -> int:
+    from . import users
+
+    try:
+        stack_outputs = outputs.load(args.outputs, args.stack)
+    except outputs.OutputsError as error:
+        return fail(str(error))
+    return users.run(args.users_command, stack_outputs, args)
+
+
+COMMANDS = {"env": run_env, "smoke": run_smoke, "verify": run_verify, "userdata": run_userdata, "users": run_users}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,6 +44,14 @@ CLIENT_ACCESS = (
     Variable("AWS_SECRET_ACCESS_KEY", Outputs.CLIENT_SECRET_ACCESS_KEY),
 )
 
+# `--proxy-artifacts`: MLflow's client then moves every artifact byte through the tracking URI. Set,
+# these override what the server advertises in /api/3.0/mlflow/server-info (presigned S3 transfers:
+# every download, and uploads from MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE, 500 MiB, up).
+PROXY_ARTIFACTS = (
+    ("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false"),
+    ("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false"),
+)
+
 # Characters a shell treats specially in `NAME=value` but docker keeps as they are, with the reason.
 # (Globbing and brace expansion do not apply to assignments, so * ? [ ] { } are safe; `#` is safe
 # because it starts a comment only at the start of a word, and values never contain whitespace.)
@@ -84,8 +92,9 @@ def disagreement(value: str) -> str | None:
     return None
 
 
-def variables(outputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(name, value) pairs for the env file; OutputsError or EnvFileError when one cannot be written."""
+def variables(outputs: Mapping[str, Any], *, proxy_artifacts: bool = False) -> list[tuple[str, str]]:
+    """(name, value) pairs for the env file; OutputsError or EnvFileError when one cannot be written.
+    `proxy_artifacts`: also the variables that keep every artifact byte on the tracking URI."""
     values = require(outputs, [variable.output for variable in REQUIRED])
     pairs = [(variable.name, values[variable.output]) for variable in REQUIRED]
     client = {variable.output: text_value(outputs, variable.output) for variable in CLIENT_ACCESS}
@@ -105,7 +114,7 @@ def variables(outputs: Mapping[str, Any]) -> list[tuple[str, str]]:
                 f"cannot write {name} (output {by_name[name]!r}): {reason}, so `docker --env-file` and a "
                 "shell `source` would read different values; use only letters, digits and -_.:/@+=,%"
             )
-    return pairs
+    return pairs + list(PROXY_ARTIFACTS) if proxy_artifacts else pairs
 
 
 def render(pairs: list[tuple[str, str]]) -> str:

@@ -82,6 +82,7 @@ def configure_script(s: HostSettings) -> str:
         env_file=repr(layout.ENV_FILE),
         auth_config=repr(layout.AUTH_CONFIG),
         state_file=repr(layout.CONFIGURE_STATE),
+        default_permission=repr(s.default_permission),
         wait_seconds=str(CONFIGURE_WAIT_SECONDS),
         **names,
     )

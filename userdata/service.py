@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from urllib.parse import urlsplit
 
 import server_guard
 from server_guard import sources
@@ -18,13 +19,15 @@ def allowed_hosts(s: HostSettings) -> list[str]:
     """Host headers MLflow accepts: nginx passes $host (no port); on-host tools may call the port."""
     local = [f"localhost:{layout.MLFLOW_PORT}", f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"]
     # Behind a load balancer there is no public IP: the domain is the one public name.
-    names = [s.public_hostname, s.public_ip, "localhost", layout.MLFLOW_BIND_HOST, *local]
+    extra = [urlsplit(origin).hostname or "" for origin in s.extra_allowed_origins]
+    names = [s.public_hostname, s.public_ip, "localhost", layout.MLFLOW_BIND_HOST, *local, *extra]
     return list(dict.fromkeys(name for name in names if name))
 
 
 def cors_allowed_origins(s: HostSettings) -> list[str]:
     scheme = s.tracking_uri.split("://", 1)[0]
-    return list(dict.fromkeys(f"{scheme}://{name}" for name in (s.public_hostname, s.public_ip) if name))
+    public = [f"{scheme}://{name}" for name in (s.public_hostname, s.public_ip) if name]
+    return list(dict.fromkeys([*public, *s.extra_allowed_origins]))
 
 
 def server_command(s: HostSettings) -> list[str]:

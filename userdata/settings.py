@@ -36,6 +36,8 @@ class HostSettings:
     @property
     def behind_load_balancer(self) -> bool:
         return bool(self.load_balancer_cidr)
+    default_permission: str = "READ"  # basic-auth's default_permission: READ or NO_PERMISSIONS
+    extra_allowed_origins: tuple[str, ...] = ()  # "https://localhost:8443": more origins the UI may write from
 
     @property
     def tracking_uri(self) -> str:

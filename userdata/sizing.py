@@ -18,6 +18,8 @@ WORKER_MIB = 384
 JOB_RUNNER_MIB = 1400
 MIN_WORKERS = 1
 MAX_WORKERS = 8
+# The least memory that holds the job runner beside one worker without eating the system's reserve.
+JOB_RUNNER_MIN_INSTANCE_MIB = SYSTEM_RESERVE_MIB + SERVER_PARENT_MIB + JOB_RUNNER_MIB + MIN_WORKERS * WORKER_MIB
 
 
 def uvicorn_workers(instance_memory_mib: int, *, job_runner: bool = False) -> int:

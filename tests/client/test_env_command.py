@@ -50,6 +50,17 @@ def test_env_file_holds_the_connection_settings_for_docker_and_bash(tmp_path: Pa
     assert bash_source(out, home=tmp_path) == EXPECTED
 
 
+def test_proxy_artifacts_adds_the_variables_that_turn_presigned_transfers_off(tmp_path: Path) -> None:
+    code, out = run_env(tmp_path, json.dumps(GOOD_OUTPUTS), "--proxy-artifacts")
+    assert code == 0
+    proxied = {**EXPECTED, "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
+               "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false"}
+    assert docker_env_file(out, lookup={}) == proxied
+    assert bash_source(out, home=tmp_path) == proxied
+    code, out = run_env(tmp_path, json.dumps(GOOD_OUTPUTS))
+    assert "MULTIPART" not in out.read_text()
+
+
 def test_env_file_has_mode_0600_and_a_credentials_warning_on_top(tmp_path: Path) -> None:
     code, out = run_env(tmp_path, json.dumps(GOOD_OUTPUTS))
     assert code == 0

@@ -21,3 +21,14 @@ def loopback_stack() -> Iterator[loopback.LoopbackStack]:
     require_host_binaries()
     with loopback.LoopbackStack() as stack:
         yield stack
+
+
+# A team's stack: new work private by default (defaultPermission), and one more browser origin.
+TEAM_ORIGIN = "https://mlflow.corp.example:8443"
+
+
+@pytest.fixture(scope="session")
+def team_stack() -> Iterator[loopback.LoopbackStack]:
+    require_host_binaries()
+    with loopback.LoopbackStack(default_permission="NO_PERMISSIONS", extra_allowed_origins=(TEAM_ORIGIN,)) as stack:
+        yield stack

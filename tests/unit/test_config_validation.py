@@ -17,6 +17,7 @@ import pytest
 from pulumi.runtime import settings
 
 import config
+import instance_types
 from config import CONFIG_KEY_NAMES, ConfigError, StackConfig, from_pulumi, from_stack_files, load_config
 
 REGION = "eu-west-1"
@@ -542,3 +543,48 @@ def test_from_pulumi_reports_a_misspelt_key_instead_of_ignoring_it(pulumi_stack:
         from_pulumi()
     assert len(caught.value.problems) == 1
     assert_names(caught.value.problems[0], "protectdata", "'true'", "unknown key", "protectData")
+
+
+# --- team features: the job runner, the default permission, extra origins ------------------------
+
+
+@pytest.mark.parametrize(("too_small", "smallest"), [("t3.small", "t3.medium"), ("t4g.micro", "t4g.medium"),
+                                                     ("m7g.large", None)])
+def test_job_runner_on_an_instance_too_small_names_both_keys_and_the_smallest_type(
+        too_small: str, smallest: str | None) -> None:
+    if smallest is None:  # m7g.large has 8 GiB: it fits
+        assert load({"jobRunner": "true", "instanceType": too_small}).job_runner
+        return
+    problem = the_problem({"jobRunner": "true", "instanceType": too_small})
+    assert_names(problem, "jobRunner", too_small, "instanceType", f"pulumi config set instanceType {smallest}",
+                 f"{config.JOB_RUNNER_MIN_MEMORY_MIB} MiB", "or set jobRunner false")
+
+
+def test_job_runner_fits_the_smallest_type_the_error_names() -> None:
+    smallest = instance_types.smallest_with(config.JOB_RUNNER_MIN_MEMORY_MIB)
+    assert smallest.name == "t3.medium"
+    assert load({"jobRunner": True, "instanceType": smallest.name}).job_runner
+
+
+def test_job_runner_and_private_default_are_off_by_default_and_reach_the_host_settings() -> None:
+    import host_settings
+
+    cfg = load({})
+    assert (cfg.job_runner, cfg.default_permission, cfg.extra_allowed_origins) == (False, "READ", ())
+    cfg = load({"jobRunner": "true", "instanceType": "t3.medium", "defaultPermission": "NO_PERMISSIONS",
+                "extraAllowedOrigins": '["https://MLflow.corp.example/", "http://10.0.0.5:8080"]'})
+    settings_ = host_settings.host_settings_for(cfg, artifact_bucket="b", public_ip="203.0.113.7")
+    assert settings_.job_runner and settings_.default_permission == "NO_PERMISSIONS"
+    assert settings_.extra_allowed_origins == ("https://mlflow.corp.example", "http://10.0.0.5:8080")
+
+
+@pytest.mark.parametrize("bad", ["EDIT", "MANAGE", "read", "private"])
+def test_default_permission_is_read_or_no_permissions(bad: str) -> None:
+    assert_names(the_problem({"defaultPermission": bad}), "defaultPermission", bad, "READ", "NO_PERMISSIONS")
+
+
+@pytest.mark.parametrize("bad", ["mlflow.corp.example", "https://mlflow.corp.example/ui", "ftp://host",
+                                 "https://host:99999", "https://*.corp.example", "https://host name"])
+def test_extra_allowed_origins_must_be_origins(bad: str) -> None:
+    assert_names(the_problem({"extraAllowedOrigins": [bad]}), "extraAllowedOrigins", bad,
+                 "scheme://host[:port]", "https://mlflow.corp.example:8443")

@@ -193,10 +193,18 @@ def test_configure_script_covers_every_host_parameter():
     assert set(scripts.CONFIGURE_PARAMETERS.values()) == set(naming.HOST_PARAMETERS)
 
 
-def _configure_namespace() -> dict[str, Any]:
+def _configure_namespace(settings: HostSettings = SETTINGS) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": "configure"}
-    exec(compile(files()[layout.CONFIGURE_SCRIPT]["content"], "configure", "exec"), namespace)
+    exec(compile(files(settings)[layout.CONFIGURE_SCRIPT]["content"], "configure", "exec"), namespace)
     return namespace
+
+
+@pytest.mark.parametrize("permission", ["READ", "NO_PERMISSIONS"])
+def test_the_auth_config_carries_the_stacks_default_permission(permission):
+    namespace = _configure_namespace(dataclasses.replace(SETTINGS, default_permission=permission))
+    config = configparser.ConfigParser()
+    config.read_string(namespace["auth_config_text"]("sqlite:///x.db", "admin"))
+    assert config["mlflow"]["default_permission"] == permission
 
 
 def test_configure_quotes_env_values_the_way_systemd_reads_them():
@@ -244,6 +252,16 @@ def test_allowed_hosts_and_cors_origins_name_the_public_hostname_and_ip():
         "https://mlflow.example.com", "https://203.0.113.10"]
 
 
+def test_extra_allowed_origins_join_the_cors_origins_and_their_hosts_the_allowed_hosts():
+    extra = dataclasses.replace(SETTINGS, extra_allowed_origins=("https://mlflow.corp.example:8443",))
+    command = exec_start(extra)
+    assert option(command, "--cors-allowed-origins").split(",") == [
+        "http://203-0-113-10.sslip.io", "http://203.0.113.10", "https://mlflow.corp.example:8443"]
+    # nginx passes $host, which has no port.
+    assert "mlflow.corp.example" in option(command, "--allowed-hosts").split(",")
+    assert "mlflow.corp.example" not in option(exec_start(), "--allowed-hosts").split(",")
+
+
 def test_the_server_sends_no_usage_telemetry():
     assert "Environment=MLFLOW_DISABLE_TELEMETRY=true" in unit_lines()
 
@@ -280,6 +298,13 @@ def test_sizing_keeps_the_server_inside_the_instance_memory(memory_mib, workers)
 
 def test_sizing_leaves_room_for_the_job_runner_when_it_is_on():
     assert sizing.uvicorn_workers(4096, job_runner=True) < sizing.uvicorn_workers(4096)
+
+
+def test_the_job_runner_minimum_holds_it_and_one_worker_beside_the_system():
+    minimum = sizing.JOB_RUNNER_MIN_INSTANCE_MIB
+    assert sizing.uvicorn_workers(minimum, job_runner=True) == 1
+    used = sizing.SYSTEM_RESERVE_MIB + sizing.SERVER_PARENT_MIB + sizing.JOB_RUNNER_MIB + sizing.WORKER_MIB
+    assert used <= minimum < 4096
 
 
 # -- nginx ----------------------------------------------------------------------------------------
