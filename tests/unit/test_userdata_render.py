@@ -256,7 +256,7 @@ def test_extra_allowed_origins_join_the_cors_origins_and_their_hosts_the_allowed
     extra = dataclasses.replace(SETTINGS, extra_allowed_origins=("https://mlflow.corp.example:8443",))
     command = exec_start(extra)
     assert option(command, "--cors-allowed-origins").split(",") == [
-        "http://203-0-113-10.sslip.io", "http://203.0.113.10", "https://mlflow.corp.example:8443"]
+        f"http://{SETTINGS.public_hostname}", "https://mlflow.corp.example:8443"]
     # nginx passes $host, which has no port.
     assert "mlflow.corp.example" in option(command, "--allowed-hosts").split(",")
     assert "mlflow.corp.example" not in option(exec_start(), "--allowed-hosts").split(",")
