@@ -30,6 +30,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -148,10 +149,11 @@ def rootfs_tarball(log: Callable[[str], None] = lambda _: None) -> Path:
         return tarball
 
 
-def download_cache_binds() -> list[tuple[Path, str]]:
+def download_cache_binds(base: Path = CACHE_ROOT / "downloads") -> list[tuple[Path, str]]:
+    """(host directory, path inside) of each download cache, kept under `base`."""
     binds = []
     for name, inside in DOWNLOAD_CACHES:
-        host = CACHE_ROOT / "downloads" / name
+        host = base / name
         host.mkdir(parents=True, exist_ok=True)
         binds.append((host, inside))
     return binds
@@ -381,3 +383,17 @@ def boot_workdir(prefix: str) -> Iterator[Path]:
     finally:
         if os.environ.get("MLFLOW_AWS_KEEP_BOOT") != "1":
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def exposure(container: Container, unit: str) -> float:
+    """`systemd-analyze security`'s overall exposure level for `unit` (0 is the most sandboxed, 10 none)."""
+    output = container.check(["systemd-analyze", "security", "--no-pager", unit])
+    match = re.search(rf"Overall exposure level for {re.escape(unit)}: ([0-9]+(?:\.[0-9]+)?)", output)
+    if match is None:
+        raise BootError(f"systemd-analyze security printed no exposure level for {unit}:\n{output[-2000:]}")
+    return float(match.group(1))
+
+
+def unit_state(container: Container, unit: str) -> dict[str, str]:
+    output = container.check(["systemctl", "show", unit, "--property=ActiveState,SubState,DropInPaths,NRestarts"])
+    return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)

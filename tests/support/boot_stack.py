@@ -52,11 +52,14 @@ def boot_settings(**config: Any) -> HostSettings:
 class BootedHost:
     """The loopback services, the metadata stand-in, and a container booting `settings`' user data.
 
-    `missing_parameter`: left out of SSM until `put_missing_parameter()`. `download_caches`: bind this
-    machine's download caches (boot.DOWNLOAD_CACHES) into the container."""
+    `missing_parameter`: left out of SSM until `put_missing_parameter()`. `download_caches`: where the
+    download caches bound into the container live (boot.DOWNLOAD_CACHES; default this machine's shared
+    ones), None for none at all."""
 
-    def __init__(self, settings: HostSettings, workdir: Path, *, missing_parameter: naming.SsmParameter | None = None,
-                 download_caches: bool = True, extra_files: Mapping[str, str | bytes] | None = None,
+    def __init__(self, settings: HostSettings, workdir: Path, *,
+                 missing_parameter: naming.SsmParameter | None = None,
+                 download_caches: Path | None = boot.CACHE_ROOT / "downloads",
+                 extra_files: Mapping[str, str | bytes] | None = None,
                  extra_drop_ins: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.settings = settings
         self.workdir = workdir
@@ -142,7 +145,7 @@ class BootedHost:
         if self.container is not None and self.container.running:
             raise boot.BootError("the container is running; power it off first")
         self.boots += 1
-        binds = boot.download_cache_binds() if self.download_caches else []
+        binds = boot.download_cache_binds(self.download_caches) if self.download_caches is not None else []
         self.container = boot.Container(self.root, log=self.workdir / f"console-{self.boots}.log", binds=binds)
         self.container.start()
         return self.container

@@ -52,7 +52,7 @@ class InstanceMetadata:
 
 def _handler(metadata: InstanceMetadata, lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the stdlib's name)
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _answer(self, status: int, body: str, content_type: str = "text/plain") -> None:
