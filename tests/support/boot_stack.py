@@ -102,7 +102,7 @@ class BootedHost:
     def __enter__(self) -> BootedHost:
         try:
             self.prepare()
-            self.boot()
+            self.start()
         except BaseException:
             self.close()
             raise
@@ -120,8 +120,8 @@ class BootedHost:
             self.stack.ssm_client().delete_parameter(Name=self.parameter_name(self.missing_parameter))
         self.imds = self._exit.enter_context(running_instance_metadata(INSTANCE_ROLE))
         tarball = boot.rootfs_tarball()
+        # Removed with the workdir, by its owner (boot.boot_workdir).
         self.root = boot.BootRoot.extract(tarball, self.workdir / "root")
-        self._exit.callback(self.root.remove)
         self.root.seed(self.user_data_base64, instance_id=self.instance_id, hostname="mlflow-boot")
         bundle = boot.host_ca_bundle(self.root)
         environment = {
@@ -138,7 +138,7 @@ class BootedHost:
         for inside, content in self.extra_files.items():
             self.root.write(inside, content)
 
-    def boot(self) -> boot.Container:
+    def start(self) -> boot.Container:
         """Start the container (a first boot, or a reboot of the same root after poweroff())."""
         if self.root is None:
             raise boot.BootError("prepare() first")
@@ -152,7 +152,7 @@ class BootedHost:
 
     def reboot(self) -> boot.Container:
         self.poweroff()
-        return self.boot()
+        return self.start()
 
     def poweroff(self) -> None:
         if self.container is not None:
