@@ -77,3 +77,8 @@ def test_a_port_something_listens_on_is_reported_in_use():
         port = held.getsockname()[1]
         assert boot.ports_in_use([port]) == [port]
     assert boot.ports_in_use([port]) == []
+
+
+def test_a_machine_without_the_boot_packages_is_told_which_to_install(monkeypatch):
+    monkeypatch.setattr(boot.shutil, "which", lambda command: None if command == "systemd-nspawn" else "/bin/x")
+    assert "systemd-nspawn (Debian package systemd-container)" in boot.boot_requirements_missing()
