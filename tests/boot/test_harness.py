@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import os
+import shutil
 import socket
 
 import botocore.session
@@ -80,5 +81,5 @@ def test_a_port_something_listens_on_is_reported_in_use():
 
 
 def test_a_machine_without_the_boot_packages_is_told_which_to_install(monkeypatch):
-    monkeypatch.setattr(boot.shutil, "which", lambda command: None if command == "systemd-nspawn" else "/bin/x")
+    monkeypatch.setattr(shutil, "which", lambda command: None if command == "systemd-nspawn" else "/bin/x")
     assert "systemd-nspawn (Debian package systemd-container)" in boot.boot_requirements_missing()

@@ -2,7 +2,7 @@
 
     tarball = rootfs_tarball()                        # mmdebstrap, cached by its package list
     root = BootRoot.extract(tarball, workdir / "root")
-    root.seed(userdata.ec2_user_data_base64(settings))  # the NoCloud seed: what EC2 receives
+    root.seed(userdata.ec2_user_data_base64(settings), instance_id="i-1", hostname="h")  # what EC2 receives
     root.write(path, text)                            # test-only files beside it (drop-ins, CA bundles)
     with Container(root, log=workdir / "console.log") as container:
         container.wait_for_health(timeout=600)
