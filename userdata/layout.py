@@ -32,6 +32,9 @@ UNIT_NAME = "mlflow.service"
 UNIT_PATH = f"{SYSTEMD_DIR}/{UNIT_NAME}"
 
 NGINX_DIR = "/etc/nginx"
+NGINX_UNIT_NAME = "nginx.service"  # the distribution's unit, hardened by a drop-in
+NGINX_HARDENING_DROP_IN = f"{SYSTEMD_DIR}/{NGINX_UNIT_NAME}.d/mlflow-aws-hardening.conf"
+NGINX_WRITABLE_PATHS = ("/var/log/nginx", "/var/lib/nginx", "/run")
 NGINX_UPSTREAM = f"{NGINX_DIR}/conf.d/mlflow-upstream.conf"
 NGINX_PROXY_SNIPPET = f"{NGINX_DIR}/snippets/mlflow-proxy.conf"
 NGINX_ERRORS_SNIPPET = f"{NGINX_DIR}/snippets/mlflow-errors.conf"  # 502/503/504 answered by nginx

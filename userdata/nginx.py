@@ -1,4 +1,5 @@
-"""nginx in front of MLflow: the upstream, the proxy snippet every site includes, the HTTP site."""
+"""nginx in front of MLflow: the upstream, the proxy snippet every site includes, the HTTP site, and the
+sandbox (a drop-in for the distribution's nginx.service)."""
 
 from __future__ import annotations
 
@@ -68,9 +69,15 @@ def load_balancer_site(s: HostSettings) -> str:
     )
 
 
+def hardening_drop_in() -> str:
+    return fill("nginx-hardening.conf", writable_paths=" ".join(layout.NGINX_WRITABLE_PATHS))
+
+
 def nginx_files(s: HostSettings) -> list[HostFile]:
-    # Written after the packages: the nginx package's first start never meets a half-written config.
+    # The sandbox is written before the packages, so the nginx package's first start is sandboxed; the
+    # sites after them, so that start never meets a half-written config.
     files = [
+        HostFile(layout.NGINX_HARDENING_DROP_IN, hardening_drop_in()),
         HostFile(layout.NGINX_UPSTREAM, upstream(), defer=True),
         HostFile(layout.NGINX_PROXY_SNIPPET, proxy_snippet(s), defer=True),
         HostFile(layout.NGINX_ERRORS_SNIPPET, errors_snippet(), defer=True),

@@ -1,7 +1,8 @@
 """`systemd-analyze verify` accepts every unit the user data writes, with nothing on stderr.
 
 verify resolves the units' dependencies and executables inside `--root`: the tree gets this
-machine's system units, the rendered files at their host paths, and a copy of the venv's `mlflow`.
+machine's system units, the rendered files at their host paths, a copy of the venv's `mlflow`, and
+what this machine's nginx.service runs (the user data adds a drop-in to the distribution's unit).
 """
 
 from __future__ import annotations
@@ -42,11 +43,24 @@ def host_root(tmp_path: Path, files: dict[str, str]) -> Path:
         certbot = root / tls.CERTBOT.lstrip("/")
         certbot.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(certbot_venv() / "bin" / "certbot", certbot)
+    # What this machine's nginx.service runs (the drop-in is verified with the unit it extends).
+    for executable in ("/usr/sbin/nginx", "/sbin/start-stop-daemon"):
+        if not Path(executable).exists():
+            pytest.skip(f"{executable} is not installed (Debian packages nginx, dpkg)")
+        target = root / executable.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(executable, target)
     return root
 
 
 def units(files: dict[str, str]) -> list[str]:
-    return sorted(Path(path).name for path in files if path.startswith(f"{layout.SYSTEMD_DIR}/"))
+    """The units the user data writes, and the distribution's units it adds a drop-in to."""
+    names = set()
+    for path in files:
+        relative = Path(path).relative_to(layout.SYSTEMD_DIR) if path.startswith(f"{layout.SYSTEMD_DIR}/") else None
+        if relative is not None:
+            names.add(relative.parts[0].removesuffix(".d") if len(relative.parts) > 1 else relative.name)
+    return sorted(names)
 
 
 def verify(root: Path, names: list[str]) -> subprocess.CompletedProcess[str]:
@@ -59,6 +73,7 @@ def test_systemd_accepts_every_rendered_unit_without_warnings(tmp_path, tls):
     files = rendered_files(userdata.render(dataclasses.replace(SETTINGS, tls=tls)))
     names = units(files)
     assert layout.UNIT_NAME in names
+    assert layout.NGINX_UNIT_NAME in names  # this machine's nginx.service, with the rendered drop-in
     result = verify(host_root(tmp_path, files), names)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""

@@ -18,6 +18,7 @@ import yaml
 import naming
 import server_guard
 import userdata
+from tests.support.loopback import unit_directives
 from userdata import deflate, layout, pins, scripts, service, sizing, tls
 from userdata.files import HostFile
 from userdata.settings import HostSettings
@@ -83,8 +84,22 @@ def test_file_contents_are_readable_literal_blocks_that_round_trip():
         assert f"\n    {first_line}\n" in text, f"{host_file.path} is not a readable block"
 
 
-def test_every_file_is_written_after_packages_and_users_exist():
-    assert all(entry.get("defer") is True for entry in files().values())
+def test_every_file_is_written_after_packages_and_users_exist_but_the_nginx_sandbox():
+    written_early = [path for path, entry in files().items() if entry.get("defer") is not True]
+    assert written_early == [layout.NGINX_HARDENING_DROP_IN]
+
+
+def test_nginx_is_sandboxed_by_a_drop_in_that_exists_before_the_package_starts_it():
+    # cloud-init writes non-deferred files before it installs packages: nginx's first start is sandboxed.
+    entry = files()[layout.NGINX_HARDENING_DROP_IN]
+    assert entry["owner"] == "root:root" and entry["permissions"] == "0644"
+    directives = unit_directives(entry["content"])
+    assert directives["ProtectSystem"] == ["strict"]
+    assert directives["NoNewPrivileges"] == ["yes"]
+    assert directives["ReadWritePaths"] == [" ".join(layout.NGINX_WRITABLE_PATHS)]
+    assert set(directives["CapabilityBoundingSet"][0].split()) == {
+        "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL"}
+    assert layout.NGINX_HARDENING_DROP_IN.startswith(f"{layout.SYSTEMD_DIR}/{layout.NGINX_UNIT_NAME}.d/")
 
 
 def test_packages_are_ubuntu_ones_and_tls_adds_none_since_certbot_comes_from_pypi():
