@@ -13,9 +13,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import shlex
 import socket
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.boot.conftest import require_boot
 from tests.support import boot
-from tests.support.boot_stack import BootedHost, boot_settings
+from tests.support.boot_stack import CERTIFICATE_UNITS, BootedHost, boot_settings
 from tests.support.pebble import Pebble, free_port, pebble_binaries_missing, running_pebble
 from userdata import layout, tls
 
@@ -36,8 +38,8 @@ pytestmark = pytest.mark.boot
 FIRST_BOOT_TIMEOUT_SECONDS = 900.0
 ISSUANCE_TIMEOUT_SECONDS = 420.0  # the issuance script's attempts wait 30 s, then 120 s
 DIRECTORY_CA = f"{boot.TEST_DIR}/acme-directory-ca.pem"
-# The services that run certbot: issuance at boot, and renewal (certbot.timer).
-CERTBOT_UNITS = ("mlflow-certificate.service", "certbot.service")
+# The services that run certbot: issuance at boot, and renewal (mlflow-certificate-renewal.timer).
+CERTBOT_UNITS = CERTIFICATE_UNITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,13 +158,17 @@ def test_port_80_redirects_to_https_and_keeps_health_open(issued):
 
 def test_renewal_is_scheduled_and_a_renewal_reloads_the_sandboxed_nginx(issued):
     container = issued.host.running()
-    assert container.run(["systemctl", "is-active", "certbot.timer"]).stdout.strip() == "active"
+    renewal_timer = Path(tls.RENEWAL_TIMER).name
+    assert container.run(["systemctl", "is-active", renewal_timer]).stdout.strip() == "active"
     # The issuance timer's job is done once the certificate is served.
     assert container.run(["systemctl", "is-enabled", "mlflow-certificate.timer"]).stdout.strip() == "disabled"
     before = issued.served_certificate().serial_number
-    # What certbot.timer runs, now: the deploy hook (mlflow-tls-site https) reloads nginx, sandboxed.
-    result = container.run(["env", f"REQUESTS_CA_BUNDLE={DIRECTORY_CA}", "certbot", "renew", "--force-renewal",
-                            "--no-random-sleep-on-renew", "--non-interactive"], timeout=300)
+    # What the renewal timer runs, forced, as a service with the renewal unit's environment: the deploy
+    # hook (mlflow-tls-site https, then the state saved to SSM) reloads nginx, sandboxed.
+    environment = issued.host.unit_environments[Path(tls.RENEWAL_SERVICE).name]
+    result = container.run(["systemd-run", "--wait", "--pipe", "--quiet", "--collect",
+                            *(f"--setenv={key}={value}" for key, value in environment.items()),
+                            *shlex.split(tls.renew_command()), "--force-renewal"], timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     boot.wait_until("nginx serving the renewed certificate",
                     lambda: True if issued.served_certificate().serial_number != before else None, 60)

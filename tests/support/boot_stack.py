@@ -8,7 +8,8 @@ Around the container (tests/support/boot.py), all on 127.0.0.1: PostgreSQL and m
 stack (tests/support/loopback.py: the bucket and the stack's SSM parameters, put as the components put
 them), and the instance metadata stand-in (tests/support/imds.py). The container gets the user data
 byte for byte as EC2 receives it, plus test-only files beside it, never an edit of a rendered file:
-  mlflow.service.d/90-mlflow-aws-test.conf  AWS_ENDPOINT_URL (moto for S3 and SSM) and
+  <unit>.d/90-mlflow-aws-test.conf          mlflow.service and the certificate services: AWS_ENDPOINT_URL
+                                            (moto for S3 and SSM) and
                                             AWS_EC2_METADATA_SERVICE_ENDPOINT (the stand-in), so the
                                             configure step and MLflow sign with the instance role's
                                             credentials as on EC2; and this machine's CA bundle for uv
@@ -31,13 +32,14 @@ from config import load_config
 from host_settings import host_settings_for
 from tests.support import boot, loopback
 from tests.support.imds import InstanceMetadata, running_instance_metadata
-from userdata import layout
+from userdata import layout, tls
 from userdata.settings import HostSettings
 
 # us-east-1: the loopback stack creates its bucket without a location constraint, as that region wants.
 PROJECT, STACK, REGION = "mlflow-aws", "boot", "us-east-1"
 PUBLIC_IP = loopback.LOOPBACK
 ARTIFACT_BUCKET = "mlflow-aws-boot-artifacts"
+CERTIFICATE_UNITS = tuple(Path(unit).name for unit in (tls.ISSUANCE_SERVICE, tls.RENEWAL_SERVICE))
 INSTANCE_ROLE = "mlflow-aws-boot-host"
 TEST_DROP_IN = "90-mlflow-aws-test"
 
@@ -124,17 +126,23 @@ class BootedHost:
         self.root = boot.BootRoot.extract(tarball, self.workdir / "root")
         self.root.seed(self.user_data_base64, instance_id=self.instance_id, hostname="mlflow-boot")
         bundle = boot.host_ca_bundle(self.root)
-        environment = {
+        stand_ins = {
             "AWS_ENDPOINT_URL": self.stack.moto.endpoint,
             "MLFLOW_S3_ENDPOINT_URL": self.stack.moto.endpoint,
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds.endpoint,
             **boot.installer_trust_environment(bundle),
         }
-        self.root.write(*boot.drop_in(layout.UNIT_NAME, TEST_DROP_IN, environment,
-                                      "moto and the metadata stand-in for AWS; this machine's CA bundle "
-                                      "for uv and pip, because its outbound TLS is intercepted"))
+        # Every unit that installs from PyPI or calls AWS: MLflow's, and with TLS the certificate's
+        # (certbot's install, the saved state in SSM), each with the test's own additions.
+        units = [layout.UNIT_NAME, *(CERTIFICATE_UNITS if self.settings.tls != "off" else ())]
+        self.unit_environments = {unit: {**stand_ins, **self.extra_drop_ins.get(unit, {})} for unit in units}
         for unit, unit_environment in self.extra_drop_ins.items():
-            self.root.write(*boot.drop_in(unit, TEST_DROP_IN, unit_environment, "the test's stand-ins"))
+            self.unit_environments.setdefault(unit, dict(unit_environment))
+        for unit, unit_environment in self.unit_environments.items():
+            self.root.write(*boot.drop_in(unit, TEST_DROP_IN, unit_environment,
+                                          "moto and the metadata stand-in for AWS; this machine's CA bundle "
+                                          "for uv and pip, because its outbound TLS is intercepted; the "
+                                          "test's own additions"))
         for inside, content in self.extra_files.items():
             self.root.write(inside, content)
 
