@@ -1,4 +1,5 @@
-"""A venv holding another MLflow release than the project's, built with uv and kept between runs.
+"""A venv holding another MLflow release than the project's, built with uv and kept between runs, with
+the server guard installed into it as the host's install step does (the rendered ExecStart selects it).
 
 The upgrade tests run the loopback stack's configure step and server from it (the stack's
 `replacements` map the host venv to it). Built once per release and cached under
@@ -14,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from userdata import pins
+from userdata import guard, layout, pins
 
 BUILD_TIMEOUT_SECONDS = 900.0
 _MARKER = ".mlflow-aws-complete"
@@ -39,10 +40,20 @@ def uv_executable() -> str:
     return found
 
 
+def write_guard_source(directory: Path) -> Path:
+    """The guard's files as the user data writes them on the host, under `directory`."""
+    for file in guard.guard_files():
+        target = directory / Path(file.path).relative_to(layout.GUARD_DIR)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(file.content, encoding="utf-8")
+    return directory
+
+
 def mlflow_venv(mlflow_version: str) -> Path:
     """The venv for `mlflow_version` (built now if missing); its bin/mlflow is that release's CLI."""
     root = cache_home() / f"mlflow-{mlflow_version}-py{sys.version_info.major}.{sys.version_info.minor}"
-    if (root / _MARKER).exists():
+    complete = f"{mlflow_version} guard {guard.digest()}\n"
+    if (root / _MARKER).exists() and (root / _MARKER).read_text() == complete:
         return root
     shutil.rmtree(root, ignore_errors=True)
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +61,8 @@ def mlflow_venv(mlflow_version: str) -> Path:
     steps = [
         [uv, "venv", "--quiet", "--python", sys.executable, str(root)],
         [uv, "pip", "install", "--quiet", "--python", str(root / "bin" / "python"), *requirements(mlflow_version)],
+        [uv, "pip", "install", "--quiet", "--python", str(root / "bin" / "python"),
+         str(write_guard_source(root.parent / f"server-guard-{guard.digest()[:12]}"))],
     ]
     for step in steps:
         result = subprocess.run(step, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS, check=False)
@@ -57,5 +70,5 @@ def mlflow_venv(mlflow_version: str) -> Path:
             shutil.rmtree(root, ignore_errors=True)
             raise RuntimeError(f"building the MLflow {mlflow_version} venv failed: {' '.join(step[:3])}:\n"
                                f"{result.stderr[-3000:]}")
-    (root / _MARKER).write_text(mlflow_version + "\n")
+    (root / _MARKER).write_text(complete)
     return root
