@@ -6,15 +6,15 @@ exactly the user data the program sends.
 
 from __future__ import annotations
 
+import dataclasses
+
 import naming
 from config import StackConfig
 from userdata.settings import HostSettings
 
 
 def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, public_ip: str) -> HostSettings:
-    if cfg.fleet:
-        return fleet_host_settings_for(cfg, artifact_bucket=artifact_bucket)
-    return HostSettings(
+    single_host = HostSettings(
         project=cfg.project,
         stack=cfg.stack,
         region=cfg.region,
@@ -32,24 +32,14 @@ def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, public_ip: str)
         default_permission=cfg.default_permission,
         extra_allowed_origins=cfg.extra_allowed_origins,
     )
+    return behind_load_balancer(single_host, cfg) if cfg.fleet else single_host
 
 
-def fleet_host_settings_for(cfg: StackConfig, *, artifact_bucket: str) -> HostSettings:
+def behind_load_balancer(settings: HostSettings, cfg: StackConfig) -> HostSettings:
     """The same host, rendered for "behind a load balancer": the load balancer terminates TLS (ACM) for
     `domain`, so the host serves plain HTTP on 80, trusts X-Forwarded-* from the VPC only, runs no
-    certbot, and has no public IP of its own to name."""
-    return HostSettings(
-        project=cfg.project,
-        stack=cfg.stack,
-        region=cfg.region,
-        ssm_prefix=naming.ssm_prefix(cfg.project, cfg.stack),
-        artifact_bucket=artifact_bucket,
-        public_hostname=cfg.domain,
-        public_ip="",
-        mlflow_version=cfg.mlflow_version,
-        instance_memory_mib=cfg.instance_type.memory_mib,
-        tls="off",
-        load_balancer_cidr=cfg.vpc_cidr,
-        default_permission=cfg.default_permission,
-        extra_allowed_origins=cfg.extra_allowed_origins,
+    certbot (and no job runner: config refuses it with a fleet), and has no public IP of its own."""
+    return dataclasses.replace(
+        settings, public_hostname=cfg.domain, public_ip="", tls="off", acme_email="", acme_dns_route53=False,
+        job_runner=False, load_balancer_cidr=cfg.vpc_cidr,
     )

@@ -40,7 +40,7 @@ LOOPBACK_VPC = "127.0.0.0/8"
 
 
 def fleet_settings(**overrides: Any) -> HostSettings:
-    """loopback_settings as host_settings.fleet_host_settings_for shapes them: no public IP, behind a
+    """loopback_settings as host_settings.behind_load_balancer shapes them: no public IP, behind a
     load balancer whose addresses are in LOOPBACK_VPC."""
     return loopback.loopback_settings(public_ip="", load_balancer_cidr=LOOPBACK_VPC, **overrides)
 
