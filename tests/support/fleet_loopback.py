@@ -26,6 +26,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +59,9 @@ class FleetHost(LoopbackStack):
         self._prepared = True
         self.write_host_files()
 
-    def close(self) -> None:
-        """Stops this host's own servers only; the shared ones belong to the primary."""
-        errors = []
-        for step in (self.stop_nginx, self.stop_mlflow):
-            try:
-                step()
-            except Exception as error:
-                errors.append(error)
-        if os.environ.get("MLFLOW_AWS_KEEP_LOOPBACK") != "1":
-            shutil.rmtree(self.root, ignore_errors=True)
-        if errors:
-            raise errors[0]
+    def close_steps(self) -> tuple[Callable[[], None], ...]:
+        """This host's own servers only; the shared ones belong to the primary."""
+        return (self.stop_nginx, self.stop_mlflow)
 
 
 def _children(parent: int) -> set[int]:

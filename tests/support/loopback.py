@@ -65,7 +65,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -682,9 +682,13 @@ class LoopbackStack:
         _stop_process(self.nginx, group=False)
         self.nginx = None
 
+    def close_steps(self) -> tuple[Callable[[], None], ...]:
+        """What close() stops, in order: every server this stack started."""
+        return (self.stop_nginx, self.stop_mlflow, self.stop_postgres, self.moto.stop)
+
     def close(self) -> None:
-        steps = (self.stop_nginx, self.stop_mlflow, self.stop_postgres, self.moto.stop)
         errors = []
+        steps = self.close_steps()
         for step in steps:
             try:
                 step()
