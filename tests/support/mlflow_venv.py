@@ -9,6 +9,7 @@ interrupted build is redone rather than used.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -50,8 +51,19 @@ def write_guard_source(directory: Path) -> Path:
 
 
 def mlflow_venv(mlflow_version: str) -> Path:
-    """The venv for `mlflow_version` (built now if missing); its bin/mlflow is that release's CLI."""
-    root = cache_home() / f"mlflow-{mlflow_version}-py{sys.version_info.major}.{sys.version_info.minor}"
+    """The venv for `mlflow_version` (built now if missing); its bin/mlflow is that release's CLI.
+    Built under a lock, so two test runs on one machine never build the same venv at once."""
+    cache_home().mkdir(parents=True, exist_ok=True)
+    with open(cache_home() / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _built_venv(mlflow_version)
+
+
+def _built_venv(mlflow_version: str) -> Path:
+    # One directory per release and guard: checkouts with different guards (worktrees, CI runners on one
+    # machine) never rebuild each other's venv under a running test.
+    python = f"py{sys.version_info.major}.{sys.version_info.minor}"
+    root = cache_home() / f"mlflow-{mlflow_version}-{python}-guard-{guard.digest()[:12]}"
     complete = f"{mlflow_version} guard {guard.digest()}\n"
     if (root / _MARKER).exists() and (root / _MARKER).read_text() == complete:
         return root
