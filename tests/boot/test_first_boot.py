@@ -181,7 +181,10 @@ def test_sandboxed_nginx_listens_reloads_and_writes_its_logs(healthy):
     assert boot.unit_state(container, layout.NGINX_UNIT_NAME)["ActiveState"] == "active"
     marker = f"/boot-log-check-{os.getpid()}"
     assert requests.get(f"{healthy.tracking_uri}{marker}", timeout=10).status_code == 401
-    assert marker in healthy.root.read("/var/log/nginx/access.log")
+    # nginx logs a request after it has answered it: wait for the line rather than race it.
+    root = healthy.root
+    boot.wait_until("the request in nginx's access log",
+                    lambda: True if marker in root.read("/var/log/nginx/access.log") else None, timeout=10)
     errors = healthy.root.read("/var/log/nginx/error.log")
     assert "[alert]" not in errors and "[emerg]" not in errors and "[crit]" not in errors, errors
 
