@@ -23,7 +23,8 @@ from userdata import nginx
 pytestmark = pytest.mark.host
 
 MIB = 1024 * 1024
-ANONYMOUS_BODY = 256 * MIB
+# Under nginx's limit, so MLflow is the one to refuse it (a larger declared body nginx refuses itself, 413).
+ANONYMOUS_BODY = server_guard.BODY_LIMIT_BYTES - MIB
 # What MLflow may hold of a refused body: the first chunks nginx and uvicorn have in flight.
 HELD_AT_MOST_KIB = 32 * 1024
 _addresses = itertools.count(10)
@@ -83,6 +84,20 @@ def test_a_body_with_a_wrong_password_is_refused_before_mlflow_holds_it(loopback
     answer = raw_http.stream_until_answered(loopback_stack.nginx_port, fresh_address(),
                                             "/api/2.0/mlflow/experiments/create", ANONYMOUS_BODY, wrong)
 
+    assert answer.status == 401
+    assert growth_kib(loopback_stack, quiet_peaks) < HELD_AT_MOST_KIB
+
+
+def test_an_anonymous_body_larger_than_any_request_is_refused_by_nginx(loopback_stack, quiet_peaks):
+    answer = raw_http.stream_until_answered(loopback_stack.nginx_port, fresh_address(),
+                                            "/api/2.0/mlflow/experiments/create", 300 * MIB)
+    assert answer.status == 413
+    assert growth_kib(loopback_stack, quiet_peaks) < HELD_AT_MOST_KIB
+
+
+def test_an_anonymous_body_of_unknown_size_is_refused_before_mlflow_holds_it(loopback_stack, quiet_peaks):
+    answer = raw_http.stream_until_answered(loopback_stack.nginx_port, fresh_address(),
+                                            "/api/2.0/mlflow/experiments/create", 300 * MIB, chunked=True)
     assert answer.status == 401
     assert growth_kib(loopback_stack, quiet_peaks) < HELD_AT_MOST_KIB
 

@@ -135,7 +135,7 @@ def team(team_stack: LoopbackStack) -> Iterator[Team]:
 
 def start_trace_body(trace_id: str, experiment_id: str, request_time_ms: int | None = None) -> dict[str, Any]:
     """A StartTraceV3 body as MLflow's client sends it (TraceInfo.to_proto, as JSON)."""
-    from google.protobuf.json_format import MessageToDict
+    from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
     from mlflow.entities import TraceInfo, TraceLocation, TraceState
 
     info = TraceInfo(trace_id=trace_id, trace_location=TraceLocation.from_experiment_id(experiment_id),
@@ -207,7 +207,7 @@ def test_an_otlp_batch_touching_another_users_trace_is_refused_whole(team):
     injected = otlp_export(team.mallory, team.mallory_experiment, body)
 
     assert refused(injected, 403, "PERMISSION_DENIED"), f"{injected.status_code} {injected.text}"
-    assert team.mallory.request("GET", f"/api/3.0/mlflow/traces/{own_trace}").status_code == 404
+    assert team.admin.request("GET", f"/api/3.0/mlflow/traces/{own_trace}").status_code == 404
 
 
 # --- what tracing does every day ------------------------------------------------------------------

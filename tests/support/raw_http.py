@@ -76,14 +76,16 @@ def request(port: int, source: str, method: str, path: str, headers: Mapping[str
 
 
 def stream_until_answered(port: int, source: str, path: str, size: int, headers: Mapping[str, str] | None = None,
-                          timeout: float = 120.0) -> Answer:
-    """POST a `size`-byte body (declared in Content-Length) a megabyte at a time, stopping as soon as the
-    server answers; `sent` says how much of it the server took first."""
+                          timeout: float = 120.0, *, chunked: bool = False) -> Answer:
+    """POST a `size`-byte body a megabyte at a time, declared in Content-Length (or sent chunked, its size
+    unknown to the server until the end), stopping as soon as the server answers; `sent` says how much of
+    it left this client first."""
     deadline = time.monotonic() + timeout
     chunk = b"{" + b" " * (CHUNK - 1)
+    framing = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(size)}
     with connect(port, source, timeout) as sock:
-        sock.sendall(head("POST", path, {"Content-Type": "application/json", "Content-Length": str(size),
-                                         "Connection": "close", **(headers or {})}))
+        sock.sendall(head("POST", path, {"Content-Type": "application/json", "Connection": "close", **framing,
+                                         **(headers or {})}))
         sent = 0
         while sent < size and time.monotonic() < deadline:
             readable, writable, _ = select.select([sock], [sock], [], 1.0)
@@ -91,10 +93,14 @@ def stream_until_answered(port: int, source: str, path: str, size: int, headers:
                 break
             if writable:
                 piece = chunk[: min(CHUNK, size - sent)]
+                framed = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
                 try:
-                    sent += sock.send(piece)
+                    sock.sendall(framed)
                 except (BrokenPipeError, ConnectionResetError):
                     break
+                sent += len(piece)
+        if chunked and sent >= size:
+            sock.sendall(b"0\r\n\r\n")
         return read_answer(sock, sent, deadline)
 
 
