@@ -261,6 +261,21 @@ def test_only_admins_generate_demo_data_as_only_they_delete_it(team):
     assert team.admin.post("/ajax-api/3.0/mlflow/demo/generate", nothing).status_code == 200
 
 
+def test_a_revoked_permission_takes_effect_on_the_next_request(team):
+    experiment_id = ok(team.admin.post("/api/2.0/mlflow/experiments/create", {"name": unique("revoked")}))[
+        "experiment_id"]
+    run_id = create_run(team.admin, experiment_id)
+    grant = {"username": team.alice.username, "resource_type": "experiment", "resource_id": experiment_id}
+    ok(team.admin.post("/api/3.0/mlflow/users/permissions/grant", {**grant, "permission": "EDIT"}))
+    metric = {"run_id": run_id, "key": "loss", "value": 0.5, "timestamp": 0, "step": 0}
+    assert team.alice.post("/api/2.0/mlflow/runs/log-metric", metric).status_code == 200
+
+    ok(team.admin.post("/api/3.0/mlflow/users/permissions/revoke", grant))
+    ok(team.admin.post("/api/3.0/mlflow/users/permissions/grant", {**grant, "permission": "DENY"}))
+
+    assert team.alice.post("/api/2.0/mlflow/runs/log-metric", metric).status_code == 403
+
+
 # --- what a team does every day -------------------------------------------------------------------
 
 
