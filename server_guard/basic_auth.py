@@ -17,6 +17,7 @@ from typing import Any
 
 from server_guard.authority import Authority, Login, Scope
 
+FLASK_SERVED = "mlflow_aws.flask_served"
 # Runs whose experiment is remembered (a run never changes experiment: MLflow has no API that moves one).
 RUN_CACHE_SIZE = 65536
 
@@ -26,11 +27,18 @@ class BasicAuthMismatch(RuntimeError):
 
 
 def flask_served(fastapi_app: Any) -> Callable[[Scope], bool]:
-    """Is a request routed to MLflow's Flask app (the catch-all mount), as Starlette routes it?"""
+    """Is a request routed to MLflow's Flask app (the catch-all mount), as Starlette routes it? The answer
+    is kept in the request's scope, which the guard asks twice."""
     from starlette.routing import Match, Mount
 
     native = [route for route in fastapi_app.routes if not isinstance(route, Mount)]
-    return lambda scope: not any(route.matches(scope)[0] == Match.FULL for route in native)
+
+    def served(scope: Scope) -> bool:
+        if FLASK_SERVED not in scope:
+            scope[FLASK_SERVED] = not any(route.matches(scope)[0] == Match.FULL for route in native)
+        return bool(scope[FLASK_SERVED])
+
+    return served
 
 
 def authority(auth: Any, served_by_flask: Callable[[Scope], bool]) -> Authority:

@@ -94,22 +94,21 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        response = ErrorScrubber(send)
-        if not self.authority.needs_login(scope):
-            await self.app(scope, receive, response.send)
-            return
-        refusal, username = await anyio.to_thread.run_sync(self.admit, scope)
-        if refusal is not None:
-            await refusal.send(send)
-            return
-        assert username is not None
-        held = self.held_whole(scope)
-        declared = headers_of(scope).get("content-length", "")
+        response, headers = ErrorScrubber(send), headers_of(scope)
+        held, declared = self.held_whole(scope), headers.get("content-length", "")
+        # A browser's CORS preflight carries no credentials; MLflow's CORS middleware answers it.
+        preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
+        username = None
+        if not preflight and self.authority.needs_login(scope):
+            refusal, username = await anyio.to_thread.run_sync(self.admit, scope)
+            if refusal is not None:
+                await refusal.send(send)
+                return
         if held and declared.isdigit() and int(declared) > self.body_limit:
             await self.too_large().send(send)
             return
         parse = self.trace_writes.get(scope["path"]) if scope["method"] == "POST" else None
-        if parse is not None:
+        if parse is not None and username is not None:
             body = await self.read(receive)
             if body is None:
                 await self.too_large().send(send)

@@ -10,6 +10,7 @@ connection of its own in a thread and tells the throttle.
 
 from __future__ import annotations
 
+import logging
 import select
 import threading
 import time
@@ -18,8 +19,11 @@ from typing import Any
 
 from server_guard import throttle
 
+logger = logging.getLogger("mlflow.server_guard")
+
 PRUNE_SECONDS = 60.0
 RECONNECT_SECONDS = 1.0
+POLL_SECONDS = 5.0
 LOCK_KEY = 0x6D6C666C6F77  # pg_advisory_xact_lock key: "mlflow"
 CHANNEL = "mlflow_aws_failed_logins"
 
@@ -62,6 +66,7 @@ class PostgresLedger:
         self.text = text
         self._pruned = -PRUNE_SECONDS
         self._listening = False
+        self._stop = threading.Event()
         self._run(f"SELECT pg_advisory_xact_lock({LOCK_KEY})", *SCHEMA)
 
     def _run(self, *statements: str, **values: Any) -> list[Any]:
@@ -99,20 +104,23 @@ class PostgresLedger:
         """Call `changed` for every failure committed anywhere, and whenever listening stops or resumes."""
         threading.Thread(target=self._listen, args=(changed,), name="server-guard-ledger", daemon=True).start()
 
+    def close(self) -> None:
+        self._stop.set()
+
     def _listen(self, changed: Callable[[], None]) -> None:
-        while True:
+        while not self._stop.is_set():
             connection = None
             try:
                 pooled = self.engine.raw_connection()
-                pooled.detach()  # this connection stays with the listener
                 connection = pooled.driver_connection
+                pooled.detach()  # this connection stays with the listener, out of the pool
                 connection.autocommit = True
                 with connection.cursor() as cursor:
                     cursor.execute(f"LISTEN {CHANNEL}")
                 self._listening = True
                 changed()
-                while True:
-                    if select.select([connection], [], [], 60)[0]:
+                while not self._stop.is_set():
+                    if select.select([connection], [], [], POLL_SECONDS)[0]:
                         connection.poll()
                         if connection.notifies:
                             connection.notifies.clear()
@@ -120,11 +128,14 @@ class PostgresLedger:
                     else:
                         with connection.cursor() as cursor:
                             cursor.execute("SELECT 1")  # a dead connection fails here rather than never waking
-            except Exception:
+            except Exception as error:
                 if self._listening:
                     self._listening = False
                     changed()
-                time.sleep(RECONNECT_SECONDS)
+                    logger.warning("server guard: not hearing of failed logins (%s); reading the record on every "
+                                   "login until it can again", error)
+                self._stop.wait(RECONNECT_SECONDS)
             finally:
                 if connection is not None:
                     connection.close()
+        self._listening = False

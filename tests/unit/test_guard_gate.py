@@ -97,7 +97,8 @@ def call(middleware: Gate, path: str, *, user: str | None = None, password: str 
     raw = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
     if user is not None:
         raw.append((b"authorization", f"{user}:{password or PASSWORDS[user]}".encode()))
-    scope = {"type": "http", "method": "POST", "path": path, "headers": raw, "client": ("127.0.0.9", 5)}
+    method = "OPTIONS" if "Access-Control-Request-Method" in (headers or {}) else "POST"
+    scope = {"type": "http", "method": method, "path": path, "headers": raw, "client": ("127.0.0.9", 5)}
     pieces = [body[start:start + chunk] for start in range(0, len(body), chunk)] or [b""]
     sent: list[MutableMapping[str, Any]] = []
     reads = 0
@@ -140,6 +141,13 @@ def test_nginx_names_the_client_the_throttle_counts():
     throttle = Throttle()
     call(gate(App(), throttle), FLASK, user="alice", headers={"X-Real-IP": "198.51.100.8"})
     assert throttle.successes == [("198.51.100.8", "alice")]
+
+
+def test_a_browsers_cors_preflight_passes_without_a_login_but_its_body_is_still_capped():
+    preflight = {"Origin": "https://mlflow.corp.example", "Access-Control-Request-Method": "POST"}
+    app = App()
+    assert call(gate(app), FLASK, headers=preflight, body=b"{}").status == 200
+    assert call(gate(App()), FLASK, headers=preflight, body=b"y" * (LIMIT + 1)).status == 413
 
 
 def test_open_routes_pass_without_a_login():
