@@ -21,6 +21,7 @@ def install_rules(flask_app: Any) -> None:
 
     basic_auth.harden_validators(auth)
     basic_auth.cache_run_experiments(auth)
+    basic_auth.remember_users_per_request(auth)
     paths = locations.create_experiment_paths(auth.BEFORE_REQUEST_VALIDATORS.items(),
                                               auth.validate_can_create_experiment)
     if not paths:

@@ -108,6 +108,24 @@ def harden_validators(auth: Any) -> None:
     validators[demo["generate"]] = validators[demo["delete"]]
 
 
+def remember_users_per_request(auth: Any) -> None:
+    """basic-auth looks the caller up again for each question within one request (is she an admin, what
+    may her id do); within a request the answer cannot change, so it is looked up once."""
+    from flask import g, has_request_context
+
+    fetch = auth.store.get_user
+
+    def get_user(username: str) -> Any:
+        if not has_request_context():
+            return fetch(username)
+        users = g.setdefault("mlflow_aws_users", {})
+        if username not in users:
+            users[username] = fetch(username)
+        return users[username]
+
+    auth.store.get_user = get_user
+
+
 def cache_run_experiments(auth: Any) -> None:
     """basic-auth fetches the whole run (tags, params, latest metrics) on every run-scoped request only to
     learn its experiment; the guard remembers that experiment, never the permission decided from it."""

@@ -197,6 +197,25 @@ def test_a_missing_run_is_looked_up_again_and_each_action_has_its_own_requiremen
     assert auth._run_requirement("run-a", "delete")[1][1] == ("run", "*", "delete")
 
 
+def test_a_user_is_looked_up_once_per_request_and_again_in_the_next():
+    lookups: list[str] = []
+
+    def get_user(name: str) -> dict[str, str]:
+        lookups.append(name)
+        return {"name": name}
+
+    auth = SimpleNamespace(store=SimpleNamespace(get_user=get_user))
+    basic_auth.remember_users_per_request(auth)
+    app = Flask(__name__)
+    for _ in range(2):
+        with app.test_request_context("/api/2.0/mlflow/runs/log-metric"):
+            assert auth.store.get_user("alice") == auth.store.get_user("alice") == {"name": "alice"}
+            auth.store.get_user("bob")
+    assert lookups == ["alice", "bob", "alice", "bob"]
+    auth.store.get_user("alice")  # outside a request: every time
+    assert lookups[-1] == "alice" and len(lookups) == 5
+
+
 def test_this_mlflows_basic_auth_has_the_routes_the_guard_acts_on():
     from mlflow.server import auth
 
