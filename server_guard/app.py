@@ -60,10 +60,13 @@ def install_gate(served: Any, flask_app: Any) -> None:
         return {str(info.trace_id): str(info.experiment_id) for info in found}
 
     served_by_flask = basic_auth.flask_served(served)
+    ledger = PostgresLedger(auth.store.engine)
+    throttle = LoginThrottle(ledger)
+    ledger.watch(throttle.changed)
     served.add_middleware(
         Gate,
         authority=basic_auth.authority(auth, served_by_flask),
-        throttle=LoginThrottle(PostgresLedger(auth.store.engine)),
+        throttle=throttle,
         unauthenticated=unauthenticated_answer(flask_app, auth),
         held_whole=served_by_flask,
         trace_writes={OTLP_TRACES_PATH: traces.otlp_write,

@@ -26,6 +26,7 @@ RECONNECT_SECONDS = 1.0
 POLL_SECONDS = 5.0
 LOCK_KEY = 0x6D6C666C6F77  # pg_advisory_xact_lock key: "mlflow"
 CHANNEL = "mlflow_aws_failed_logins"
+LISTENER = "mlflow_aws_guard_listener"  # the listener's application_name, as pg_stat_activity shows it
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS mlflow_aws_failed_logins (address VARCHAR(64) NOT NULL, "
@@ -116,6 +117,7 @@ class PostgresLedger:
                 pooled.detach()  # this connection stays with the listener, out of the pool
                 connection.autocommit = True
                 with connection.cursor() as cursor:
+                    cursor.execute(f"SET application_name TO {LISTENER}")
                     cursor.execute(f"LISTEN {CHANNEL}")
                 self._listening = True
                 changed()

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 import server_guard
-from server_guard import throttle
+from server_guard import ledger, throttle
 from tests.support import raw_http
-from tests.support.loopback import LoopbackStack
+from tests.support.loopback import LoopbackStack, autocommit_cursor
 from userdata import nginx
 
 pytestmark = pytest.mark.host
@@ -170,6 +170,19 @@ def test_a_request_whose_headers_never_end_is_dropped(loopback_stack):
 
 
 # --- 5. password guessing -------------------------------------------------------------------------
+
+
+def test_every_mlflow_worker_hears_of_failed_logins_as_they_happen(loopback_stack):
+    (exec_start,) = loopback_stack.unit["ExecStart"]
+    words = exec_start.split()
+    workers = int(words[words.index("--workers") + 1])
+    deadline, listeners = time.monotonic() + 30, 0
+    while listeners < workers and time.monotonic() < deadline:
+        with autocommit_cursor(loopback_stack.auth_postgres_dsn) as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (ledger.LISTENER,))
+            (listeners,) = cursor.fetchone()
+        time.sleep(0.2)
+    assert listeners >= workers
 
 
 def test_wrong_passwords_from_one_address_are_throttled_before_any_password_is_checked(loopback_stack):
