@@ -53,7 +53,8 @@ def test_no_message_doubles_an_apostrophe_after_a_quoted_name() -> None:
     found = []
     for path in git("ls-files").splitlines():
         file = REPO / path
-        kind = file.suffix if file.suffix == ".py" else (".sh" if path.startswith("scripts/") else "")
+        shell = file.suffix == ".sh" or path.startswith(("scripts/", ".ci/"))
+        kind = file.suffix if file.suffix == ".py" else (".sh" if shell else "")
         if kind not in DOUBLED_APOSTROPHE or not file.is_file():
             continue
         for number, line in enumerate(file.read_text(errors="replace").splitlines(), start=1):
