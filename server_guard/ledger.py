@@ -47,8 +47,10 @@ SELECT kind, key, EXTRACT(EPOCH FROM failed_at + make_interval(secs => :window) 
   SELECT 'user', username, failed_at, row_number() OVER (PARTITION BY username ORDER BY failed_at DESC)
     FROM mlflow_aws_failed_logins WHERE {RECENT}) AS ranked
 WHERE n = :limit"""
-FAILURES = (f"SELECT count(*), count(*) FILTER (WHERE username = :username) FROM mlflow_aws_failed_logins "
-            f"WHERE address = :address AND {RECENT}")
+FAILURES = ("SELECT count(*) FILTER (WHERE address = :address), "
+            "count(*) FILTER (WHERE address = :address AND username = :username), "
+            "count(*) FILTER (WHERE username = :username) FROM mlflow_aws_failed_logins "
+            f"WHERE (address = :address OR username = :username) AND {RECENT}")
 KNOWN = ("SELECT 1 FROM mlflow_aws_known_logins WHERE username = :username AND address = :address "
          "AND last_success > now() - make_interval(secs => :known)")
 FAILED = ("INSERT INTO mlflow_aws_failed_logins (address, username) VALUES (:address, :username)",
@@ -94,9 +96,9 @@ class PostgresLedger:
     def known_pair(self, address: str, username: str) -> bool:
         return bool(self._run(KNOWN, address=address, username=username))
 
-    def failures(self, address: str, username: str) -> tuple[int, int]:
-        ((from_address, pair),) = self._run(FAILURES, address=address, username=username)
-        return int(from_address), int(pair)
+    def failures(self, address: str, username: str) -> tuple[int, int, int]:
+        ((from_address, pair, for_user),) = self._run(FAILURES, address=address, username=username)
+        return int(from_address), int(pair), int(for_user)
 
     def watching(self) -> bool:
         return self._listening

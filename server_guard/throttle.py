@@ -9,10 +9,11 @@ A throttle must not lock out the people it protects, so two kinds of client are 
 password check while their address or user name is throttled (OWASP's "prove yourself" exemptions):
 - an address from which that user logged in within KNOWN_SECONDS (a known pair), unless the pair itself
   has LIMIT failures in the window: a teammate behind the same office address as a guesser still logs in;
-- any address without a failure in the window, when only the user name is throttled: the victim of a
-  guessing campaign still logs in from a new place. Each fresh address of a botnet gets one guess at a
-  throttled user name this way, then it has failed: per user name, at most LIMIT + (the attacker's
-  addresses) guesses per window get through.
+- any address without a failure in the window, when only the user name is throttled and it has fewer
+  than 2 * LIMIT failures in the window: the victim of a guessing campaign still logs in from a new place.
+  A botnet's fresh addresses share those LIMIT extra guesses, so per user name at most 2 * LIMIT guesses
+  per window get through from addresses its owner never logged in from, however many the attacker has.
+An IPv6 client is counted by its /64 network, which one subscriber or host usually holds whole.
 
 The record lives in the auth database (server_guard.ledger), shared by the hosts of a fleet. Each worker
 keeps the list of throttled addresses and user names in memory, so a login that is not throttled costs no
@@ -24,6 +25,7 @@ stale list would let a correct guess through a throttle that a wrong one already
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -42,6 +44,19 @@ ADDRESS, USER = "address", "user"
 MAX_ADDRESS, MAX_USERNAME = 64, 256
 
 
+def address_key(address: str) -> str:
+    """An IPv6 address as its /64 network (an IPv4-mapped one as IPv4), any other text cut to MAX_ADDRESS."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:MAX_ADDRESS]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class Ledger(Protocol):
     def throttled(self) -> dict[tuple[str, str], float]:
         """(ADDRESS or USER, key) -> seconds until it has fewer than LIMIT failures in the window."""
@@ -52,8 +67,9 @@ class Ledger(Protocol):
 
     def known_pair(self, address: str, username: str) -> bool: ...
 
-    def failures(self, address: str, username: str) -> tuple[int, int]:
-        """Failures in the window from `address`: for any user name, and for `username`."""
+    def failures(self, address: str, username: str) -> tuple[int, int, int]:
+        """Failures in the window: from `address` for any user name, from `address` for `username`, and for
+        `username` from anywhere."""
 
     def watching(self) -> bool:
         """Is every failure, on any host, reported to this worker as it is committed?"""
@@ -70,16 +86,16 @@ class LoginThrottle:
 
     def retry_after(self, address: str, username: str) -> int | None:
         """None: check this login's password; else refuse it for that many seconds."""
-        address, username, now = address[:MAX_ADDRESS], username[:MAX_USERNAME], self.clock()
+        address, username, now = address_key(address), username[:MAX_USERNAME], self.clock()
         until = self._throttled(now)
         by_address, by_user = (deadline if deadline is not None and deadline > now else None
                                for deadline in (until.get((ADDRESS, address)), until.get((USER, username))))
         if by_address is None and by_user is None:
             return None
-        from_address, pair = self.ledger.failures(address, username)
+        from_address, pair, for_user = self.ledger.failures(address, username)
         if pair < LIMIT and self.ledger.known_pair(address, username):
             return None
-        if by_address is None and from_address == 0:
+        if by_address is None and from_address == 0 and for_user < 2 * LIMIT:
             return None
         return max(1, math.ceil(max(by_address or now, by_user or now) - now))
 
@@ -90,11 +106,11 @@ class LoginThrottle:
             self._until = None
 
     def failed(self, address: str, username: str) -> None:
-        self.ledger.record_failure(address[:MAX_ADDRESS], username[:MAX_USERNAME])
+        self.ledger.record_failure(address_key(address), username[:MAX_USERNAME])
         self.changed()
 
     def succeeded(self, address: str, username: str) -> None:
-        now, pair = self.clock(), (address[:MAX_ADDRESS], username[:MAX_USERNAME])
+        now, pair = self.clock(), (address_key(address), username[:MAX_USERNAME])
         with self._lock:
             written = self._successes.get(pair)
             if written is not None and now - written < SUCCESS_WRITE_SECONDS:

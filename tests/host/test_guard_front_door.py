@@ -226,6 +226,17 @@ def test_a_guessed_user_name_is_throttled_while_its_owner_still_logs_in(loopback
     assert whoami(loopback_stack, fresh_address(), victim, password).status == 200
 
 
+def test_a_botnets_fresh_addresses_share_a_bounded_number_of_guesses(loopback_stack):
+    victim, password = create_user(loopback_stack)
+    home = fresh_address()
+    assert whoami(loopback_stack, home, victim, password).status == 200
+    answers = [whoami(loopback_stack, fresh_address(), victim, f"Winter{n}!").status
+               for n in range(2 * throttle.LIMIT + 1)]
+
+    assert answers == [401] * (2 * throttle.LIMIT) + [429]
+    assert whoami(loopback_stack, home, victim, password).status == 200
+
+
 def test_a_correct_login_is_never_counted_as_a_failure(loopback_stack):
     member = fresh_address()
     username, password = create_user(loopback_stack)

@@ -130,7 +130,8 @@ def test_failures_are_counted_per_address_and_per_pair_and_successes_make_known_
     ledger.record_failure(office, "mallory")
     ledger.record_failure(office, "bob")
     ledger.record_success(office, "bob")
-    assert ledger.failures(office, "bob") == (2, 1)
+    ledger.record_failure(address(), "bob")
+    assert ledger.failures(office, "bob") == (2, 1, 2)
     assert ledger.known_pair(office, "bob") and not ledger.known_pair(office, "mallory")
 
 

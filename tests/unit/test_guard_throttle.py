@@ -36,9 +36,10 @@ class Ledger:
     def known_pair(self, address: str, username: str) -> bool:
         return (address, username) in self.known
 
-    def failures(self, address: str, username: str) -> tuple[int, int]:
+    def failures(self, address: str, username: str) -> tuple[int, int, int]:
         return (sum(1 for a, _ in self.failed if a == address),
-                sum(1 for pair in self.failed if pair == (address, username)))
+                sum(1 for pair in self.failed if pair == (address, username)),
+                sum(1 for _, u in self.failed if u == username))
 
     def watching(self) -> bool:
         return self.listening
@@ -96,6 +97,30 @@ def test_a_throttled_user_name_logs_in_from_an_address_without_failures(gate, le
     ledger.failed.append((GUESSER, "alice"))
     assert gate.retry_after(HOME, "alice") is None
     assert gate.retry_after(GUESSER, "alice") == 500
+
+
+def test_fresh_addresses_share_a_bounded_number_of_guesses_at_a_throttled_user_name(gate, ledger):
+    ledger.blocked[(USER, "alice")] = 500
+    ledger.failed += [(f"203.0.113.{n}", "alice") for n in range(2 * LIMIT)]
+    assert gate.retry_after(HOME, "alice") == 500
+    ledger.known.add((OFFICE, "alice"))
+    assert gate.retry_after(OFFICE, "alice") is None
+
+
+@pytest.mark.parametrize("address, key", [
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:bbbb::7", "2001:db8:1:2::/64"),
+    ("::ffff:198.51.100.7", "198.51.100.7"),
+    ("198.51.100.7", "198.51.100.7"),
+    ("not-an-address" * 10, ("not-an-address" * 10)[:throttle.MAX_ADDRESS]),
+])
+def test_an_ipv6_client_is_counted_by_its_network(address, key):
+    assert throttle.address_key(address) == key
+
+
+def test_one_ipv6_network_is_throttled_whole(gate, ledger):
+    ledger.blocked[(ADDRESS, "2001:db8:1:2::/64")] = 90
+    assert gate.retry_after("2001:db8:1:2:ffff::9", "alice") == 90
 
 
 def test_an_address_throttled_and_a_user_name_throttled_wait_for_the_later(gate, ledger):
