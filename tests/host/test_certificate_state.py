@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import naming
 import userdata
+from tests.support.host_role import HOST_ROLE
+from tests.support.imds import InstanceMetadata, running_instance_metadata
 from tests.support.loopback import MotoServer, loopback_settings, remap, rendered_files
 from tests.support.tls_loopback import certbot_venv
 from userdata import layout, tls
@@ -50,6 +51,13 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def imds(moto: MotoServer) -> Iterator[InstanceMetadata]:
+    """The metadata stand-in, handing out a session of the host's role with the policy rendered for SETTINGS."""
+    with running_instance_metadata(HOST_ROLE, moto.start_host_role(SETTINGS)) as metadata:
+        yield metadata
+
+
 @dataclass
 class StateHost:
     """A host's certbot tree under `root`, and the rendered state program (its executable, the modules it
@@ -57,6 +65,7 @@ class StateHost:
 
     root: Path
     moto: MotoServer
+    imds: InstanceMetadata
     settings: HostSettings = SETTINGS
 
     @property
@@ -88,8 +97,9 @@ class StateHost:
         return path
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
+        env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": self.moto.endpoint,
+               "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds.endpoint,
+               "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_CONFIG_FILE": os.devnull}
         return subprocess.run([str(self.script()), *args], env=env, capture_output=True, text=True,
                               timeout=TIMEOUT_SECONDS)
 
@@ -127,8 +137,7 @@ class StateHost:
 
 
 def ssm(moto: MotoServer) -> Any:
-    return boto3.client("ssm", region_name=SETTINGS.region, endpoint_url=moto.endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return moto.client("ssm", SETTINGS.region)
 
 
 def parameter(moto: MotoServer, which: naming.SsmParameter) -> dict[str, Any]:
@@ -145,13 +154,13 @@ def clean_ssm(moto: MotoServer) -> Iterator[None]:
 
 
 @pytest.fixture
-def first(tmp_path: Path, moto: MotoServer, clean_ssm: None) -> StateHost:
-    return StateHost(tmp_path / "first", moto)
+def first(tmp_path: Path, moto: MotoServer, imds: InstanceMetadata, clean_ssm: None) -> StateHost:
+    return StateHost(tmp_path / "first", moto, imds)
 
 
 @pytest.fixture
-def second(tmp_path: Path, moto: MotoServer) -> StateHost:
-    return StateHost(tmp_path / "second", moto)
+def second(tmp_path: Path, moto: MotoServer, imds: InstanceMetadata) -> StateHost:
+    return StateHost(tmp_path / "second", moto, imds)
 
 
 def test_with_nothing_saved_restore_writes_nothing_and_says_so(first: StateHost) -> None:
