@@ -6,17 +6,22 @@ and site. `remap()` rewrites their host paths and ports into a temporary tree an
 is retyped. Around them: a throwaway PostgreSQL cluster (initdb, SSL on with a self-signed
 certificate, because the backend URI says sslmode=require; only SSL connections are accepted), and
 moto's server as S3 (the artifact bucket) and SSM (the stack's parameters, put the way the Database
-and ServerSecrets components put them, names from naming.py).
+and ServerSecrets components put them, names from naming.py), with authorization on: the tests act as
+moto's admin, and the host's processes find a session of the host's role, carrying the policy the
+program renders (tests/support/host_role.py), through the instance metadata stand-in (tests/support/imds.py)
+as on EC2.
 
     with LoopbackStack(instance_memory_mib=1024) as stack:   # HostSettings overrides
         mlflow.set_tracking_uri(stack.tracking_uri)          # through nginx
         ...
 
 Interface (all a plain class, usable without pytest):
-  LoopbackStack(settings=None, *, start=True, **overrides)  settings: a HostSettings, or the defaults of
-                        `loopback_settings(**overrides)` (tls off, public_ip 127.0.0.1)
+  LoopbackStack(settings=None, *, start=True, policy_change=None, **overrides)  settings: a HostSettings,
+                        or the defaults of `loopback_settings(**overrides)` (tls off, public_ip 127.0.0.1);
+                        policy_change: a change to the host role's policy (host_role.without_action)
   start()               prepare() + start_postgres() + start_mlflow() + start_nginx()
-  prepare()             write_host_files(), initdb, start moto, create the bucket, put the parameters
+  prepare()             write_host_files(), initdb, start moto, create the bucket, put the parameters,
+                        create the host's role and start the metadata stand-in with its session
   write_host_files()    every rendered file, remapped, into the tree (no server started)
   start_postgres() / stop_postgres()
   configure(env=None, timeout=...) -> CompletedProcess    the rendered ExecStartPre, once
@@ -37,7 +42,9 @@ Interface (all a plain class, usable without pytest):
   set_admin_username(username)   a renamed admin in SSM (likewise)
   path(host_path)       where a host path lives in the temporary tree;  remap(text): with `replacements`
   env_file_values()     the env file the configure step wrote, parsed as systemd parses it
-  ssm_client(), s3_client()                              boto3 clients for moto
+  ssm_client(), s3_client()                              boto3 clients for moto, as its admin
+  aws_environment()     what the host's processes get: moto's endpoint and the metadata stand-in's
+  imds                  the metadata stand-in (credential_reads, refused)
 
 Module functions: remap(text, replacements), loopback_replacements(...), loopback_settings(**overrides),
 rendered_files(user_data), unit_directives(unit_text), parse_env_file(text), free_port(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 
 import pytest
 import tomllib
@@ -116,3 +117,19 @@ def test_the_rendered_host_programs_are_their_modules_and_executables_calling_ma
         assert f"from {program.module.__name__} import main\n" in executable
         assert f"main(sys.argv[1:], {layout.HOST_SETTINGS!r})" in executable
         ast.parse(executable)
+
+
+# What the venvs hold besides the standard library: MLflow's (MLflow, boto3, psycopg2, werkzeug) and certbot's
+# (cryptography, boto3); mypy_boto3 only for the type checker (imported under TYPE_CHECKING).
+HOST_VENV_PACKAGES = {"host_programs", "boto3", "botocore", "psycopg2", "mlflow", "werkzeug", "cryptography",
+                      "mypy_boto3_ssm"}
+
+
+@pytest.mark.parametrize("name", sorted(programs.source_files(HOST_PROGRAMS)))
+def test_a_shipped_module_imports_only_the_standard_library_its_venv_and_the_package(name):
+    tree = ast.parse((programs.PACKAGE_DIR / name).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported - sys.stdlib_module_names - HOST_VENV_PACKAGES == set()
