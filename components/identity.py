@@ -149,7 +149,7 @@ class HostIdentity(pulumi.ComponentResource):
             description="MLflow tracking host: artifact bucket, stack parameters, Session Manager",
             opts=child,
         )
-        host_policy = aws.iam.RolePolicy(
+        inline_policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
             policy=pulumi.Output.from_input(args.bucket_arn).apply(
@@ -179,5 +179,5 @@ class HostIdentity(pulumi.ComponentResource):
         self.role_name = role.name
         # A host launched with the profile has its permissions from the first boot: the configure step
         # and the SSM agent then start without a round of AccessDenied retries.
-        self.instance_profile_name = ready_after(profile.name, host_policy, session_manager, *saved_state)
+        self.instance_profile_name = ready_after(profile.name, inline_policy, session_manager, *saved_state)
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})
