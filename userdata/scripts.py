@@ -14,7 +14,7 @@ from userdata.programs import HostProgram
 from userdata.settings import HostSettings
 from userdata.template import fill
 
-# Each of the configure step's two waits (SSM parameters, then PostgreSQL) gives up after this long.
+# Each of the configure step's waits (SSM parameters, PostgreSQL, a fleet's schema lock) gives up after this long.
 CONFIGURE_WAIT_SECONDS = 1200
 # Each of the install's downloads (uv, then MLflow and its dependencies): tries, each bounded, and the
 # wait before the next (1x, 2x, ... this delay).
