@@ -13,7 +13,7 @@ from components.client_access import ClientAccess, ClientAccessArgs
 from components.database import Database, DatabaseArgs
 from components.fleet import HostFleet, HostFleetArgs
 from components.host import TrackingHost, TrackingHostArgs
-from components.identity import HostIdentity, HostIdentityArgs
+from components.identity import HostIdentity, host_identity_args
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.server_restart import ServerRestart, ServerRestartArgs
@@ -80,18 +80,7 @@ database = Database(
 secrets = ServerSecrets(
     name, ServerSecretsArgs(ssm_prefix=cfg.ssm_prefix, admin_username=cfg.admin_username), with_provider
 )
-identity = HostIdentity(
-    name,
-    HostIdentityArgs(
-        region=cfg.region,
-        ssm_prefix=cfg.ssm_prefix,
-        bucket_arn=artifacts.bucket_arn,
-        # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
-        hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
-        saves_certificate=cfg.tls == "letsencrypt" and not cfg.fleet,
-    ),
-    with_provider,
-)
+identity = HostIdentity(name, host_identity_args(cfg, artifacts.bucket_arn), with_provider)
 def deploy_fleet() -> None:
     """hosts >= 2: an Auto Scaling group behind an Application Load Balancer. No Elastic IP, and no
     recovery alarms: the group replaces a host the load balancer finds unhealthy."""
