@@ -17,7 +17,8 @@ import pytest
 from server_guard import throttle
 from server_guard.ledger import PostgresLedger
 from tests.host.conftest import require_host_binaries
-from tests.support.loopback import PostgresCluster, free_port
+from tests.support.loopback import PostgresCluster
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.host
 
