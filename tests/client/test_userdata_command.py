@@ -17,6 +17,7 @@ from userdata.settings import HostSettings
 REPO = Path(__file__).resolve().parents[2]
 OUTPUTS = {
     Outputs.ARTIFACT_BUCKET: "mlflow-aws-staging-artifacts-0f1e2d3c",
+    Outputs.HOST_FILES_BUCKET: "mlflow-aws-staging-host-files-0f1e2d3c",
     Outputs.PUBLIC_IP: "198.51.100.23",
     Outputs.ADMIN_PASSWORD: "Never4Printed5In6User7Data",
 }
@@ -53,6 +54,7 @@ def test_prints_the_user_data_for_the_stack_config_and_its_allocated_bucket_and_
         region="eu-central-1",
         ssm_prefix="/mlflow-aws/staging",
         artifact_bucket="mlflow-aws-staging-artifacts-0f1e2d3c",
+        host_files_bucket="mlflow-aws-staging-host-files-0f1e2d3c",
         public_hostname="198.51.100.23",  # no domain: the Elastic IP itself
         public_ip="198.51.100.23",
         mlflow_version="3.16.0",
@@ -103,7 +105,7 @@ def test_directory_without_pulumi_yaml_is_refused(tmp_path: Path, capsys: pytest
     assert "Pulumi.yaml" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("missing", [Outputs.ARTIFACT_BUCKET, Outputs.PUBLIC_IP])
+@pytest.mark.parametrize("missing", [Outputs.ARTIFACT_BUCKET, Outputs.HOST_FILES_BUCKET, Outputs.PUBLIC_IP])
 def test_missing_output_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: str) -> None:
     directory = project(tmp_path, {"aws:region": "eu-west-1"})
     (directory / "outputs.json").write_text(json.dumps({k: v for k, v in OUTPUTS.items() if k != missing}))
