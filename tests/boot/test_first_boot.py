@@ -130,7 +130,7 @@ def test_the_bootstrap_fetched_the_host_files_from_s3_as_the_role_through_the_me
     assert f"mlflow-host-files: wrote the 1 early files of {bundle.key}" in output
     assert f"mlflow-host-files: wrote the {deferred} deferred files of {bundle.key}" in output
     fetches = [line for line in healthy.stack.moto.log.read_text().splitlines()
-               if f"on arn:aws:s3:::{bucket}/{bundle.key}" in line]
+               if f"s3:GetObject on arn:aws:s3:::{bucket}/{bundle.key}" in line]
     assert fetches and all(line.startswith("moto-authorization: allowed arn:aws:sts::") and
                            f":assumed-role/{host_role.HOST_ROLE}/" in line for line in fetches), fetches
     for file in userdata.host_files(healthy.settings):

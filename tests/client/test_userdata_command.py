@@ -71,10 +71,29 @@ def test_domain_in_the_config_replaces_the_ip_address_as_the_certified_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     directory = project(tmp_path, {"aws:region": "eu-west-1", "mlflow-aws:domain": "mlflow.example.org"})
-    assert run_userdata(directory) == 0
+    assert run_userdata(directory, "--files") == 0
     printed = capsys.readouterr().out
     assert "--cert-name mlflow.example.org --domain mlflow.example.org" in printed
     assert "--ip-address" not in printed and "live/198.51.100.23/" not in printed
+
+
+def test_files_prints_every_host_file_the_object_the_user_data_names_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = project(tmp_path, {"aws:region": "eu-west-1"})
+    assert run_userdata(directory) == 0
+    user_data = yaml.safe_load(capsys.readouterr().out)
+    assert run_userdata(directory, "--files") == 0
+    printed = capsys.readouterr().out
+
+    early = user_data["bootcmd"][1]
+    bucket, key = early[early.index("--bucket") + 1], early[early.index("--key") + 1]
+    assert bucket == OUTPUTS[Outputs.HOST_FILES_BUCKET]
+    assert printed.startswith(f"# s3://{bucket}/{key}\n")
+    headers = [line for line in printed.splitlines() if line.startswith("# /")]
+    assert "# /etc/systemd/system/nginx.service.d/mlflow-aws-hardening.conf (root:root 0644, early)" in headers
+    assert "# /etc/systemd/system/mlflow.service (root:root 0644, deferred)" in headers
+    assert OUTPUTS[Outputs.ADMIN_PASSWORD] not in printed
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
