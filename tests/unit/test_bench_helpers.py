@@ -137,7 +137,7 @@ def test_buffered_variant_turns_both_bufferings_on():
 
 
 def test_the_no_client_limits_variant_is_the_site_before_issue_23():
-    files = rendered_files(userdata.render(loopback_settings()))
+    files = host_file_contents(loopback_settings())
     stack.apply_variant(files, "no-client-limits")
     snippet = files[layout.NGINX_PROXY_SNIPPET]
     assert "limit_conn " not in snippet and "client_header_timeout" not in snippet
