@@ -15,7 +15,7 @@ import base64
 import dataclasses
 from typing import Any
 
-from userdata import cloud_config, guard, layout, nginx, pins, scripts, service, tls
+from userdata import cloud_config, guard, layout, monitoring, nginx, pins, scripts, service, tls
 from userdata.deflate import gzip_bytes
 from userdata.files import HostFile
 from userdata.settings import HostSettings
@@ -27,7 +27,7 @@ EC2_USER_DATA_LIMIT = 16 * 1024
 
 
 def host_files(s: HostSettings) -> list[HostFile]:
-    """Every file the user data writes, in order: the MLflow side, nginx, then TLS."""
+    """Every file the user data writes, in order: the MLflow side, nginx, TLS, then monitoring."""
     # Deferred (written after packages and users exist), like everything cloud-init writes here.
     return [
         HostFile(layout.INSTALL_SCRIPT, scripts.install_script(s), permissions="0755", defer=True),
@@ -36,6 +36,7 @@ def host_files(s: HostSettings) -> list[HostFile]:
         HostFile(layout.UNIT_PATH, service.unit(s), defer=True),
         *nginx.nginx_files(s),
         *tls.tls_files(s),
+        *monitoring.monitoring_files(s),
     ]
 
 
@@ -48,6 +49,8 @@ def boot_commands(s: HostSettings) -> list[str]:
         # configure step may wait many minutes for RDS, created in parallel.
         f"systemctl start --no-block {layout.UNIT_NAME}",
         *nginx.http_site_commands(s),
+        # Not waited for either: the agent's install retries on its own timer.
+        *monitoring.monitoring_boot_commands(s),
         *tls.tls_boot_commands(s),
     ]
 
@@ -56,7 +59,7 @@ def document(s: HostSettings) -> dict[str, Any]:
     return {
         "package_update": True,
         # TLS adds none: certbot comes from PyPI (userdata.tls).
-        "packages": list(pins.UBUNTU_PACKAGES),
+        "packages": [*pins.UBUNTU_PACKAGES, *(pins.MONITORING_PACKAGES if s.monitoring else ())],
         "users": [
             "default",
             {
