@@ -32,6 +32,13 @@ PARAMETER_WRITE_ACTIONS = ["ssm:PutParameter"]
 # certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
+# What the CloudWatch agent calls to ship a log (aws/amazon-cloudwatch-agent v1.300071.0,
+# plugins/outputs/cloudwatchlogs/internal/pusher/target.go and sender.go): PutLogEvents, and
+# CreateLogStream for each new stream. It calls CreateLogGroup only for a missing group, and
+# DescribeLogGroups and PutRetentionPolicy only with `retention_in_days`, which its configuration leaves
+# out: the stack creates the groups with their retention, so neither is granted.
+LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
+METRIC_ACTIONS = ["cloudwatch:PutMetricData"]
 
 
 @dataclass
@@ -41,6 +48,10 @@ class HostIdentityArgs:
     bucket_arn: pulumi.Input[str]
     hosted_zone_id: str = ""
     saves_certificate: bool = True  # tls: letsencrypt; the host keeps its certificate in SSM
+    # With monitoring: the log groups the host's agent writes and the one namespace its metrics go to.
+    log_group_names: tuple[str, ...] = ()
+    metrics_namespace: str = ""
+    log_groups_ready: tuple[pulumi.CustomResource, ...] = ()
 
 
 def assume_role_policy() -> str:
@@ -70,9 +81,17 @@ def written_parameter_arns(partition: str, region: str, account_id: str, ssm_pre
 
 
 
+def log_group_arns(partition: str, region: str, account_id: str, names: tuple[str, ...]) -> list[str]:
+    """Each group (CreateLogStream is authorized against it) and everything below it, `<group>:*`: its
+    streams (`:log-stream:<name>`, for PutLogEvents), and the `:*` form IAM matches some calls against."""
+    groups = [f"arn:{partition}:logs:{region}:{account_id}:log-group:{name}" for name in names]
+    return [arn for group in groups for arn in (group, f"{group}:*")]
+
+
 def host_policy_document(
     *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = "",
-    written_parameter_arns: list[str] | None = None,
+    written_parameter_arns: list[str] | None = None, log_group_arns: list[str] | None = None,
+    metrics_namespace: str = "",
 ) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
@@ -84,6 +103,14 @@ def host_policy_document(
         statements.append({
             "Sid": "SaveCertificateState", "Effect": "Allow", "Action": PARAMETER_WRITE_ACTIONS,
             "Resource": written_parameter_arns,
+        })
+    if log_group_arns:
+        statements.append({"Sid": "ShipLogs", "Effect": "Allow", "Action": LOG_ACTIONS, "Resource": log_group_arns})
+    if metrics_namespace:
+        # PutMetricData has no resource to scope: the namespace condition key is how IAM narrows it.
+        statements.append({
+            "Sid": "PublishStackMetrics", "Effect": "Allow", "Action": METRIC_ACTIONS, "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
         })
     if hosted_zone_id:
         statements += [
@@ -132,6 +159,8 @@ class HostIdentity(pulumi.ComponentResource):
                         written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
                         if args.saves_certificate else None
                     ),
+                    log_group_arns=log_group_arns(partition, args.region, account_id, args.log_group_names),
+                    metrics_namespace=args.metrics_namespace,
                 )
             ),
             opts=child,
@@ -158,5 +187,7 @@ class HostIdentity(pulumi.ComponentResource):
         self.role_name = role.name
         # A host launched with the profile has its permissions from the first boot: the configure step
         # and the SSM agent then start without a round of AccessDenied retries.
-        self.instance_profile_name = ready_after(profile.name, host_policy, session_manager, *saved_state)
+        self.instance_profile_name = ready_after(
+            profile.name, host_policy, session_manager, *saved_state, *args.log_groups_ready
+        )
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

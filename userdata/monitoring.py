@@ -81,8 +81,13 @@ CPU = HostMetric("cpu_usage_active", (("cpu", "cpu-total"),), "CPU busy (%)")
 HOST_METRICS = (MEMORY, ROOT_DISK, CPU)
 
 
-def runs_certbot(s: HostSettings) -> bool:
-    return s.tls == "letsencrypt" and not s.behind_load_balancer
+def runs_certbot(*, tls: str, behind_load_balancer: bool) -> bool:
+    """Whether the host obtains its own certificate (and reports its days left)."""
+    return tls == "letsencrypt" and not behind_load_balancer
+
+
+def _runs_certbot(s: HostSettings) -> bool:
+    return runs_certbot(tls=s.tls, behind_load_balancer=s.behind_load_balancer)
 
 
 def access_log_format() -> str:
@@ -111,7 +116,7 @@ def agent_config(s: HostSettings) -> dict[str, Any]:
         {"log_group_name": _group(s, naming.NGINX_LOG), "log_stream_name": f"{stream}/journal",
          "units": [layout.NGINX_UNIT_NAME]},
     ]
-    if runs_certbot(s):
+    if _runs_certbot(s):
         journals.append({"log_group_name": _group(s, naming.CERTIFICATE_LOG), "log_stream_name": stream,
                          "units": ["mlflow-certificate.service", "mlflow-certificate-renewal.service"]})
     files = [
@@ -134,10 +139,9 @@ def agent_config(s: HostSettings) -> dict[str, Any]:
     }
 
 
-def log_groups(s: HostSettings) -> tuple[naming.LogGroup, ...]:
-    """The log groups this host writes: the certificate's only where the host runs certbot."""
-    return tuple(group for group in naming.LOG_GROUPS
-                 if group != naming.CERTIFICATE_LOG or runs_certbot(s))
+def log_groups(*, certificate: bool) -> tuple[naming.LogGroup, ...]:
+    """The log groups the hosts write: the certificate's only where a host runs certbot."""
+    return tuple(group for group in naming.LOG_GROUPS if group != naming.CERTIFICATE_LOG or certificate)
 
 
 def install_script(s: HostSettings) -> str:
