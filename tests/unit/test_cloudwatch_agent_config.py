@@ -80,9 +80,10 @@ def test_hosts_without_certbot_ship_no_certificate_journal() -> None:
 
 def test_the_agent_tails_the_json_access_log_nginx_writes_and_nginx_error_log() -> None:
     files = written(settings_for({}))
-    tailed = {entry["file_path"]: entry["log_group_name"]
-              for entry in json.loads(files[monitoring.AGENT_CONFIG])["logs"]["logs_collected"]["files"]["collect_list"]}
-    assert tailed == {monitoring.ACCESS_LOG: "/mlflow-aws/dev/access", "/var/log/nginx/error.log": "/mlflow-aws/dev/nginx"}
+    entries = json.loads(files[monitoring.AGENT_CONFIG])["logs"]["logs_collected"]["files"]["collect_list"]
+    tailed = {entry["file_path"]: entry["log_group_name"] for entry in entries}
+    assert tailed == {monitoring.ACCESS_LOG: "/mlflow-aws/dev/access",
+                      "/var/log/nginx/error.log": "/mlflow-aws/dev/nginx"}
     assert f"access_log {monitoring.ACCESS_LOG} mlflow_json;" in files[monitoring.ACCESS_LOG_CONF]
 
 
@@ -99,7 +100,8 @@ def test_the_agent_writes_only_the_groups_the_stack_creates_and_sets_no_retentio
         logs = agent_config(overrides)["logs"]["logs_collected"]
         entries = [e for kind in ("files", "journald") for e in logs[kind]["collect_list"]]
         certificate = stack in ("default", "domain")
-        expected = {naming.log_group_name("mlflow-aws", "dev", g) for g in monitoring.log_groups(certificate=certificate)}
+        groups = monitoring.log_groups(certificate=certificate)
+        expected = {naming.log_group_name("mlflow-aws", "dev", group) for group in groups}
         assert {e["log_group_name"] for e in entries} == expected, stack
         assert not any("retention_in_days" in e for e in entries)  # would need logs:PutRetentionPolicy
 
