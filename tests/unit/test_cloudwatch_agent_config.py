@@ -17,7 +17,7 @@ from host_settings import host_settings_for
 from tests.support import cloudwatch_agent_schema
 from userdata import monitoring, pins
 
-STACKS = {
+STACKS: dict[str, dict[str, Any]] = {
     "default": {},
     "domain": {"domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABC"},
     "tls-off": {"tls": "off"},
