@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from pathlib import Path
 
 import pytest
 import requests
@@ -29,7 +29,7 @@ def filter_for(name: str) -> AccessLogMetric:
     return found
 
 
-def wait_for_lines(path: Any, offset: int, count: int) -> list[str]:
+def wait_for_lines(path: Path, offset: int, count: int) -> list[str]:
     deadline = time.monotonic() + LOG_DEADLINE_SECONDS
     while True:
         lines = path.read_bytes()[offset:].decode().splitlines()
