@@ -158,6 +158,7 @@ def install_script(s: HostSettings) -> str:
         download_base=DOWNLOAD_BASE.format(region=s.region),
         download_timeout_seconds=str(DOWNLOAD_TIMEOUT_SECONDS),
         tempfail=str(TEMPFAIL_EXIT_CODE),
+        access_log=ACCESS_LOG,
     )
 
 

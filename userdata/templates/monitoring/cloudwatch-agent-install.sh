@@ -71,6 +71,8 @@ fi
 dpkg -i "$work/agent.deb" >/dev/null || { log "dpkg could not install $version"; exit 1; }
 # The agent runs as cwagent: it reads nginx's logs (group adm) and the journal (systemd-journal).
 usermod -a -G adm,systemd-journal cwagent
+# nginx's master (root) created the JSON log at its first start; logrotate makes later ones www-data:adm.
+chown www-data:adm {{access_log}}
 "$CTL" -a fetch-config -m ec2 -s -c "file:$CONFIG" >/dev/null || { log "the agent refused $CONFIG"; exit 1; }
 rm -f "$STATE"
 echo "$wanted" > "$INSTALLED"
