@@ -107,7 +107,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "https://mlflow.corp.example; localhost origins are always accepted."),
     ConfigKey("monitoring", "boolean", True,
               "Logs and metrics in CloudWatch, a health check of /health from outside and one dashboard "
-              "(about $5 a month for dev, see README Cost); false: none of it."),
+              "(about $7 a month for dev, see README Cost); false: none of it."),
     ConfigKey("alertEmail", "string", "",
               "Email address that alarms notify (server unreachable, 5xx answers, memory, disk, database, "
               "certificate); needs monitoring. Empty: no alarms."),
