@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -130,3 +131,12 @@ def test_the_install_runs_on_its_own_timer_and_never_before_mlflow() -> None:
     assert monitoring.INSTALL_SCRIPT not in files["/etc/systemd/system/mlflow.service"]
     assert "systemctl enable --now mlflow-cloudwatch-agent.timer" in userdata.boot_commands(settings_for({}))
     assert f"SuccessExitStatus={monitoring.TEMPFAIL_EXIT_CODE}" in files[monitoring.INSTALL_SERVICE]
+
+
+def test_mlflows_line_for_each_health_check_is_not_shipped() -> None:
+    (server,) = [entry for entry in agent_config({})["logs"]["logs_collected"]["journald"]["collect_list"]
+                 if entry["units"] == ["mlflow.service"]]
+    assert server["filters"] == [{"type": "exclude", "expression": monitoring.HEALTH_CHECK_LINE}]
+    uvicorn_line = 'INFO:     127.0.0.1:0 - "GET /health HTTP/1.1" 200 OK'
+    assert re.search(monitoring.HEALTH_CHECK_LINE, uvicorn_line)
+    assert not re.search(monitoring.HEALTH_CHECK_LINE, uvicorn_line.replace("/health", "/api/2.0/mlflow/runs/get"))
