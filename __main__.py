@@ -129,8 +129,7 @@ def watch(tracking_uri: pulumi.Input[str], target_group: tuple[pulumi.Input[str]
         StackDashboardArgs(
             project=cfg.project, stack=cfg.stack, region=cfg.region,
             health_check_id=reachability.health_check_id, db_instance_id=database.instance_id,
-            db_burstable=burstable(cfg.db_instance_class), certificate=certificate_on_host,
-            target_group=target_group,
+            db_burstable=burstable(cfg.db_instance_class), target_group=target_group,
         ),
         with_provider,
     )
@@ -144,7 +143,7 @@ def watch(tracking_uri: pulumi.Input[str], target_group: tuple[pulumi.Input[str]
             health_check_id=reachability.health_check_id,
             database=DatabaseFacts(instance_id=database.instance_id, instance_class=cfg.db_instance_class,
                                    allocated_storage_gb=cfg.db_allocated_storage_gb),
-            certificate=certificate_on_host, target_group=target_group,
+            target_group=target_group,
         ),
         with_provider,
     )

@@ -107,10 +107,10 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "https://mlflow.corp.example; localhost origins are always accepted."),
     ConfigKey("monitoring", "boolean", True,
               "Logs and metrics in CloudWatch, a health check of /health from outside and one dashboard "
-              "(about $7 a month for dev, see README Cost); false: none of it."),
+              "(about $6 a month for dev, see README Cost); false: none of it."),
     ConfigKey("alertEmail", "string", "",
-              "Email address that alarms notify (server unreachable, 5xx answers, memory, disk, database, "
-              "certificate); needs monitoring. Empty: no alarms."),
+              "Email address that alarms notify (server unreachable, 5xx answers, memory, disk, database); "
+              "needs monitoring. Empty: no alarms."),
     ConfigKey("logRetentionDays", "integer", 30,
               "Days CloudWatch Logs keeps the hosts' logs: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365 "
               "or one of CloudWatch's longer periods (400 to 3653)."),

@@ -75,9 +75,7 @@ def metrics_namespace(project: str, stack: str) -> str:
     return f"{project}/{stack}"
 
 
-# Metrics in that namespace that more than one side names: the host publishes the certificate's days
-# left, the access log's metric filters (components/host_logs.py) publish the request metrics.
-CERTIFICATE_DAYS_LEFT_METRIC = "CertificateDaysLeft"
+# The access log's metric filters (components/host_logs.py) publish these in that namespace.
 REQUESTS_METRIC = "Requests"
 SERVER_ERRORS_METRIC = "ServerErrors"
 LATENCY_METRIC = "Latency"

@@ -33,10 +33,6 @@ FREE_STORAGE_FRACTION = 0.05
 # CPU credits left on a burstable database (db.t*): 30 credits are half an hour of one busy vCPU. RDS runs
 # T3/T4g classes in Unlimited mode, so an empty balance keeps its speed and bills surplus credits.
 CPU_CREDITS_THRESHOLD = 30
-CERTIFICATE_DAYS_THRESHOLD = 2
-# The host reports the certificate after every hourly renewal check; three hours without a report is a
-# renewal timer that no longer runs, or a host that cannot reach CloudWatch.
-CERTIFICATE_REPORT_PERIOD_SECONDS = 3 * 3600
 # Longer than a new host's first boot (install, configure) during an instance refresh, when the load
 # balancer rightly counts it unhealthy until MLflow answers.
 UNHEALTHY_HOST_MINUTES = 20
@@ -74,7 +70,6 @@ class AlertsArgs:
     email: str
     health_check_id: pulumi.Input[str]
     database: DatabaseFacts
-    certificate: bool  # the host runs certbot and reports the certificate's days left
     # A fleet's target group and load balancer (their ARN suffixes, CloudWatch's dimensions).
     target_group: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None
     host_metrics: Sequence[monitoring.HostMetric] = field(default_factory=lambda: monitoring.HOST_METRICS)
@@ -147,17 +142,6 @@ def alarm_specs(args: AlertsArgs) -> list[AlarmSpec]:
             "sustained load needs a larger or non-burstable dbInstanceClass.",
             "AWS/RDS", "CPUCreditBalance", db, "Minimum", 300, 3, "LessThanThreshold", CPU_CREDITS_THRESHOLD,
             "notBreaching",  # as the database's storage
-        ))
-    if args.certificate:
-        specs.append(AlarmSpec(
-            "certificate",
-            f"The TLS certificate has less than {CERTIFICATE_DAYS_THRESHOLD} days left, or the host has not "
-            "reported it for three hours: renewal is failing. See the certificate log group "
-            "(mlflow-certificate-renewal); clients refuse the server once it expires.",
-            namespace, naming.CERTIFICATE_DAYS_LEFT_METRIC, {}, "Minimum", CERTIFICATE_REPORT_PERIOD_SECONDS, 1,
-            "LessThanThreshold", CERTIFICATE_DAYS_THRESHOLD,
-            # The host reports after every hourly renewal check: silence means renewal is not running.
-            "breaching",
         ))
     if args.target_group is not None:
         target_group, balancer = args.target_group

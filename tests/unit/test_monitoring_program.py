@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-import naming
 from components import alerts
 from naming import Outputs
 from tests.support.pulumi_program import PUBLIC_IP, ProgramRun, run_program
@@ -198,7 +197,7 @@ def test_every_alarm_tells_the_person_when_it_fires_and_when_it_resolves(alerted
 
 def test_the_stack_alarms_on_what_breaks_a_single_host(alerted: ProgramRun) -> None:
     assert alarm_keys(alerted) == {"unreachable", "server-errors", "memory", "disk", "database-storage",
-                                   "database-cpu-credits", "certificate"}
+                                   "database-cpu-credits"}
 
 
 def test_unreachable_alarms_after_three_minutes_of_failed_health_checks(alerted: ProgramRun) -> None:
@@ -253,18 +252,6 @@ def test_cpu_credits_alarm_on_the_default_burstable_database(alerted: ProgramRun
     assert (inputs["metricName"], inputs["statistic"], inputs["threshold"]) == ("CPUCreditBalance", "Minimum", 30)
 
 
-def test_certificate_alarms_under_two_days_left_or_three_hours_unreported(alerted: ProgramRun) -> None:
-    inputs = alarm(alerted, "certificate")
-    assert (inputs["namespace"], inputs["metricName"]) == (NAMESPACE, naming.CERTIFICATE_DAYS_LEFT_METRIC)
-    assert (inputs["statistic"], inputs["period"], inputs["evaluationPeriods"]) == ("Minimum", 10800, 1)
-    assert (inputs["comparisonOperator"], inputs["threshold"]) == ("LessThanThreshold", 2)
-    assert inputs["treatMissingData"] == "breaching"
-
-
-def test_no_certificate_alarm_without_a_certificate_of_the_hosts() -> None:
-    assert "certificate" not in alarm_keys(run_program("dev", {"alertEmail": EMAIL, "tls": "off"}))
-
-
 def test_the_status_check_recoveries_notify_the_person_too(alerted: ProgramRun) -> None:
     topic = topic_arns(alerted)[""]
     for action in ("recover", "reboot"):
@@ -281,7 +268,6 @@ def test_a_fleet_alarms_on_a_host_unhealthy_for_twenty_minutes(alerted_fleet: Pr
                                     "LoadBalancer": "app/dev-alb/0123456789abcdef"}
     assert (inputs["period"], inputs["evaluationPeriods"], inputs["threshold"]) == (
         60, alerts.UNHEALTHY_HOST_MINUTES, 1)
-    assert "certificate" not in alarm_keys(alerted_fleet)
 
 
 # --- the dashboard ---------------------------------------------------------------------------------
@@ -289,8 +275,8 @@ def test_a_fleet_alarms_on_a_host_unhealthy_for_twenty_minutes(alerted_fleet: Pr
 
 def produced_metrics(run: ProgramRun, host_type: str = "aws:ec2/instance:Instance") -> set[tuple[str, str, str]]:
     """(namespace, name, dimensions as JSON) of every metric this stack makes exist, each found where it is
-    made: the metric filters, the agent's configuration in the user data, the host's certificate report,
-    and AWS's own metrics of the stack's database, health check and load balancer."""
+    made: the metric filters, the agent's configuration in the user data, and AWS's own metrics of the
+    stack's database, health check and load balancer."""
     def key(namespace: str, name: str, dimensions: dict[str, str]) -> tuple[str, str, str]:
         return namespace, name, json.dumps(dimensions, sort_keys=True)
 
@@ -308,8 +294,6 @@ def produced_metrics(run: ProgramRun, host_type: str = "aws:ec2/instance:Instanc
                 found.add(key(namespace, name, {"cpu": "cpu-total"}))
             else:
                 found.add(key(namespace, name, {}))
-    if any(g.inputs["name"].endswith("/certificate") for g in run.of_type(LOG_GROUP)):
-        found.add(key(namespace, naming.CERTIFICATE_DAYS_LEFT_METRIC, {}))
     database = {"DBInstanceIdentifier": run.one(RDS).inputs["identifier"]}
     found |= {key("AWS/RDS", name, database) for name in (
         "DatabaseConnections", "FreeStorageSpace", "CPUUtilization", "CPUCreditBalance")}
