@@ -6,7 +6,6 @@ import pulumi
 import pulumi_aws as aws
 
 import config
-import naming
 from components import preflight
 from components.address import PublicAddress, PublicAddressArgs
 from components.alerts import Alerts, AlertsArgs, DatabaseFacts, burstable
@@ -17,7 +16,7 @@ from components.database import Database, DatabaseArgs
 from components.fleet import HostFleet, HostFleetArgs
 from components.host import TrackingHost, TrackingHostArgs
 from components.host_logs import HostLogs, HostLogsArgs
-from components.identity import HostIdentity, HostIdentityArgs
+from components.identity import HostIdentity, host_identity_args
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.reachability import ReachabilityCheck, ReachabilityCheckArgs
@@ -101,19 +100,7 @@ logs = (
     if cfg.monitoring else None
 )
 identity = HostIdentity(
-    name,
-    HostIdentityArgs(
-        region=cfg.region,
-        ssm_prefix=cfg.ssm_prefix,
-        bucket_arn=artifacts.bucket_arn,
-        # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
-        hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
-        saves_certificate=cfg.tls == "letsencrypt" and not cfg.fleet,
-        log_group_names=tuple(logs.group_names) if logs else (),
-        metrics_namespace=naming.metrics_namespace(cfg.project, cfg.stack) if logs else "",
-        log_groups_ready=tuple(logs.groups) if logs else (),
-    ),
-    with_provider,
+    name, host_identity_args(cfg, artifacts.bucket_arn, log_groups=logs.groups if logs else ()), with_provider
 )
 
 
@@ -129,7 +116,8 @@ def watch(tracking_uri: pulumi.Input[str], target_group: tuple[pulumi.Input[str]
         StackDashboardArgs(
             project=cfg.project, stack=cfg.stack, region=cfg.region,
             health_check_id=reachability.health_check_id, db_instance_id=database.instance_id,
-            db_burstable=burstable(cfg.db_instance_class), target_group=target_group,
+            db_burstable=burstable(cfg.db_instance_class), certificate=certificate_on_host,
+            target_group=target_group,
         ),
         with_provider,
     )
@@ -143,10 +131,11 @@ def watch(tracking_uri: pulumi.Input[str], target_group: tuple[pulumi.Input[str]
             health_check_id=reachability.health_check_id,
             database=DatabaseFacts(instance_id=database.instance_id, instance_class=cfg.db_instance_class,
                                    allocated_storage_gb=cfg.db_allocated_storage_gb),
-            target_group=target_group,
+            certificate=certificate_on_host, target_group=target_group,
         ),
         with_provider,
     )
+
 
 def deploy_fleet() -> None:
     """hosts >= 2: an Auto Scaling group behind an Application Load Balancer. No Elastic IP, and no

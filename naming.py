@@ -75,6 +75,12 @@ def metrics_namespace(project: str, stack: str) -> str:
     return f"{project}/{stack}"
 
 
+# The host's certificate program publishes this in that namespace (host_programs/certificate_state.py report).
+CERTIFICATE_DAYS_LEFT_METRIC = "CertificateDaysLeft"
+# Below this many days left, renewal has been failing for over a day (a 160-hour IP address certificate
+# renews at half its life, 80 hours left; a 90-day one with 30 days left): the stack's alarm fires there,
+# and the dashboard draws the line.
+CERTIFICATE_DAYS_THRESHOLD = 2
 # The access log's metric filters (components/host_logs.py) publish these in that namespace.
 REQUESTS_METRIC = "Requests"
 SERVER_ERRORS_METRIC = "ServerErrors"
@@ -116,3 +122,9 @@ class Outputs:
     DASHBOARD_URL = "dashboard_url"  # only with monitoring: the stack's CloudWatch dashboard in the console
 
     SECRET = frozenset({ADMIN_PASSWORD, CLIENT_SECRET_ACCESS_KEY})
+    # Exported by every stack of this program, in both shapes: a document holding none of them is the
+    # output of another Pulumi project (tests/unit/test_outputs_table.py holds this to the program).
+    ALWAYS = frozenset({
+        TRACKING_URI, HOSTNAME, ARTIFACT_BUCKET, ARTIFACT_DESTINATION, DB_ENDPOINT, DB_INSTANCE_ID, REGION,
+        ADMIN_USERNAME, ADMIN_PASSWORD, WEB_SECURITY_GROUP_ID, DB_SECURITY_GROUP_ID,
+    })

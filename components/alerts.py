@@ -33,6 +33,10 @@ FREE_STORAGE_FRACTION = 0.05
 # CPU credits left on a burstable database (db.t*): 30 credits are half an hour of one busy vCPU. RDS runs
 # T3/T4g classes in Unlimited mode, so an empty balance keeps its speed and bills surplus credits.
 CPU_CREDITS_THRESHOLD = 30
+# The host reports the certificate's days left hourly, after the renewal check (userdata/tls.py): three
+# hours in a row under the threshold, or without a report, alarm. One missed report (a reboot) does not.
+CERTIFICATE_PERIOD_SECONDS = 3600
+CERTIFICATE_SILENT_HOURS = 3
 # Longer than a new host's first boot (install, configure) during an instance refresh, when the load
 # balancer rightly counts it unhealthy until MLflow answers.
 UNHEALTHY_HOST_MINUTES = 20
@@ -53,6 +57,7 @@ class AlarmSpec:
     # breaching: silence is the problem; notBreaching: silence is its absence.
     treat_missing_data: str
     region: str | None = None  # another Region than the stack's (the health check's metric)
+    datapoints_to_alarm: int | None = None  # of evaluation_periods; None: all of them
 
 
 @dataclass
@@ -70,6 +75,7 @@ class AlertsArgs:
     email: str
     health_check_id: pulumi.Input[str]
     database: DatabaseFacts
+    certificate: bool  # the host orders its certificate and reports its days left
     # A fleet's target group and load balancer (their ARN suffixes, CloudWatch's dimensions).
     target_group: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None
     host_metrics: Sequence[monitoring.HostMetric] = field(default_factory=lambda: monitoring.HOST_METRICS)
@@ -143,6 +149,19 @@ def alarm_specs(args: AlertsArgs) -> list[AlarmSpec]:
             "AWS/RDS", "CPUCreditBalance", db, "Minimum", 300, 3, "LessThanThreshold", CPU_CREDITS_THRESHOLD,
             "notBreaching",  # as the database's storage
         ))
+    if args.certificate:
+        specs.append(AlarmSpec(
+            "certificate",
+            f"The TLS certificate has less than {naming.CERTIFICATE_DAYS_THRESHOLD} days left, or the host has "
+            f"not reported it for {CERTIFICATE_SILENT_HOURS} hours: renewal is failing or no longer runs. See "
+            "the certificate log group (mlflow-certificate-renewal); clients refuse the server once it expires.",
+            namespace, naming.CERTIFICATE_DAYS_LEFT_METRIC, {}, "Minimum", CERTIFICATE_PERIOD_SECONDS,
+            CERTIFICATE_SILENT_HOURS, "LessThanThreshold", naming.CERTIFICATE_DAYS_THRESHOLD,
+            # The report follows every hourly renewal check, whatever its outcome: hours of silence mean the
+            # renewal timer no longer runs, or the host cannot reach CloudWatch, and the days left keep
+            # falling unseen (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html).
+            "breaching", datapoints_to_alarm=CERTIFICATE_SILENT_HOURS,
+        ))
     if args.target_group is not None:
         target_group, balancer = args.target_group
         specs.append(AlarmSpec(
@@ -201,6 +220,7 @@ class Alerts(pulumi.ComponentResource):
                 statistic=spec.statistic,
                 period=spec.period,
                 evaluation_periods=spec.evaluation_periods,
+                datapoints_to_alarm=spec.datapoints_to_alarm,
                 comparison_operator=spec.comparison,
                 threshold=spec.threshold,
                 treat_missing_data=spec.treat_missing_data,

@@ -1,9 +1,9 @@
 """StackDashboard: one CloudWatch dashboard per stack, the stack's health on one page.
 
 Rows: reachability and the requests nginx answered (from the access log's metric filters); the hosts'
-memory, root disk and CPU (the CloudWatch agent); the database; and a fleet's healthy and unhealthy
-hosts. `dashboard_body` is a pure function
-of plain values, so tests read the body the stack would send.
+memory, root disk and CPU (the CloudWatch agent); the database; and, as the stack has them, the
+certificate's days left (the host's report) and a fleet's healthy and unhealthy hosts. `dashboard_body` is
+a pure function of plain values, so tests read the body the stack would send.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from userdata import monitoring
 WIDGET_WIDTH = 8
 WIDGET_HEIGHT = 6
 PERIOD_SECONDS = 300
+# The host reports the certificate's days left once an hour (userdata/tls.py, the renewal unit).
+CERTIFICATE_PERIOD_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class DashboardFacts:
     health_check_id: str
     db_instance_id: str
     db_burstable: bool
+    certificate: bool  # the host orders its certificate and reports its days left
     target_group: tuple[str, str] | None = None  # a fleet's target group and load balancer ARN suffixes
 
 
@@ -91,6 +94,13 @@ def dashboard_body(facts: DashboardFacts) -> dict[str, Any]:
     if facts.db_burstable:
         widgets.append(_widget("Database CPU credits left", [_metric("AWS/RDS", "CPUCreditBalance", db)],
                                region, "Minimum"))
+    if facts.certificate:
+        widgets.append(_widget(
+            "TLS certificate: days left", [_metric(namespace, naming.CERTIFICATE_DAYS_LEFT_METRIC, {})], region,
+            "Minimum", period=CERTIFICATE_PERIOD_SECONDS,
+            # Where the certificate alarm fires (components/alerts.py).
+            annotations={"horizontal": [{"label": "alarm", "value": naming.CERTIFICATE_DAYS_THRESHOLD}]},
+        ))
     if facts.target_group is not None:
         target_group, balancer = facts.target_group
         dimensions = {"TargetGroup": target_group, "LoadBalancer": balancer}
@@ -111,6 +121,7 @@ class StackDashboardArgs:
     health_check_id: pulumi.Input[str]
     db_instance_id: pulumi.Input[str]
     db_burstable: bool
+    certificate: bool
     target_group: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None
 
 
@@ -124,7 +135,7 @@ class StackDashboard(pulumi.ComponentResource):
         body = pulumi.Output.all(args.health_check_id, args.db_instance_id, *target_group).apply(
             lambda ids: json.dumps(dashboard_body(DashboardFacts(
                 project=args.project, stack=args.stack, region=args.region, health_check_id=ids[0],
-                db_instance_id=ids[1], db_burstable=args.db_burstable,
+                db_instance_id=ids[1], db_burstable=args.db_burstable, certificate=args.certificate,
                 target_group=(ids[2], ids[3]) if args.target_group is not None else None,
             )), sort_keys=True)
         )

@@ -1,11 +1,12 @@
 """HostIdentity: the instance role and profile of the MLflow host, least privilege.
 
 The inline policy reaches only the artifact bucket and its objects, reads only the stack's SSM
-parameters (and the history of the admin's name alone, so a renamed admin can be demoted) and writes
-exactly two of them when TLS is on, the host's saved ACME account and certificate
+parameters (and the history of the admin's name alone, so a renamed admin can be demoted) and reads and
+writes exactly two of them when TLS is on, the host's saved ACME account and certificate
 (naming.HOST_WRITTEN_PARAMETERS); `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed)
 and the restart on an admin change. With a Route 53 zone, the host may also change records in that zone,
-for certbot's DNS-01 challenge. The two parameters the host writes are created here, holding
+for certbot's DNS-01 challenge. With monitoring, it may write to exactly the stack's log groups and put
+metrics only in the stack's namespace. The two parameters the host writes are created here, holding
 naming.UNSAVED_STATE until the host saves (their value is then the host's, never reset by `pulumi up`),
 so that `pulumi destroy` removes them and the private key in them.
 """
@@ -13,7 +14,8 @@ so that `pulumi destroy` removes them and the private key in them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -21,14 +23,20 @@ import pulumi_aws as aws
 
 import naming
 from components.ordering import ready_after
+from config import StackConfig
+from userdata import monitoring
 
 SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
 BUCKET_ACTIONS = ["s3:ListBucket"]
 OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
-PARAMETER_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
+# What each action is for: the host's calls, host_programs/aws_calls.py (tests/unit/test_host_policy.py
+# holds this policy to them: every call allowed, no action unused).
+# The configure step reads the stack's parameters in one call.
+PARAMETER_ACTIONS = ["ssm:GetParameters"]
 # The configure step reads the admin name's earlier values: the admins a rename left behind.
 HISTORY_ACTIONS = ["ssm:GetParameterHistory"]
-PARAMETER_WRITE_ACTIONS = ["ssm:PutParameter"]
+# The certificate state: restored from, and saved to, its two parameters.
+CERTIFICATE_STATE_ACTIONS = ["ssm:GetParameter", "ssm:PutParameter"]
 # certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
@@ -51,7 +59,8 @@ class HostIdentityArgs:
     # With monitoring: the log groups the host's agent writes and the one namespace its metrics go to.
     log_group_names: tuple[str, ...] = ()
     metrics_namespace: str = ""
-    log_groups_ready: tuple[pulumi.CustomResource, ...] = ()
+    # Not compared: resources, which the instance profile waits for (the groups exist before an agent writes).
+    log_groups_ready: tuple[pulumi.CustomResource, ...] = field(default=(), compare=False)
 
 
 def assume_role_policy() -> str:
@@ -88,6 +97,46 @@ def log_group_arns(partition: str, region: str, account_id: str, names: tuple[st
     return [arn for group in groups for arn in (group, f"{group}:*")]
 
 
+def host_identity_args(
+    cfg: StackConfig, bucket_arn: pulumi.Input[str], log_groups: Sequence[pulumi.CustomResource] = ()
+) -> HostIdentityArgs:
+    """What the role of this stack's hosts must allow; `log_groups`: the groups' resources, which the
+    instance profile waits for (components/host_logs.py)."""
+    certificate_on_host = monitoring.runs_certbot(tls=cfg.tls, behind_load_balancer=cfg.fleet)
+    return HostIdentityArgs(
+        region=cfg.region,
+        ssm_prefix=cfg.ssm_prefix,
+        bucket_arn=bucket_arn,
+        # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
+        hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
+        saves_certificate=certificate_on_host,
+        log_group_names=tuple(
+            naming.log_group_name(cfg.project, cfg.stack, group)
+            for group in monitoring.log_groups(certificate=certificate_on_host)
+        ) if cfg.monitoring else (),
+        metrics_namespace=naming.metrics_namespace(cfg.project, cfg.stack) if cfg.monitoring else "",
+        log_groups_ready=tuple(log_groups),
+    )
+
+
+def host_policy(args: HostIdentityArgs, *, bucket_arn: str, partition: str, account_id: str) -> str:
+    """The inline policy of the hosts' role, as the RolePolicy carries it (the tests sign with a role that
+    carries exactly this: tests/support/host_role.py)."""
+    return host_policy_document(
+        bucket_arn=bucket_arn,
+        parameters_arn=parameters_arn(partition, args.region, account_id, args.ssm_prefix),
+        admin_name_arn=parameter_arn(partition, args.region, account_id, args.ssm_prefix, naming.ADMIN_USERNAME),
+        partition=partition,
+        hosted_zone_id=args.hosted_zone_id,
+        written_parameter_arns=(
+            written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
+            if args.saves_certificate else None
+        ),
+        log_group_arns=log_group_arns(partition, args.region, account_id, args.log_group_names),
+        metrics_namespace=args.metrics_namespace,
+    )
+
+
 def host_policy_document(
     *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = "",
     written_parameter_arns: list[str] | None = None, log_group_arns: list[str] | None = None,
@@ -101,7 +150,7 @@ def host_policy_document(
     ]
     if written_parameter_arns:
         statements.append({
-            "Sid": "SaveCertificateState", "Effect": "Allow", "Action": PARAMETER_WRITE_ACTIONS,
+            "Sid": "CertificateState", "Effect": "Allow", "Action": CERTIFICATE_STATE_ACTIONS,
             "Resource": written_parameter_arns,
         })
     if log_group_arns:
@@ -143,25 +192,11 @@ class HostIdentity(pulumi.ComponentResource):
             description="MLflow tracking host: artifact bucket, stack parameters, Session Manager",
             opts=child,
         )
-        host_policy = aws.iam.RolePolicy(
+        inline_policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
             policy=pulumi.Output.from_input(args.bucket_arn).apply(
-                lambda bucket_arn: host_policy_document(
-                    bucket_arn=bucket_arn,
-                    parameters_arn=parameters_arn(partition, args.region, account_id, args.ssm_prefix),
-                    admin_name_arn=parameter_arn(
-                        partition, args.region, account_id, args.ssm_prefix, naming.ADMIN_USERNAME
-                    ),
-                    partition=partition,
-                    hosted_zone_id=args.hosted_zone_id,
-                    written_parameter_arns=(
-                        written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
-                        if args.saves_certificate else None
-                    ),
-                    log_group_arns=log_group_arns(partition, args.region, account_id, args.log_group_names),
-                    metrics_namespace=args.metrics_namespace,
-                )
+                lambda bucket_arn: host_policy(args, bucket_arn=bucket_arn, partition=partition, account_id=account_id)
             ),
             opts=child,
         )
@@ -188,6 +223,6 @@ class HostIdentity(pulumi.ComponentResource):
         # A host launched with the profile has its permissions from the first boot: the configure step
         # and the SSM agent then start without a round of AccessDenied retries.
         self.instance_profile_name = ready_after(
-            profile.name, host_policy, session_manager, *saved_state, *args.log_groups_ready
+            profile.name, inline_policy, session_manager, *saved_state, *args.log_groups_ready
         )
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

@@ -21,7 +21,7 @@ from userdata.template import TEMPLATES, fill
 
 TEMPLATE_DIR = TEMPLATES / "monitoring"
 
-AGENT_CONFIG = "/etc/mlflow-aws/cloudwatch-agent.json"
+AGENT_CONFIG = f"{layout.HOST_SETTINGS_DIR}/cloudwatch-agent.json"
 INSTALL_SCRIPT = f"{layout.SBIN_DIR}/mlflow-cloudwatch-agent-install"
 INSTALL_UNIT_NAME = "mlflow-cloudwatch-agent.service"
 INSTALL_SERVICE = f"{layout.SYSTEMD_DIR}/{INSTALL_UNIT_NAME}"

@@ -8,16 +8,20 @@ profile, about 160 hours), which needs certbot 5.4 or newer. Until the certifica
 answers only the ACME challenge, `/health` and a 503 that explains the wait (the "pending" site);
 `mlflow-tls-site https` then switches nginx to 443, with 80 redirecting. certbot's deploy hook runs
 that switch and saves the account and certificate to SSM after issuance and every renewal
-(mlflow-certificate-renewal.timer, hourly); a new host restores them before it orders anything.
+(mlflow-certificate-renewal.timer, hourly); a new host restores them before it orders anything. With
+monitoring, the hook and every renewal check also report the certificate's days left to CloudWatch.
 """
 
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 import naming
+from host_programs import certificate_state
 from userdata import layout, pins, scripts
 from userdata.files import HostFile
+from userdata.programs import HostProgram
 from userdata.settings import HostSettings
 from userdata.template import TEMPLATES, fill
 
@@ -81,7 +85,7 @@ def tls_files(s: HostSettings) -> list[HostFile]:
     )
     renewal_service = _fill(
         "mlflow-certificate-renewal.service", hostname=s.public_hostname, install_script=CERTBOT_INSTALL_SCRIPT,
-        renew_command=renew_command(), state_script=STATE_SCRIPT,
+        renew_command=renew_command(), state_script=STATE_SCRIPT, report=renewal_report(s),
         run_timeout_seconds=str(CERTBOT_TIMEOUT_SECONDS + scripts.INSTALL_MAX_SECONDS + 60),
     )
     renewal_timer = _fill(
@@ -107,7 +111,6 @@ def tls_files(s: HostSettings) -> list[HostFile]:
         HostFile(ISSUANCE_SERVICE, service, defer=True),
         HostFile(ISSUANCE_TIMER, timer, defer=True),
         HostFile(CERTBOT_INSTALL_SCRIPT, certbot_install_script(s), permissions="0755", defer=True),
-        HostFile(STATE_SCRIPT, state_script(s), permissions="0755", defer=True),
         HostFile(RENEWAL_SERVICE, renewal_service, defer=True),
         HostFile(RENEWAL_TIMER, renewal_timer, defer=True),
     ]
@@ -165,10 +168,18 @@ def certbot_directory_args() -> str:
     return f"--config-dir {LETSENCRYPT_DIR} --work-dir {CERTBOT_WORK_DIR} --logs-dir {CERTBOT_LOGS_DIR}"
 
 
-def deploy_hook() -> str:
+def deploy_hook(s: HostSettings) -> str:
     """What certbot runs (through a shell) after issuance and every renewal: nginx serves the new
-    certificate, then the state is saved to SSM (a failed save is retried by the renewal timer)."""
-    return f"{SITE_SWITCH} https; {STATE_SCRIPT} save"
+    certificate, then the state is saved to SSM (a failed save is retried by the renewal timer), and,
+    with monitoring, the new days left are reported at once."""
+    return f"{SITE_SWITCH} https; {STATE_SCRIPT} save" + (f"; {STATE_SCRIPT} report" if s.monitoring else "")
+
+
+def renewal_report(s: HostSettings) -> str:
+    """With monitoring, the renewal unit reports the days left after every check, whether the check
+    succeeded or not (ExecStopPost= runs either way); "-": a failed report does not fail the unit, and
+    the silence that follows is the certificate alarm's to notice."""
+    return f"ExecStopPost=-{STATE_SCRIPT} report" if s.monitoring else ""
 
 
 def renew_command() -> str:
@@ -202,19 +213,26 @@ def saved_state_files(s: HostSettings) -> dict[str, list[str]]:
     }
 
 
-def state_script(s: HostSettings) -> str:
-    return _fill(
-        "mlflow-certificate-state.py.in",
-        python=f"{CERTBOT_VENV}/bin/python",
-        hostname=s.public_hostname,
-        region=repr(s.region),
-        parameters=repr(saved_state_files(s)),
-        unsaved=repr(naming.UNSAVED_STATE),
-        config_dir=repr(LETSENCRYPT_DIR),
-        cert_name=repr(s.public_hostname),
-        directory=repr(s.acme_directory),
-        saved_marker=repr(SAVED_STATE_MARKER),
-    )
+def certificate_state_settings(s: HostSettings) -> dict[str, Any]:
+    """mlflow-certificate-state's section of the settings file (host_programs.certificate_state)."""
+    return {
+        "parameters": saved_state_files(s),
+        "config_dir": LETSENCRYPT_DIR,
+        "certificate_name": s.public_hostname,
+        "acme_directory": s.acme_directory,
+        "saved_marker": SAVED_STATE_MARKER,
+        "unsaved": naming.UNSAVED_STATE,
+        "metrics_namespace": naming.metrics_namespace(s.project, s.stack),
+        "days_left_metric": naming.CERTIFICATE_DAYS_LEFT_METRIC,
+    }
+
+
+STATE_PROGRAM = HostProgram(STATE_SCRIPT, f"{CERTBOT_VENV}/bin/python", certificate_state, certificate_state_settings)
+
+
+def tls_programs(s: HostSettings) -> list[HostProgram]:
+    """The host programs TLS adds: the certificate's saved state, in certbot's venv."""
+    return [] if s.tls == "off" else [STATE_PROGRAM]
 
 
 def certbot_account_args(s: HostSettings) -> str:
@@ -239,7 +257,7 @@ def issuance_script(s: HostSettings) -> str:
         certbot=CERTBOT,
         identifier=certbot_identifier_args(s),
         authenticator=certbot_authenticator_args(s),
-        deploy_hook=shlex.quote(deploy_hook()),
+        deploy_hook=shlex.quote(deploy_hook(s)),
         state_script=STATE_SCRIPT,
         attempts=str(1 + len(ATTEMPT_DELAYS_SECONDS)),
         attempt_delays=" ".join(str(delay) for delay in ATTEMPT_DELAYS_SECONDS),

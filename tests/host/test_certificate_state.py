@@ -1,6 +1,7 @@
-"""The rendered mlflow-certificate-state script on its own: what it saves to SSM (moto), and which
-saved states it refuses to restore. It runs as on the host, with the certbot venv's Python (the
-pinned release, tests/support/tls_loopback.certbot_venv()), on a certbot tree made here; the whole
+"""The rendered mlflow-certificate-state program on its own: what it saves to SSM (moto), which saved
+states it refuses to restore, and the days left it reports to CloudWatch (moto). It runs as on the host,
+with the certbot venv's Python (the pinned release, tests/support/tls_loopback.certbot_venv()), signing
+with the instance role's credentials from the metadata stand-in, on a certbot tree made here; the whole
 round trip with real certbot and pebble is tests/host/test_tls_acme.py."""
 
 from __future__ import annotations
@@ -13,21 +14,25 @@ import ipaddress
 import os
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import naming
-from tests.support.loopback import MotoServer, loopback_settings, remap
+import userdata
+from tests.support import host_role
+from tests.support.host_role import HOST_ROLE
+from tests.support.imds import InstanceMetadata, running_instance_metadata
+from tests.support.loopback import MotoServer, loopback_settings, remap, rendered_files
 from tests.support.tls_loopback import certbot_venv
-from userdata import tls
+from userdata import layout, tls
 from userdata.settings import HostSettings
 
 pytestmark = pytest.mark.host
@@ -35,7 +40,8 @@ pytestmark = pytest.mark.host
 ADDRESS = "203.0.113.10"
 DIRECTORY = "https://acme.test/directory"
 SETTINGS = loopback_settings(tls="letsencrypt", public_hostname=ADDRESS, public_ip=ADDRESS,
-                             acme_directory=DIRECTORY)
+                             acme_directory=DIRECTORY, monitoring=True)
+NAMESPACE = naming.metrics_namespace(SETTINGS.project, SETTINGS.stack)
 TIMEOUT_SECONDS = 60
 
 
@@ -49,12 +55,21 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def imds(moto: MotoServer) -> Iterator[InstanceMetadata]:
+    """The metadata stand-in, handing out a session of the host's role with the policy rendered for SETTINGS."""
+    with running_instance_metadata(HOST_ROLE, moto.start_host_role(SETTINGS)) as metadata:
+        yield metadata
+
+
 @dataclass
 class StateHost:
-    """A host's certbot tree under `root`, and the rendered state script pointed at it and at moto."""
+    """A host's certbot tree under `root`, and the rendered state program (its executable, the modules it
+    imports and its settings file, under `programs`) pointed at that tree and at moto."""
 
     root: Path
     moto: MotoServer
+    imds: InstanceMetadata
     settings: HostSettings = SETTINGS
 
     @property
@@ -65,19 +80,30 @@ class StateHost:
     def live(self) -> Path:
         return self.config / "live" / self.settings.public_hostname
 
+    @property
+    def programs(self) -> Path:
+        return self.root.parent / f"{self.root.name}-programs"
+
     def script(self) -> Path:
-        path = self.root / "mlflow-certificate-state"
+        moved = {d: f"{self.root}{d}" for d in (tls.LETSENCRYPT_DIR, str(Path(tls.SAVED_STATE_MARKER).parent))}
+        installed = {d: f"{self.programs}{d}" for d in (layout.HOST_PROGRAMS_DIR, layout.HOST_SETTINGS_DIR,
+                                                        layout.SBIN_DIR)}
+        replacements = {tls.CERTBOT_VENV: str(certbot_venv()), **moved, **installed}
+        path = Path(remap(tls.STATE_SCRIPT, replacements))
         if not path.exists():
             self.root.mkdir(parents=True, exist_ok=True)
-            moved = (tls.LETSENCRYPT_DIR, str(Path(tls.SAVED_STATE_MARKER).parent))
-            replacements = {tls.CERTBOT_VENV: str(certbot_venv()), **{d: f"{self.root}{d}" for d in moved}}
-            path.write_text(remap(tls.state_script(self.settings), replacements))
+            for host_path, content in rendered_files(userdata.render(self.settings)).items():
+                if host_path.startswith((layout.HOST_PROGRAMS_DIR, layout.HOST_SETTINGS_DIR, tls.STATE_SCRIPT)):
+                    target = Path(remap(host_path, replacements))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(remap(content, replacements))
             path.chmod(0o755)
         return path
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
+        env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": self.moto.endpoint,
+               "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds.endpoint,
+               "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_CONFIG_FILE": os.devnull}
         return subprocess.run([str(self.script()), *args], env=env, capture_output=True, text=True,
                               timeout=TIMEOUT_SECONDS)
 
@@ -115,8 +141,7 @@ class StateHost:
 
 
 def ssm(moto: MotoServer) -> Any:
-    return boto3.client("ssm", region_name=SETTINGS.region, endpoint_url=moto.endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return moto.client("ssm", SETTINGS.region)
 
 
 def parameter(moto: MotoServer, which: naming.SsmParameter) -> dict[str, Any]:
@@ -133,13 +158,13 @@ def clean_ssm(moto: MotoServer) -> Iterator[None]:
 
 
 @pytest.fixture
-def first(tmp_path: Path, moto: MotoServer, clean_ssm: None) -> StateHost:
-    return StateHost(tmp_path / "first", moto)
+def first(tmp_path: Path, moto: MotoServer, imds: InstanceMetadata, clean_ssm: None) -> StateHost:
+    return StateHost(tmp_path / "first", moto, imds)
 
 
 @pytest.fixture
-def second(tmp_path: Path, moto: MotoServer) -> StateHost:
-    return StateHost(tmp_path / "second", moto)
+def second(tmp_path: Path, moto: MotoServer, imds: InstanceMetadata) -> StateHost:
+    return StateHost(tmp_path / "second", moto, imds)
 
 
 def test_with_nothing_saved_restore_writes_nothing_and_says_so(first: StateHost) -> None:
@@ -254,8 +279,7 @@ def test_a_saved_archive_with_paths_outside_its_own_is_refused_and_nothing_is_wr
     result = second.run("restore")
     assert result.returncode == 1
     assert "restore failed" in result.stderr
-    assert {p for p in second.root.rglob("*") if p.name != "mlflow-certificate-state"} <= {
-        second.config.parent, second.config}
+    assert set(second.root.rglob("*")) <= {second.config.parent, second.config}
     assert not (second.root.parent / "outside").exists()
 
 
@@ -272,3 +296,73 @@ def test_a_symlink_leaving_the_tree_is_refused(second: StateHost, moto: MotoServ
     result = second.run("restore")
     assert result.returncode == 1
     assert not second.live.exists()
+
+
+# --- report: the certificate's days left in CloudWatch ----------------------------------------------
+
+
+def next_second() -> datetime.datetime:
+    """The next whole second, once it has begun: datapoints from it on are the ones put after this call
+    (moto reads a metric from a whole second)."""
+    start = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)).replace(microsecond=0)
+    deadline = time.monotonic() + 2
+    while datetime.datetime.now(datetime.timezone.utc) < start and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return start
+
+
+def reported(moto: MotoServer, since: datetime.datetime) -> list[tuple[float, float]]:
+    """(how many reports, the least days left) of the certificate metric since `since`, as the stack's
+    alarm reads it: the stack's namespace, no dimensions."""
+    datapoints = moto.client("cloudwatch", SETTINGS.region).get_metric_statistics(
+        Namespace=NAMESPACE, MetricName=naming.CERTIFICATE_DAYS_LEFT_METRIC, StartTime=since,
+        EndTime=since + datetime.timedelta(minutes=5), Period=300, Statistics=["SampleCount", "Minimum"],
+    )["Datapoints"]
+    return [(point["SampleCount"], point["Minimum"]) for point in datapoints]
+
+
+def test_report_puts_the_days_left_in_the_stacks_namespace_through_the_instance_role(
+    first: StateHost, moto: MotoServer
+) -> None:
+    serial = first.issue(hours_left=150)
+    since = next_second()
+    result = first.run("report")
+    assert result.returncode == 0, result.stderr
+    assert f"reported 6.25 days left (serial {serial:x}) to {NAMESPACE}" in result.stdout
+    assert reported(moto, since) == [(1.0, 6.25)]
+    signed_by = f"allowed arn:aws:sts::{host_role.ACCOUNT_ID}:assumed-role/{HOST_ROLE}/"
+    assert any(line.startswith(f"moto-authorization: {signed_by}") and "cloudwatch:PutMetricData" in line
+               for line in moto.log.read_text().splitlines())
+
+
+def test_report_without_a_certificate_reports_zero_days_left(first: StateHost, moto: MotoServer) -> None:
+    since = next_second()
+    result = first.run("report")
+    assert result.returncode == 0, result.stderr
+    assert f"no certificate for {ADDRESS} yet: 0 days left" in result.stdout
+    assert reported(moto, since) == [(1.0, 0.0)]
+
+
+def test_report_of_an_expired_certificate_is_zero_days_left(first: StateHost, moto: MotoServer) -> None:
+    first.issue(hours_left=-0.5)
+    since = next_second()
+    assert first.run("report").returncode == 0
+    assert reported(moto, since) == [(1.0, 0.0)]
+
+
+def test_without_put_metric_data_the_report_fails_naming_the_action_and_reports_nothing(
+    first: StateHost, moto: MotoServer
+) -> None:
+    first.issue()
+    iam = moto.client("iam")
+    host_role.put_host_policy(iam, host_role.without_action("cloudwatch:PutMetricData")(
+        host_role.rendered_policy(SETTINGS)))
+    try:
+        since = next_second()
+        result = first.run("report")
+    finally:
+        host_role.put_host_policy(iam, host_role.rendered_policy(SETTINGS))
+    assert result.returncode == 1
+    assert result.stderr.startswith("mlflow-certificate-state: report failed: ClientError: ")
+    assert "AccessDeniedException" in result.stderr and "cloudwatch:PutMetricData" in result.stderr
+    assert reported(moto, since) == []

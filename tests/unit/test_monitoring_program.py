@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
+import naming
 from components import alerts
+from host_programs import certificate_state
 from naming import Outputs
 from tests.support.pulumi_program import PUBLIC_IP, ProgramRun, run_program
-from userdata import monitoring
+from userdata import layout, monitoring, tls
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
@@ -65,12 +67,19 @@ def host_policy(run: ProgramRun) -> list[dict[str, Any]]:
     return statements
 
 
-def agent_config(run: ProgramRun, resource_type: str = "aws:ec2/instance:Instance") -> dict[str, Any]:
+def user_data_files(run: ProgramRun, resource_type: str = "aws:ec2/instance:Instance") -> dict[str, str]:
+    """Path -> content of every file the host's user data writes."""
     host = run.one(resource_type).inputs
     encoded = host.get("userDataBase64") or host["userData"]
     document = yaml.safe_load(gzip.decompress(base64.b64decode(encoded)).decode())
-    (content,) = [f["content"] for f in document["write_files"] if f["path"] == monitoring.AGENT_CONFIG]
-    return json.loads(content)  # type: ignore[no-any-return]
+    return {f["path"]: f["content"] for f in document["write_files"]}
+
+
+def agent_config(run: ProgramRun, resource_type: str = "aws:ec2/instance:Instance") -> dict[str, Any]:
+    files = user_data_files(run, resource_type)
+    if monitoring.AGENT_CONFIG not in files:
+        raise ValueError("no agent configuration in the host's user data")
+    return json.loads(files[monitoring.AGENT_CONFIG])  # type: ignore[no-any-return]
 
 
 # --- log groups and their metrics ------------------------------------------------------------------
@@ -197,7 +206,7 @@ def test_every_alarm_tells_the_person_when_it_fires_and_when_it_resolves(alerted
 
 def test_the_stack_alarms_on_what_breaks_a_single_host(alerted: ProgramRun) -> None:
     assert alarm_keys(alerted) == {"unreachable", "server-errors", "memory", "disk", "database-storage",
-                                   "database-cpu-credits"}
+                                   "database-cpu-credits", "certificate"}
 
 
 def test_unreachable_alarms_after_three_minutes_of_failed_health_checks(alerted: ProgramRun) -> None:
@@ -252,6 +261,21 @@ def test_cpu_credits_alarm_on_the_default_burstable_database(alerted: ProgramRun
     assert (inputs["metricName"], inputs["statistic"], inputs["threshold"]) == ("CPUCreditBalance", "Minimum", 30)
 
 
+def test_certificate_alarms_after_three_hours_under_two_days_left_or_unreported(alerted: ProgramRun) -> None:
+    inputs = alarm(alerted, "certificate")
+    assert (inputs["namespace"], inputs["metricName"], inputs.get("dimensions")) == (
+        NAMESPACE, naming.CERTIFICATE_DAYS_LEFT_METRIC, None)
+    assert (inputs["statistic"], inputs["period"]) == ("Minimum", 3600)
+    assert (inputs["evaluationPeriods"], inputs["datapointsToAlarm"]) == (3, 3)
+    assert (inputs["comparisonOperator"], inputs["threshold"]) == ("LessThanThreshold", 2)
+    assert inputs["treatMissingData"] == "breaching"
+
+
+@pytest.mark.parametrize("overrides", [{"tls": "off"}, FLEET], ids=["tls-off", "fleet"])
+def test_no_certificate_alarm_where_no_host_orders_a_certificate(overrides: dict[str, Any]) -> None:
+    assert "certificate" not in alarm_keys(run_program("dev", {"alertEmail": EMAIL, **overrides}))
+
+
 def test_the_status_check_recoveries_notify_the_person_too(alerted: ProgramRun) -> None:
     topic = topic_arns(alerted)[""]
     for action in ("recover", "reboot"):
@@ -268,6 +292,7 @@ def test_a_fleet_alarms_on_a_host_unhealthy_for_twenty_minutes(alerted_fleet: Pr
                                     "LoadBalancer": "app/dev-alb/0123456789abcdef"}
     assert (inputs["period"], inputs["evaluationPeriods"], inputs["threshold"]) == (
         60, alerts.UNHEALTHY_HOST_MINUTES, 1)
+    assert "certificate" not in alarm_keys(alerted_fleet)
 
 
 # --- the dashboard ---------------------------------------------------------------------------------
@@ -275,8 +300,9 @@ def test_a_fleet_alarms_on_a_host_unhealthy_for_twenty_minutes(alerted_fleet: Pr
 
 def produced_metrics(run: ProgramRun, host_type: str = "aws:ec2/instance:Instance") -> set[tuple[str, str, str]]:
     """(namespace, name, dimensions as JSON) of every metric this stack makes exist, each found where it is
-    made: the metric filters, the agent's configuration in the user data, and AWS's own metrics of the
-    stack's database, health check and load balancer."""
+    made: the metric filters, the agent's configuration in the user data, the host's certificate report
+    (its settings, and the renewal unit that runs it), and AWS's own metrics of the stack's database,
+    health check and load balancer."""
     def key(namespace: str, name: str, dimensions: dict[str, str]) -> tuple[str, str, str]:
         return namespace, name, json.dumps(dimensions, sort_keys=True)
 
@@ -294,6 +320,10 @@ def produced_metrics(run: ProgramRun, host_type: str = "aws:ec2/instance:Instanc
                 found.add(key(namespace, name, {"cpu": "cpu-total"}))
             else:
                 found.add(key(namespace, name, {}))
+    files = user_data_files(run, host_type)
+    section = json.loads(files[layout.HOST_SETTINGS]).get(certificate_state.SECTION)
+    if section and f"ExecStopPost=-{tls.STATE_SCRIPT} report" in files.get(tls.RENEWAL_SERVICE, ""):
+        found.add(key(section["metrics_namespace"], section["days_left_metric"], {}))
     database = {"DBInstanceIdentifier": run.one(RDS).inputs["identifier"]}
     found |= {key("AWS/RDS", name, database) for name in (
         "DatabaseConnections", "FreeStorageSpace", "CPUUtilization", "CPUCreditBalance")}
