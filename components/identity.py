@@ -3,12 +3,13 @@
 The inline policy reaches only the artifact bucket and its objects, reads only the stack's SSM
 parameters (and the history of the admin's name alone, so a renamed admin can be demoted) and reads and
 writes exactly two of them when TLS is on, the host's saved ACME account and certificate
-(naming.HOST_WRITTEN_PARAMETERS); `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed)
-and the restart on an admin change. With a Route 53 zone, the host may also change records in that zone,
-for certbot's DNS-01 challenge. With monitoring, it may write to exactly the stack's log groups and put
-metrics only in the stack's namespace. The two parameters the host writes are created here, holding
-naming.UNSAVED_STATE until the host saves (their value is then the host's, never reset by `pulumi up`),
-so that `pulumi destroy` removes them and the private key in them.
+(naming.HOST_WRITTEN_PARAMETERS). AWS's `AmazonSSMManagedEC2InstanceDefaultPolicy` lets the SSM agent
+serve Session Manager (no SSH needed) and run the restart on an admin change, and reads no parameter.
+With a Route 53 zone, the host may also change records in that zone, for certbot's DNS-01 challenge.
+With monitoring, it may write to exactly the stack's log groups and put metrics only in the stack's
+namespace. The two parameters the host writes are created here, holding naming.UNSAVED_STATE until the
+host saves (their value is then the host's, never reset by `pulumi up`), so that `pulumi destroy`
+removes them and the private key in them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from components.ordering import ready_after
 from config import StackConfig
 from userdata import monitoring
 
-SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
+# The SSM agent's rights, for Session Manager (shells, port forwarding) and the admin-restart association
+# (components/server_restart.py): AWS's policy for Default Host Management Configuration, which is
+# AmazonSSMManagedInstanceCore without ssm:GetParameter and ssm:GetParameters on "*" (AWS managed policy
+# reference, AmazonSSMManagedEC2InstanceDefaultPolicy v2, 2024-07-16; moto bundles the same document).
+# With Core, a host could read every SecureString of every stack in the account and region. The agent
+# reads parameters only to resolve `{{ssm:NAME}}` references in a document's parameters
+# (amazon-ssm-agent, agent/parameterstore/parameterstore.go: Resolve returns early when there are none),
+# which the restart command never carries (tests/unit/test_host_role_reach.py holds both).
+SSM_MANAGED_POLICY = "AmazonSSMManagedEC2InstanceDefaultPolicy"
 BUCKET_ACTIONS = ["s3:ListBucket"]
 OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 # What each action is for: the host's calls, host_programs/aws_calls.py (tests/unit/test_host_policy.py
@@ -200,8 +209,11 @@ class HostIdentity(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        session_manager = aws.iam.RolePolicyAttachment(
-            f"{name}-ssm-core",
+        # Named for what it is for, not for the policy: a new name is a new resource, which Pulumi creates
+        # before it deletes the old attachment (AmazonSSMManagedInstanceCore, on stacks deployed before),
+        # so the agent keeps its rights throughout the update.
+        ssm_agent = aws.iam.RolePolicyAttachment(
+            f"{name}-ssm-agent",
             role=role.name,
             policy_arn=f"arn:{partition}:iam::aws:policy/{SSM_MANAGED_POLICY}",
             opts=child,
@@ -223,6 +235,6 @@ class HostIdentity(pulumi.ComponentResource):
         # A host launched with the profile has its permissions from the first boot: the configure step
         # and the SSM agent then start without a round of AccessDenied retries.
         self.instance_profile_name = ready_after(
-            profile.name, inline_policy, session_manager, *saved_state, *args.log_groups_ready
+            profile.name, inline_policy, ssm_agent, *saved_state, *args.log_groups_ready
         )
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.loopback import LOOPBACK, LoopbackStack, free_port
+from tests.support.loopback import LOOPBACK, LoopbackStack
+from tests.support.ports import free_port
 from userdata import monitoring
 
 pytestmark = pytest.mark.host

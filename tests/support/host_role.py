@@ -2,11 +2,12 @@
 and the temporary credentials of a session of that role, which the instance metadata stand-in
 (tests/support/imds.py) hands to the host's processes as EC2 would.
 
-The role carries the inline policy alone: AmazonSSMManagedInstanceCore, which the program also attaches,
-is for the SSM agent, and no program of the host relies on it (host_programs/aws_calls.py), so the tests
-prove the inline policy suffices. Its trust policy lets the tests' admin assume it, standing in for EC2:
-moto 5.2.6 cannot evaluate the program's own trust policy (its _check_principal handles only AWS
-principals, and a Service principal raises a TypeError).
+The role carries the inline policy alone: AmazonSSMManagedEC2InstanceDefaultPolicy, which the program also
+attaches, is for the SSM agent, and no program of the host relies on it (host_programs/aws_calls.py), so
+the tests prove the inline policy suffices (tests/unit/test_host_role_reach.py evaluates the managed one).
+Its trust policy lets the tests' admin assume it, standing in for EC2: moto 5.2.6 cannot evaluate the
+program's own trust policy (its _check_principal handles only AWS principals, and a Service principal
+raises a TypeError).
 """
 
 from __future__ import annotations

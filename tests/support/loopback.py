@@ -47,7 +47,7 @@ Interface (all a plain class, usable without pytest):
   imds                  the metadata stand-in (credential_reads, refused)
 
 Module functions: remap(text, replacements), loopback_replacements(...), loopback_settings(**overrides),
-rendered_files(user_data), unit_directives(unit_text), parse_env_file(text), free_port(),
+rendered_files(user_data), unit_directives(unit_text), parse_env_file(text),
 host_binaries_missing(), autocommit_cursor(dsn) (a cursor whose statements commit at once).
 """
 
@@ -65,7 +65,6 @@ import select
 import shlex
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -85,6 +84,7 @@ import naming
 import userdata
 from tests.support import host_role
 from tests.support.imds import InstanceMetadata, running_instance_metadata
+from tests.support.ports import free_port
 from userdata import layout, monitoring
 from userdata.settings import HostSettings
 
@@ -107,13 +107,6 @@ class ConfigureFailed(LoopbackError):
     def __init__(self, result: subprocess.CompletedProcess[str]) -> None:
         self.result = result
         super().__init__(f"configure step exited {result.returncode}:\n{result.stderr[-4000:]}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def postgres_bin_dir() -> Path | None:

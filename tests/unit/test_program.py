@@ -361,9 +361,9 @@ def test_the_stack_owns_the_parameters_the_host_saves_its_certificate_in(dev: Pr
         assert dev.depends_on(host, parameter)
 
 
-def test_ssm_managed_instance_core_is_attached(dev: ProgramRun) -> None:
+def test_the_ssm_agents_policy_without_parameter_reads_is_attached(dev: ProgramRun) -> None:
     attachment = dev.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedEC2InstanceDefaultPolicy"
 
 
 def test_role_uses_no_inline_or_managed_policy_lists(dev: ProgramRun) -> None:

@@ -150,12 +150,9 @@ def test_render_takes_only_host_settings_whose_fields_are_not_secrets():
     assert not {name for name in field_names if re.search("password|secret|key", name)}
 
 
-def test_random_secret_values_never_appear_whatever_the_settings():
-    # A secret could only reach the document through HostSettings; none of its values is one.
-    secrets_like = [base64.b64encode(os.urandom(24)).decode() for _ in range(4)]
-    for settings in (SETTINGS, TLS_SETTINGS):
-        text = userdata.render(settings)
-        assert not any(secret in text for secret in secrets_like)
+# The values the program generates (passwords, keys) are looked for in the user data it renders under
+# mocks: tests/unit/test_program.py (test_no_generated_secret_reaches_user_data_or_plain_outputs, one
+# host, dev and prod) and tests/unit/test_fleet_program.py (the launch template).
 
 
 # -- install --------------------------------------------------------------------------------------
