@@ -15,6 +15,7 @@ from components.dashboard import StackDashboard, StackDashboardArgs
 from components.database import Database, DatabaseArgs
 from components.fleet import HostFleet, HostFleetArgs
 from components.host import TrackingHost, TrackingHostArgs
+from components.host_files import HostFileStore, HostFileStoreArgs
 from components.host_logs import HostLogs, HostLogsArgs
 from components.identity import HostIdentity, host_identity_args
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
@@ -99,8 +100,15 @@ logs = (
     )
     if cfg.monitoring else None
 )
+# The host's files travel outside the user data (DESIGN decision 16), in a bucket of their own.
+host_file_store = HostFileStore(
+    name, HostFileStoreArgs(project=cfg.project, stack=cfg.stack, protect_data=cfg.protect_data), with_provider
+)
 identity = HostIdentity(
-    name, host_identity_args(cfg, artifacts.bucket_arn, log_groups=logs.groups if logs else ()), with_provider
+    name,
+    host_identity_args(cfg, artifacts.bucket_arn, host_file_store.bucket_arn,
+                       log_groups=logs.groups if logs else ()),
+    with_provider,
 )
 
 
@@ -152,8 +160,8 @@ def deploy_fleet() -> None:
         ),
         with_provider,
     )
-    settings = artifacts.bucket_name.apply(
-        lambda bucket: host_settings_for(cfg, artifact_bucket=bucket, public_ip="")
+    settings = pulumi.Output.all(artifacts.bucket_name, host_file_store.bucket_name).apply(
+        lambda buckets: host_settings_for(cfg, artifact_bucket=buckets[0], host_files_bucket=buckets[1], public_ip="")
     )
     watch(settings.apply(lambda s: s.tracking_uri), (balancer.target_group_arn_suffix, balancer.arn_suffix))
     fleet = HostFleet(
@@ -192,8 +200,8 @@ def deploy_single_host() -> None:
         PublicAddressArgs(domain=cfg.domain, hosted_zone_id=cfg.hosted_zone_id),
         with_provider,
     )
-    settings = pulumi.Output.all(artifacts.bucket_name, address.public_ip).apply(
-        lambda facts: host_settings_for(cfg, artifact_bucket=facts[0], public_ip=facts[1])
+    settings = pulumi.Output.all(artifacts.bucket_name, host_file_store.bucket_name, address.public_ip).apply(
+        lambda facts: host_settings_for(cfg, artifact_bucket=facts[0], host_files_bucket=facts[1], public_ip=facts[2])
     )
     alerts = watch(settings.apply(lambda s: s.tracking_uri), None)
     # The host takes nothing from `database`: it reads the DB facts from SSM at boot (design decision 2).
@@ -236,6 +244,7 @@ else:
 
 pulumi.export(Outputs.ARTIFACT_BUCKET, artifacts.bucket_name)
 pulumi.export(Outputs.ARTIFACT_DESTINATION, artifacts.bucket_name.apply(lambda bucket: f"s3://{bucket}/"))
+pulumi.export(Outputs.HOST_FILES_BUCKET, host_file_store.bucket_name)
 pulumi.export(Outputs.DB_ENDPOINT, database.endpoint)
 pulumi.export(Outputs.DB_INSTANCE_ID, database.instance_id)
 if database.final_snapshot_identifier is not None:

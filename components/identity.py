@@ -1,6 +1,7 @@
 """HostIdentity: the instance role and profile of the MLflow host, least privilege.
 
-The inline policy reaches only the artifact bucket and its objects, reads only the stack's SSM
+The inline policy reaches only the artifact bucket and its objects, reads the host's files (their bucket's
+objects under userdata.bundle.KEY_PREFIX, nothing else there), reads only the stack's SSM
 parameters (and the history of the admin's name alone, so a renamed admin can be demoted) and reads and
 writes exactly two of them when TLS is on, the host's saved ACME account and certificate
 (naming.HOST_WRITTEN_PARAMETERS). AWS's `AmazonSSMManagedEC2InstanceDefaultPolicy` lets the SSM agent
@@ -26,6 +27,7 @@ import naming
 from components.ordering import ready_after
 from config import StackConfig
 from userdata import monitoring
+from userdata.bundle import KEY_PREFIX
 
 # The SSM agent's rights, for Session Manager (shells, port forwarding) and the admin-restart association
 # (components/server_restart.py): AWS's policy for Default Host Management Configuration, which is
@@ -38,6 +40,8 @@ from userdata import monitoring
 SSM_MANAGED_POLICY = "AmazonSSMManagedEC2InstanceDefaultPolicy"
 BUCKET_ACTIONS = ["s3:ListBucket"]
 OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+# The bootstrap (host_programs/bootstrap.py) reads the host's files, one object, at first boot.
+HOST_FILES_ACTIONS = ["s3:GetObject"]
 # What each action is for: the host's calls, host_programs/aws_calls.py (tests/unit/test_host_policy.py
 # holds this policy to them: every call allowed, no action unused).
 # The configure step reads the stack's parameters in one call.
@@ -63,6 +67,7 @@ class HostIdentityArgs:
     region: str
     ssm_prefix: str
     bucket_arn: pulumi.Input[str]
+    host_files_bucket_arn: pulumi.Input[str]
     hosted_zone_id: str = ""
     saves_certificate: bool = True  # tls: letsencrypt; the host keeps its certificate in SSM
     # With monitoring: the log groups the host's agent writes and the one namespace its metrics go to.
@@ -98,7 +103,6 @@ def written_parameter_arns(partition: str, region: str, account_id: str, ssm_pre
     ]
 
 
-
 def log_group_arns(partition: str, region: str, account_id: str, names: tuple[str, ...]) -> list[str]:
     """Each group (CreateLogStream is authorized against it) and everything below it, `<group>:*`: its
     streams (`:log-stream:<name>`, for PutLogEvents), and the `:*` form IAM matches some calls against."""
@@ -107,7 +111,8 @@ def log_group_arns(partition: str, region: str, account_id: str, names: tuple[st
 
 
 def host_identity_args(
-    cfg: StackConfig, bucket_arn: pulumi.Input[str], log_groups: Sequence[pulumi.CustomResource] = ()
+    cfg: StackConfig, bucket_arn: pulumi.Input[str], host_files_bucket_arn: pulumi.Input[str],
+    log_groups: Sequence[pulumi.CustomResource] = (),
 ) -> HostIdentityArgs:
     """What the role of this stack's hosts must allow; `log_groups`: the groups' resources, which the
     instance profile waits for (components/host_logs.py)."""
@@ -116,6 +121,7 @@ def host_identity_args(
         region=cfg.region,
         ssm_prefix=cfg.ssm_prefix,
         bucket_arn=bucket_arn,
+        host_files_bucket_arn=host_files_bucket_arn,
         # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
         hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
         saves_certificate=certificate_on_host,
@@ -128,11 +134,13 @@ def host_identity_args(
     )
 
 
-def host_policy(args: HostIdentityArgs, *, bucket_arn: str, partition: str, account_id: str) -> str:
+def host_policy(args: HostIdentityArgs, *, bucket_arn: str, host_files_bucket_arn: str, partition: str,
+                account_id: str) -> str:
     """The inline policy of the hosts' role, as the RolePolicy carries it (the tests sign with a role that
     carries exactly this: tests/support/host_role.py)."""
     return host_policy_document(
         bucket_arn=bucket_arn,
+        host_files_arn=f"{host_files_bucket_arn}/{KEY_PREFIX}*",
         parameters_arn=parameters_arn(partition, args.region, account_id, args.ssm_prefix),
         admin_name_arn=parameter_arn(partition, args.region, account_id, args.ssm_prefix, naming.ADMIN_USERNAME),
         partition=partition,
@@ -147,13 +155,14 @@ def host_policy(args: HostIdentityArgs, *, bucket_arn: str, partition: str, acco
 
 
 def host_policy_document(
-    *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = "",
-    written_parameter_arns: list[str] | None = None, log_group_arns: list[str] | None = None,
-    metrics_namespace: str = "",
+    *, bucket_arn: str, host_files_arn: str, parameters_arn: str, admin_name_arn: str, partition: str,
+    hosted_zone_id: str = "", written_parameter_arns: list[str] | None = None,
+    log_group_arns: list[str] | None = None, metrics_namespace: str = "",
 ) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
         {"Sid": "ReadWriteArtifacts", "Effect": "Allow", "Action": OBJECT_ACTIONS, "Resource": f"{bucket_arn}/*"},
+        {"Sid": "ReadHostFiles", "Effect": "Allow", "Action": HOST_FILES_ACTIONS, "Resource": host_files_arn},
         {"Sid": "ReadStackParameters", "Effect": "Allow", "Action": PARAMETER_ACTIONS, "Resource": parameters_arn},
         {"Sid": "ReadAdminNameHistory", "Effect": "Allow", "Action": HISTORY_ACTIONS, "Resource": admin_name_arn},
     ]
@@ -204,8 +213,9 @@ class HostIdentity(pulumi.ComponentResource):
         inline_policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
-            policy=pulumi.Output.from_input(args.bucket_arn).apply(
-                lambda bucket_arn: host_policy(args, bucket_arn=bucket_arn, partition=partition, account_id=account_id)
+            policy=pulumi.Output.all(args.bucket_arn, args.host_files_bucket_arn).apply(
+                lambda arns: host_policy(args, bucket_arn=arns[0], host_files_bucket_arn=arns[1], partition=partition,
+                                         account_id=account_id)
             ),
             opts=child,
         )

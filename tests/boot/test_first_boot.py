@@ -26,8 +26,9 @@ import requests
 from mlflow.tracking import MlflowClient
 
 import naming
+import userdata
 from tests.boot.conftest import require_boot
-from tests.support import boot, cloudwatch_agent_schema
+from tests.support import boot, cloudwatch_agent_schema, host_role
 from tests.support.boot_stack import BootedHost, boot_settings
 from tests.support.loopback import parse_env_file
 from userdata import layout, monitoring
@@ -137,6 +138,25 @@ def test_no_unit_failed_and_the_system_is_running(healthy):
     container = healthy.running()
     assert container.check(["systemctl", "--failed", "--no-legend", "--plain"]).strip() == ""
     assert container.run(["systemctl", "is-system-running"]).stdout.strip() == "running"
+
+
+def test_the_bootstrap_fetched_the_host_files_from_s3_as_the_role_through_the_metadata_service(healthy):
+    # DESIGN decision 16: the user data names the object; moto (authorization on) served it to the host
+    # role's session that the bootstrap found through the metadata stand-in, and every file is as uploaded.
+    assert healthy.root is not None
+    bundle, bucket = healthy.stack.host_bundle, healthy.settings.host_files_bucket
+    output = healthy.root.read("/var/log/cloud-init-output.log")
+    deferred = sum(file.defer for file in userdata.host_files(healthy.settings))
+    assert f"mlflow-host-files: wrote the 1 early files of {bundle.key}" in output
+    assert f"mlflow-host-files: wrote the {deferred} deferred files of {bundle.key}" in output
+    fetches = [line for line in healthy.stack.moto.log.read_text().splitlines()
+               if f"s3:GetObject on arn:aws:s3:::{bucket}/{bundle.key}" in line]
+    assert fetches and all(line.startswith("moto-authorization: allowed arn:aws:sts::") and
+                           f":assumed-role/{host_role.HOST_ROLE}/" in line for line in fetches), fetches
+    for file in userdata.host_files(healthy.settings):
+        written = healthy.root.path(file.path)
+        assert written.read_text() == file.content, file.path
+        assert stat.S_IMODE(written.stat().st_mode) == int(file.permissions, 8), file.path
 
 
 def test_health_answers_through_nginx_without_credentials(healthy):

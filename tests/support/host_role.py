@@ -48,6 +48,7 @@ def identity_args(settings: HostSettings, *, hosted_zone_id: str = "") -> HostId
         region=settings.region,
         ssm_prefix=settings.ssm_prefix,
         bucket_arn=bucket_arn(settings),
+        host_files_bucket_arn=host_files_bucket_arn(settings),
         hosted_zone_id=hosted_zone_id if settings.acme_dns_route53 else "",
         saves_certificate=certificate_on_host,
         log_group_names=tuple(
@@ -62,9 +63,14 @@ def bucket_arn(settings: HostSettings) -> str:
     return f"arn:{PARTITION}:s3:::{settings.artifact_bucket}"
 
 
+def host_files_bucket_arn(settings: HostSettings) -> str:
+    return f"arn:{PARTITION}:s3:::{settings.host_files_bucket}"
+
+
 def rendered_policy(settings: HostSettings) -> dict[str, Any]:
     """The role policy the program renders for hosts with `settings`, as a document."""
-    text = host_policy(identity_args(settings), bucket_arn=bucket_arn(settings), partition=PARTITION,
+    text = host_policy(identity_args(settings), bucket_arn=bucket_arn(settings),
+                       host_files_bucket_arn=host_files_bucket_arn(settings), partition=PARTITION,
                        account_id=ACCOUNT_ID)
     document: dict[str, Any] = json.loads(text)
     return document

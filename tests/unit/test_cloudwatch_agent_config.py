@@ -9,7 +9,6 @@ import re
 from typing import Any
 
 import pytest
-import yaml
 
 import config
 import naming
@@ -28,12 +27,13 @@ STACKS: dict[str, dict[str, Any]] = {
 
 def settings_for(overrides: dict[str, Any]) -> userdata.HostSettings:
     cfg = config.load_config(overrides, project="mlflow-aws", stack="dev", region="eu-west-1")
-    return host_settings_for(cfg, artifact_bucket="mlflow-aws-dev-artifacts", public_ip="203.0.113.10")
+    return host_settings_for(cfg, artifact_bucket="mlflow-aws-dev-artifacts",
+                             host_files_bucket="mlflow-aws-dev-host-files", public_ip="203.0.113.10")
 
 
 def written(settings: userdata.HostSettings) -> dict[str, str]:
-    document = yaml.safe_load(userdata.render(settings))
-    return {entry["path"]: entry["content"] for entry in document["write_files"]}
+    """The files the host gets (the object its bootstrap fetches: DESIGN decision 16)."""
+    return {file.path: file.content for file in userdata.host_files(settings)}
 
 
 def agent_config(overrides: dict[str, Any]) -> dict[str, Any]:

@@ -4,13 +4,10 @@ role may write."""
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 from typing import Any
 
 import pytest
-import yaml
 
 import naming
 from components import alerts
@@ -18,6 +15,7 @@ from host_programs import certificate_state
 from naming import Outputs
 from tests.support.pulumi_program import PUBLIC_IP, ProgramRun, run_program
 from userdata import layout, monitoring, tls
+from userdata.bundle import HostBundle, files_of
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
@@ -27,6 +25,7 @@ SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 RDS = "aws:rds/instance:Instance"
+HOST_FILES_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 EMAIL = "oncall@example.com"
 FLEET = {"hosts": 2, "domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABC"}
 NAMESPACE = "mlflow-aws/dev"
@@ -67,18 +66,17 @@ def host_policy(run: ProgramRun) -> list[dict[str, Any]]:
     return statements
 
 
-def user_data_files(run: ProgramRun, resource_type: str = "aws:ec2/instance:Instance") -> dict[str, str]:
-    """Path -> content of every file the host's user data writes."""
-    host = run.one(resource_type).inputs
-    encoded = host.get("userDataBase64") or host["userData"]
-    document = yaml.safe_load(gzip.decompress(base64.b64decode(encoded)).decode())
-    return {f["path"]: f["content"] for f in document["write_files"]}
+def host_files(run: ProgramRun) -> dict[str, str]:
+    """Path -> content of every file the hosts get: the object the program uploads for their bootstrap
+    (components/host_files.py; one per stack, a single host's or the fleet's)."""
+    bundle = HostBundle(run.one(HOST_FILES_OBJECT).inputs["content"].encode("ascii"))
+    return {file.path: file.content for file in files_of(bundle)}
 
 
-def agent_config(run: ProgramRun, resource_type: str = "aws:ec2/instance:Instance") -> dict[str, Any]:
-    files = user_data_files(run, resource_type)
+def agent_config(run: ProgramRun) -> dict[str, Any]:
+    files = host_files(run)
     if monitoring.AGENT_CONFIG not in files:
-        raise ValueError("no agent configuration in the host's user data")
+        raise ValueError("no agent configuration in the host's files")
     return json.loads(files[monitoring.AGENT_CONFIG])  # type: ignore[no-any-return]
 
 
@@ -298,9 +296,9 @@ def test_a_fleet_alarms_on_a_host_unhealthy_for_twenty_minutes(alerted_fleet: Pr
 # --- the dashboard ---------------------------------------------------------------------------------
 
 
-def produced_metrics(run: ProgramRun, host_type: str = "aws:ec2/instance:Instance") -> set[tuple[str, str, str]]:
+def produced_metrics(run: ProgramRun) -> set[tuple[str, str, str]]:
     """(namespace, name, dimensions as JSON) of every metric this stack makes exist, each found where it is
-    made: the metric filters, the agent's configuration in the user data, the host's certificate report
+    made: the metric filters, the agent's configuration in the host's files, the host's certificate report
     (its settings, and the renewal unit that runs it), and AWS's own metrics of the stack's database,
     health check and load balancer."""
     def key(namespace: str, name: str, dimensions: dict[str, str]) -> tuple[str, str, str]:
@@ -308,7 +306,7 @@ def produced_metrics(run: ProgramRun, host_type: str = "aws:ec2/instance:Instanc
 
     found = {key(f.inputs["metricTransformation"]["namespace"], f.inputs["metricTransformation"]["name"], {})
              for f in run.of_type(METRIC_FILTER)}
-    config = agent_config(run, host_type)
+    config = agent_config(run)
     namespace = config["metrics"]["namespace"]
     for plugin, settings in config["metrics"]["metrics_collected"].items():
         for measurement in settings["measurement"]:
@@ -320,7 +318,7 @@ def produced_metrics(run: ProgramRun, host_type: str = "aws:ec2/instance:Instanc
                 found.add(key(namespace, name, {"cpu": "cpu-total"}))
             else:
                 found.add(key(namespace, name, {}))
-    files = user_data_files(run, host_type)
+    files = host_files(run)
     section = json.loads(files[layout.HOST_SETTINGS]).get(certificate_state.SECTION)
     if section and f"ExecStopPost=-{tls.STATE_SCRIPT} report" in files.get(tls.RENEWAL_SERVICE, ""):
         found.add(key(section["metrics_namespace"], section["days_left_metric"], {}))
@@ -351,10 +349,9 @@ def dashboard_metrics(run: ProgramRun) -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize("overrides", [{}, FLEET, {"tls": "off"}], ids=["single-host", "fleet", "tls-off"])
 def test_every_dashboard_widget_shows_a_metric_the_stack_produces(overrides: dict[str, Any]) -> None:
     run = run_program("dev", overrides)
-    host_type = "aws:ec2/launchTemplate:LaunchTemplate" if overrides.get("hosts") else "aws:ec2/instance:Instance"
     shown = dashboard_metrics(run)
     assert shown
-    assert set(shown) <= produced_metrics(run, host_type), set(shown) - produced_metrics(run, host_type)
+    assert set(shown) <= produced_metrics(run), set(shown) - produced_metrics(run)
 
 
 def test_the_dashboard_shows_every_metric_an_alarm_watches(alerted: ProgramRun) -> None:
@@ -386,5 +383,5 @@ def test_monitoring_off_creates_none_of_it() -> None:
     assert Outputs.DASHBOARD_URL not in run.outputs
     actions = {action for statement in host_policy(run) for action in statement["Action"]}
     assert not {a for a in actions if a.startswith(("logs:", "cloudwatch:"))}
-    with pytest.raises(ValueError):  # no agent configuration in the host's user data
+    with pytest.raises(ValueError):  # no agent configuration in the host's files
         agent_config(run)
