@@ -146,8 +146,9 @@ def test_the_bootstrap_fetched_the_host_files_from_s3_as_the_role_through_the_me
     assert healthy.root is not None
     bundle, bucket = healthy.stack.host_bundle, healthy.settings.host_files_bucket
     output = healthy.root.read("/var/log/cloud-init-output.log")
-    deferred = sum(file.defer for file in userdata.host_files(healthy.settings))
-    assert f"mlflow-host-files: wrote the 1 early files of {bundle.key}" in output
+    files = userdata.host_files(healthy.settings)
+    early, deferred = sum(not file.defer for file in files), sum(file.defer for file in files)
+    assert f"mlflow-host-files: wrote the {early} early files of {bundle.key}" in output
     assert f"mlflow-host-files: wrote the {deferred} deferred files of {bundle.key}" in output
     fetches = [line for line in healthy.stack.moto.log.read_text().splitlines()
                if f"s3:GetObject on arn:aws:s3:::{bucket}/{bundle.key}" in line]
