@@ -50,7 +50,7 @@ Interface (all a plain class, usable without pytest):
   imds                  the metadata stand-in (credential_reads, refused)
 
 Module functions: remap(text, replacements), loopback_replacements(...), loopback_settings(**overrides),
-host_file_contents(settings), unit_directives(unit_text), parse_env_file(text), free_port(),
+host_file_contents(settings), unit_directives(unit_text), parse_env_file(text),
 host_binaries_missing(), autocommit_cursor(dsn) (a cursor whose statements commit at once).
 """
 
