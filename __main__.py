@@ -8,19 +8,24 @@ import pulumi_aws as aws
 import config
 from components import preflight
 from components.address import PublicAddress, PublicAddressArgs
+from components.alerts import Alerts, AlertsArgs, DatabaseFacts, burstable
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.client_access import ClientAccess, ClientAccessArgs
+from components.dashboard import StackDashboard, StackDashboardArgs
 from components.database import Database, DatabaseArgs
 from components.fleet import HostFleet, HostFleetArgs
 from components.host import TrackingHost, TrackingHostArgs
 from components.host_files import HostFileStore, HostFileStoreArgs
+from components.host_logs import HostLogs, HostLogsArgs
 from components.identity import HostIdentity, host_identity_args
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
+from components.reachability import ReachabilityCheck, ReachabilityCheckArgs
 from components.server_restart import ServerRestart, ServerRestartArgs
 from components.server_secrets import ServerSecrets, ServerSecretsArgs
 from host_settings import host_settings_for
 from naming import Outputs
+from userdata import monitoring
 
 # The first engine that honours `replacement_trigger` (pulumi/pulumi#20936): an older one ignores it, and
 # an instanceType change across CPU architectures then fails in place. scripts/_setup.sh checks the same.
@@ -81,13 +86,63 @@ database = Database(
 secrets = ServerSecrets(
     name, ServerSecretsArgs(ssm_prefix=cfg.ssm_prefix, admin_username=cfg.admin_username), with_provider
 )
+# The log groups the hosts write (the certificate's only where a host runs certbot), before the hosts'
+# role, so an agent that starts finds its groups there.
+certificate_on_host = monitoring.runs_certbot(tls=cfg.tls, behind_load_balancer=cfg.fleet)
+logs = (
+    HostLogs(
+        name,
+        HostLogsArgs(
+            project=cfg.project, stack=cfg.stack, groups=monitoring.log_groups(certificate=certificate_on_host),
+            retention_days=cfg.log_retention_days, protect_data=cfg.protect_data,
+        ),
+        with_provider,
+    )
+    if cfg.monitoring else None
+)
 # The host's files travel outside the user data (DESIGN decision 16), in a bucket of their own.
 host_file_store = HostFileStore(
     name, HostFileStoreArgs(project=cfg.project, stack=cfg.stack, protect_data=cfg.protect_data), with_provider
 )
 identity = HostIdentity(
-    name, host_identity_args(cfg, artifacts.bucket_arn, host_file_store.bucket_arn), with_provider
+    name,
+    host_identity_args(cfg, artifacts.bucket_arn, host_file_store.bucket_arn,
+                       log_groups=logs.groups if logs else ()),
+    with_provider,
 )
+
+
+def watch(tracking_uri: pulumi.Input[str], target_group: tuple[pulumi.Input[str], pulumi.Input[str]] | None) -> (
+        Alerts | None):
+    """With monitoring: the health check from outside and the dashboard; with alertEmail, the alarms.
+    Returns the alerts, whose topic the hosts' own alarms notify too."""
+    if not cfg.monitoring:
+        return None
+    reachability = ReachabilityCheck(name, ReachabilityCheckArgs(tracking_uri=tracking_uri), with_provider)
+    dashboard = StackDashboard(
+        name,
+        StackDashboardArgs(
+            project=cfg.project, stack=cfg.stack, region=cfg.region,
+            health_check_id=reachability.health_check_id, db_instance_id=database.instance_id,
+            db_burstable=burstable(cfg.db_instance_class), certificate=certificate_on_host,
+            target_group=target_group,
+        ),
+        with_provider,
+    )
+    pulumi.export(Outputs.DASHBOARD_URL, dashboard.url)
+    if not cfg.alert_email:
+        return None
+    return Alerts(
+        name,
+        AlertsArgs(
+            project=cfg.project, stack=cfg.stack, region=cfg.region, email=cfg.alert_email,
+            health_check_id=reachability.health_check_id,
+            database=DatabaseFacts(instance_id=database.instance_id, instance_class=cfg.db_instance_class,
+                                   allocated_storage_gb=cfg.db_allocated_storage_gb),
+            certificate=certificate_on_host, target_group=target_group,
+        ),
+        with_provider,
+    )
 
 
 def deploy_fleet() -> None:
@@ -108,6 +163,7 @@ def deploy_fleet() -> None:
     settings = pulumi.Output.all(artifacts.bucket_name, host_file_store.bucket_name).apply(
         lambda buckets: host_settings_for(cfg, artifact_bucket=buckets[0], host_files_bucket=buckets[1], public_ip="")
     )
+    watch(settings.apply(lambda s: s.tracking_uri), (balancer.target_group_arn_suffix, balancer.arn_suffix))
     fleet = HostFleet(
         name,
         HostFleetArgs(
@@ -147,6 +203,7 @@ def deploy_single_host() -> None:
     settings = pulumi.Output.all(artifacts.bucket_name, host_file_store.bucket_name, address.public_ip).apply(
         lambda facts: host_settings_for(cfg, artifact_bucket=facts[0], host_files_bucket=facts[1], public_ip=facts[2])
     )
+    alerts = watch(settings.apply(lambda s: s.tracking_uri), None)
     # The host takes nothing from `database`: it reads the DB facts from SSM at boot (design decision 2).
     host = TrackingHost(
         name,
@@ -159,6 +216,7 @@ def deploy_single_host() -> None:
             eip_allocation_id=address.allocation_id,
             settings=settings,
             ssh_key_name=cfg.ssh_key_name,
+            notify=[alerts.topic_arn] if alerts else [],
         ),
         with_provider,
     )

@@ -42,6 +42,10 @@ _JOB_RUNNER_SMALLEST = instance_types.smallest_with(JOB_RUNNER_MIN_MEMORY_MIB)
 # MLflow basic-auth's default_permission values this stack offers (all of MLflow's would be accepted,
 # but EDIT or MANAGE as a default would let every user change or delete everyone's work).
 DEFAULT_PERMISSIONS = ("READ", "NO_PERMISSIONS")
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy's retentionInDays; 0, "never
+# expire", is left out on purpose: logs kept forever are billed forever).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("extraAllowedOrigins", "array", [],
               "More browser origins (scheme://host[:port]) the UI may write from, e.g. a reverse proxy's "
               "https://mlflow.corp.example; localhost origins are always accepted."),
+    ConfigKey("monitoring", "boolean", True,
+              "Logs and metrics in CloudWatch, a health check of /health from outside and one dashboard "
+              "(about $6 a month for dev, see README Cost); false: none of it."),
+    ConfigKey("alertEmail", "string", "",
+              "Email address that alarms notify (server unreachable, 5xx answers, memory, disk, database); "
+              "needs monitoring. Empty: no alarms."),
+    ConfigKey("logRetentionDays", "integer", 30,
+              "Days CloudWatch Logs keeps the hosts' logs: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365 "
+              "or one of CloudWatch's longer periods (400 to 3653)."),
 )
 CONFIG_KEY_NAMES = tuple(key.name for key in CONFIG_KEYS)
 
@@ -136,6 +149,9 @@ class StackConfig:
     job_runner: bool = False
     default_permission: str = "READ"
     extra_allowed_origins: tuple[str, ...] = ()
+    monitoring: bool = True
+    alert_email: str = ""
+    log_retention_days: int = 30
 
     @property
     def ssm_prefix(self) -> str:
@@ -482,6 +498,23 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
     origins_raw = reader.string_list("extraAllowedOrigins")
     extra_origins = _check_origins(reader, origins_raw) if origins_raw is not None else ()
 
+    monitoring = reader.boolean("monitoring")
+    alert_email = reader.string("alertEmail")
+    if alert_email and not _EMAIL.match(alert_email):
+        reader.problem(f"alertEmail: {alert_email!r} is not an email address like oncall@example.com")
+    elif alert_email and not monitoring:
+        reader.problem(
+            f"alertEmail: {alert_email!r} is set with monitoring false, and the alarms watch the metrics that "
+            "monitoring collects; set monitoring true, or unset alertEmail"
+        )
+    retention = reader.integer("logRetentionDays")
+    if retention is not None and retention not in LOG_RETENTION_DAYS:
+        nearest = min(LOG_RETENTION_DAYS, key=lambda days: abs(days - retention))
+        reader.problem(
+            f"logRetentionDays: {retention} is not a period CloudWatch Logs keeps logs for; accepted are "
+            f"{', '.join(str(days) for days in LOG_RETENTION_DAYS)}; {_set_hint('logRetentionDays', str(nearest))}"
+        )
+
     if reader.problems:
         raise ConfigError(stack, reader.problems)
     assert instance is not None and storage is not None and region is not None
@@ -510,6 +543,9 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
         job_runner=job_runner,
         default_permission=default_permission,
         extra_allowed_origins=extra_origins,
+        monitoring=monitoring,
+        alert_email=alert_email,
+        log_retention_days=retention if retention is not None else 30,
     )
 
 

@@ -34,6 +34,7 @@ def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, host_files_buck
         job_runner=cfg.job_runner,
         default_permission=cfg.default_permission,
         extra_allowed_origins=cfg.extra_allowed_origins,
+        monitoring=cfg.monitoring,
     )
     return behind_load_balancer(single_host, cfg) if cfg.fleet else single_host
 

@@ -51,6 +51,42 @@ TRACKING_DATABASE = "mlflow"
 AUTH_DATABASE = "mlflow_auth"
 
 
+# The log groups the stack creates (components/host_logs.py) and the hosts' CloudWatch agent writes
+# (userdata/monitoring.py), one per source, below /<project>/<stack>/.
+@dataclass(frozen=True)
+class LogGroup:
+    suffix: str
+    source: str  # what it holds, for people reading the console
+
+
+SERVER_LOG = LogGroup("mlflow", "mlflow.service's journal: the server, its install and configure steps")
+NGINX_LOG = LogGroup("nginx", "nginx.service's journal and nginx's error log")
+CERTIFICATE_LOG = LogGroup("certificate", "the journal of the certificate's issuance and renewal units")
+ACCESS_LOG = LogGroup("access", "nginx's access log, one JSON object per request")
+LOG_GROUPS: tuple[LogGroup, ...] = (SERVER_LOG, NGINX_LOG, CERTIFICATE_LOG, ACCESS_LOG)
+
+
+def log_group_name(project: str, stack: str, group: LogGroup) -> str:
+    return f"/{project}/{stack}/{group.suffix}"
+
+
+def metrics_namespace(project: str, stack: str) -> str:
+    """The one CloudWatch namespace the stack's own metrics live in (the host may put metrics nowhere else)."""
+    return f"{project}/{stack}"
+
+
+# The host's certificate program publishes this in that namespace (host_programs/certificate_state.py report).
+CERTIFICATE_DAYS_LEFT_METRIC = "CertificateDaysLeft"
+# Below this many days left, renewal has been failing for over a day (a 160-hour IP address certificate
+# renews at half its life, 80 hours left; a 90-day one with 30 days left): the stack's alarm fires there,
+# and the dashboard draws the line.
+CERTIFICATE_DAYS_THRESHOLD = 2
+# The access log's metric filters (components/host_logs.py) publish these in that namespace.
+REQUESTS_METRIC = "Requests"
+SERVER_ERRORS_METRIC = "ServerErrors"
+LATENCY_METRIC = "Latency"
+
+
 def ssm_prefix(project: str, stack: str) -> str:
     return f"/{project}/{stack}"
 
@@ -84,6 +120,7 @@ class Outputs:
     LOAD_BALANCER_DNS_NAME = "load_balancer_dns_name"
     LOAD_BALANCER_SECURITY_GROUP_ID = "load_balancer_security_group_id"
     AUTOSCALING_GROUP_NAME = "autoscaling_group_name"
+    DASHBOARD_URL = "dashboard_url"  # only with monitoring: the stack's CloudWatch dashboard in the console
 
     SECRET = frozenset({ADMIN_PASSWORD, CLIENT_SECRET_ACCESS_KEY})
     # Exported by every stack of this program, in both shapes: a document holding none of them is the

@@ -10,7 +10,7 @@ on a failed system status check, reboot on a failed instance status check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -41,6 +41,8 @@ class TrackingHostArgs:
     eip_allocation_id: pulumi.Input[str]
     settings: pulumi.Output[HostSettings]
     ssh_key_name: str = ""
+    # SNS topics (components/alerts.py) told when a recovery or reboot starts, and when the check passes again.
+    notify: list[pulumi.Input[str]] = field(default_factory=list)
 
 
 def ubuntu_ami_filter(architecture: str) -> str:
@@ -143,7 +145,10 @@ class TrackingHost(pulumi.ComponentResource):
                 evaluation_periods=periods,
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 threshold=1,
-                alarm_actions=[f"{automate}:{action}"],
+                # A stopped instance reports no status checks, and must be neither recovered nor rebooted.
+                treat_missing_data="missing",
+                alarm_actions=[f"{automate}:{action}", *args.notify],
+                ok_actions=args.notify or None,
                 opts=child,
             )
 

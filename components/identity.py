@@ -7,15 +7,17 @@ writes exactly two of them when TLS is on, the host's saved ACME account and cer
 (naming.HOST_WRITTEN_PARAMETERS). AWS's `AmazonSSMManagedEC2InstanceDefaultPolicy` lets the SSM agent
 serve Session Manager (no SSH needed) and run the restart on an admin change, and reads no parameter.
 With a Route 53 zone, the host may also change records in that zone, for certbot's DNS-01 challenge.
-The two parameters the host writes are created here, holding naming.UNSAVED_STATE until the host saves
-(their value is then the host's, never reset by `pulumi up`), so that `pulumi destroy` removes them and
-the private key in them.
+With monitoring, it may write to exactly the stack's log groups and put metrics only in the stack's
+namespace. The two parameters the host writes are created here, holding naming.UNSAVED_STATE until the
+host saves (their value is then the host's, never reset by `pulumi up`), so that `pulumi destroy`
+removes them and the private key in them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -24,6 +26,7 @@ import pulumi_aws as aws
 import naming
 from components.ordering import ready_after
 from config import StackConfig
+from userdata import monitoring
 from userdata.bundle import KEY_PREFIX
 
 # The SSM agent's rights, for Session Manager (shells, port forwarding) and the admin-restart association
@@ -50,6 +53,13 @@ CERTIFICATE_STATE_ACTIONS = ["ssm:GetParameter", "ssm:PutParameter"]
 # certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
+# What the CloudWatch agent calls to ship a log (aws/amazon-cloudwatch-agent v1.300071.0,
+# plugins/outputs/cloudwatchlogs/internal/pusher/target.go and sender.go): PutLogEvents, and
+# CreateLogStream for each new stream. It calls CreateLogGroup only for a missing group, and
+# DescribeLogGroups and PutRetentionPolicy only with `retention_in_days`, which its configuration leaves
+# out: the stack creates the groups with their retention, so neither is granted.
+LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
+METRIC_ACTIONS = ["cloudwatch:PutMetricData"]
 
 
 @dataclass
@@ -60,6 +70,11 @@ class HostIdentityArgs:
     host_files_bucket_arn: pulumi.Input[str]
     hosted_zone_id: str = ""
     saves_certificate: bool = True  # tls: letsencrypt; the host keeps its certificate in SSM
+    # With monitoring: the log groups the host's agent writes and the one namespace its metrics go to.
+    log_group_names: tuple[str, ...] = ()
+    metrics_namespace: str = ""
+    # Not compared: resources, which the instance profile waits for (the groups exist before an agent writes).
+    log_groups_ready: tuple[pulumi.CustomResource, ...] = field(default=(), compare=False)
 
 
 def assume_role_policy() -> str:
@@ -88,10 +103,20 @@ def written_parameter_arns(partition: str, region: str, account_id: str, ssm_pre
     ]
 
 
+def log_group_arns(partition: str, region: str, account_id: str, names: tuple[str, ...]) -> list[str]:
+    """Each group (CreateLogStream is authorized against it) and everything below it, `<group>:*`: its
+    streams (`:log-stream:<name>`, for PutLogEvents), and the `:*` form IAM matches some calls against."""
+    groups = [f"arn:{partition}:logs:{region}:{account_id}:log-group:{name}" for name in names]
+    return [arn for group in groups for arn in (group, f"{group}:*")]
 
-def host_identity_args(cfg: StackConfig, bucket_arn: pulumi.Input[str], host_files_bucket_arn: pulumi.Input[str],
-                       ) -> HostIdentityArgs:
-    """What the role of this stack's hosts must allow."""
+
+def host_identity_args(
+    cfg: StackConfig, bucket_arn: pulumi.Input[str], host_files_bucket_arn: pulumi.Input[str],
+    log_groups: Sequence[pulumi.CustomResource] = (),
+) -> HostIdentityArgs:
+    """What the role of this stack's hosts must allow; `log_groups`: the groups' resources, which the
+    instance profile waits for (components/host_logs.py)."""
+    certificate_on_host = monitoring.runs_certbot(tls=cfg.tls, behind_load_balancer=cfg.fleet)
     return HostIdentityArgs(
         region=cfg.region,
         ssm_prefix=cfg.ssm_prefix,
@@ -99,7 +124,13 @@ def host_identity_args(cfg: StackConfig, bucket_arn: pulumi.Input[str], host_fil
         host_files_bucket_arn=host_files_bucket_arn,
         # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
         hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
-        saves_certificate=cfg.tls == "letsencrypt" and not cfg.fleet,
+        saves_certificate=certificate_on_host,
+        log_group_names=tuple(
+            naming.log_group_name(cfg.project, cfg.stack, group)
+            for group in monitoring.log_groups(certificate=certificate_on_host)
+        ) if cfg.monitoring else (),
+        metrics_namespace=naming.metrics_namespace(cfg.project, cfg.stack) if cfg.monitoring else "",
+        log_groups_ready=tuple(log_groups),
     )
 
 
@@ -118,12 +149,15 @@ def host_policy(args: HostIdentityArgs, *, bucket_arn: str, host_files_bucket_ar
             written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
             if args.saves_certificate else None
         ),
+        log_group_arns=log_group_arns(partition, args.region, account_id, args.log_group_names),
+        metrics_namespace=args.metrics_namespace,
     )
 
 
 def host_policy_document(
     *, bucket_arn: str, host_files_arn: str, parameters_arn: str, admin_name_arn: str, partition: str,
     hosted_zone_id: str = "", written_parameter_arns: list[str] | None = None,
+    log_group_arns: list[str] | None = None, metrics_namespace: str = "",
 ) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
@@ -136,6 +170,14 @@ def host_policy_document(
         statements.append({
             "Sid": "CertificateState", "Effect": "Allow", "Action": CERTIFICATE_STATE_ACTIONS,
             "Resource": written_parameter_arns,
+        })
+    if log_group_arns:
+        statements.append({"Sid": "ShipLogs", "Effect": "Allow", "Action": LOG_ACTIONS, "Resource": log_group_arns})
+    if metrics_namespace:
+        # PutMetricData has no resource to scope: the namespace condition key is how IAM narrows it.
+        statements.append({
+            "Sid": "PublishStackMetrics", "Effect": "Allow", "Action": METRIC_ACTIONS, "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
         })
     if hosted_zone_id:
         statements += [
@@ -202,5 +244,7 @@ class HostIdentity(pulumi.ComponentResource):
         self.role_name = role.name
         # A host launched with the profile has its permissions from the first boot: the configure step
         # and the SSM agent then start without a round of AccessDenied retries.
-        self.instance_profile_name = ready_after(profile.name, inline_policy, ssm_agent, *saved_state)
+        self.instance_profile_name = ready_after(
+            profile.name, inline_policy, ssm_agent, *saved_state, *args.log_groups_ready
+        )
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

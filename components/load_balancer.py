@@ -61,6 +61,7 @@ class LoadBalancer(pulumi.ComponentResource):
     dns_name: pulumi.Output[str]
     target_group_arn: pulumi.Output[str]
     arn_suffix: pulumi.Output[str]
+    target_group_arn_suffix: pulumi.Output[str]  # CloudWatch's TargetGroup dimension
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
@@ -167,4 +168,5 @@ class LoadBalancer(pulumi.ComponentResource):
         self.dns_name = balancer.dns_name
         self.target_group_arn = target_group.arn
         self.arn_suffix = balancer.arn_suffix
+        self.target_group_arn_suffix = target_group.arn_suffix
         self.register_outputs({"dns_name": self.dns_name, "target_group_arn": self.target_group_arn})

@@ -29,7 +29,7 @@ from userdata.bundle import KEY_PREFIX
 from userdata.settings import HostSettings
 
 # Resource templates, formatted with the stack's facts (StackFacts): {partition}, {region}, {account},
-# {bucket}, {host_files_bucket}, {ssm_prefix}, {hosted_zone_id}.
+# {bucket}, {host_files_bucket}, {ssm_prefix}, {hosted_zone_id}, {project}, {stack}.
 ARTIFACT_BUCKET = "arn:{partition}:s3:::{bucket}"
 # Any object of the bucket; this key is one MLflow writes (experiment, run, artifact path).
 ARTIFACT_OBJECT = "arn:{partition}:s3:::{bucket}/1/0123456789abcdef0123456789abcdef/artifacts/model/model.pkl"
@@ -41,8 +41,23 @@ ROUTE53_CHANGE = "arn:{partition}:route53:::change/C2682N5HXP0BZ4"
 ANY_RESOURCE = "*"  # an operation IAM authorizes without a resource (route53:ListHostedZones)
 
 
+# The stack's namespace, the value of the condition key AWS sets on PutMetricData
+# (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html).
+STACK_NAMESPACE = naming.metrics_namespace("{project}", "{stack}")
+
+
 def parameter(which: naming.SsmParameter) -> str:
     return "arn:{partition}:ssm:{region}:{account}:parameter{ssm_prefix}/" + which.suffix
+
+
+def log_group(group: naming.LogGroup) -> str:
+    """CreateLogStream is authorized on the group (the Service Authorization Reference for CloudWatch Logs)."""
+    return "arn:{partition}:logs:{region}:{account}:log-group:" + naming.log_group_name("{project}", "{stack}", group)
+
+
+def log_stream(group: naming.LogGroup) -> str:
+    """PutLogEvents on a stream of the group; the agent names streams by instance (userdata/monitoring.py)."""
+    return log_group(group) + ":log-stream:i-0123456789abcdef0"
 
 
 @dataclass(frozen=True)
@@ -55,12 +70,20 @@ class StackFacts:
     bucket: str
     host_files_bucket: str
     ssm_prefix: str
+    project: str
+    stack: str
     hosted_zone_id: str = ""
 
     def arn(self, template: str) -> str:
+        """A template (a resource, or a condition key's value) with this stack's facts."""
         return template.format(partition=self.partition, region=self.region, account=self.account,
                                bucket=self.bucket, host_files_bucket=self.host_files_bucket,
-                               ssm_prefix=self.ssm_prefix, hosted_zone_id=self.hosted_zone_id)
+                               ssm_prefix=self.ssm_prefix, hosted_zone_id=self.hosted_zone_id,
+                               project=self.project, stack=self.stack)
+
+    def context(self, call: HostCall) -> dict[str, str]:
+        """The call's condition keys with their values for this stack."""
+        return {key: self.arn(value) for key, value in call.context}
 
 
 def always(settings: HostSettings) -> bool:
@@ -77,6 +100,16 @@ def with_dns_challenge(settings: HostSettings) -> bool:
     return settings.acme_dns_route53
 
 
+def with_monitoring(settings: HostSettings) -> bool:
+    """The CloudWatch agent ships the host's logs and metrics (`monitoring`, on by default)."""
+    return settings.monitoring
+
+
+def with_certificate_report(settings: HostSettings) -> bool:
+    """With monitoring, a host that orders its own certificate reports its days left (and logs its units)."""
+    return settings.monitoring and with_certificate_state(settings)
+
+
 @dataclass(frozen=True)
 class HostCall:
     caller: str  # what on the host makes it, and where
@@ -84,6 +117,8 @@ class HostCall:
     actions: tuple[str, ...]  # the IAM actions AWS authorizes it with
     resources: tuple[str, ...]  # templates of the resources it reaches (each needs every action)
     when: Callable[[HostSettings], bool] = always
+    # Condition keys AWS sets on the request that the policy tests: (key, template of its value).
+    context: tuple[tuple[str, str], ...] = ()
 
     @property
     def service(self) -> str:
@@ -97,6 +132,13 @@ PRESIGNED = "a client, with a URL the mlflow server presigns (s3_artifact_repo.p
             "create_presigned_upload_url, create_multipart_upload)"
 CERTIFICATE_STATE = "mlflow-certificate-state (host_programs/certificate_state.py)"
 CERTBOT_DNS = "certbot --dns-route53 (certbot_dns_route53/_internal/dns_route53.py)"
+# aws/amazon-cloudwatch-agent v1.300071.0: plugins/outputs/cloudwatchlogs/internal/pusher/target.go and
+# sender.go (CreateLogStream for a new stream, then PutLogEvents; CreateLogGroup only for a missing group,
+# which the stack creates first), plugins/outputs/cloudwatch (PutMetricData).
+CLOUDWATCH_AGENT = "amazon-cloudwatch-agent (userdata/monitoring.py)"
+CERTIFICATE_REPORT = "mlflow-certificate-state report (host_programs/certificate_state.py)"
+
+HOST_LOGS = (naming.SERVER_LOG, naming.NGINX_LOG, naming.ACCESS_LOG)  # every monitored host's; not the certificate's
 
 SAVED_STATE = tuple(parameter(which) for which in naming.HOST_WRITTEN_PARAMETERS)
 
@@ -125,6 +167,18 @@ HOST_CALLS: tuple[HostCall, ...] = (
     HostCall(CERTBOT_DNS, "route53:ChangeResourceRecordSets", ("route53:ChangeResourceRecordSets",),
              (HOSTED_ZONE,), with_dns_challenge),
     HostCall(CERTBOT_DNS, "route53:GetChange", ("route53:GetChange",), (ROUTE53_CHANGE,), with_dns_challenge),
+    HostCall(CLOUDWATCH_AGENT, "logs:CreateLogStream", ("logs:CreateLogStream",),
+             tuple(log_group(group) for group in HOST_LOGS), with_monitoring),
+    HostCall(CLOUDWATCH_AGENT, "logs:PutLogEvents", ("logs:PutLogEvents",),
+             tuple(log_stream(group) for group in HOST_LOGS), with_monitoring),
+    HostCall(CLOUDWATCH_AGENT, "logs:CreateLogStream", ("logs:CreateLogStream",),
+             (log_group(naming.CERTIFICATE_LOG),), with_certificate_report),
+    HostCall(CLOUDWATCH_AGENT, "logs:PutLogEvents", ("logs:PutLogEvents",),
+             (log_stream(naming.CERTIFICATE_LOG),), with_certificate_report),
+    HostCall(CLOUDWATCH_AGENT, "cloudwatch:PutMetricData", ("cloudwatch:PutMetricData",), (ANY_RESOURCE,),
+             with_monitoring, context=(("cloudwatch:namespace", STACK_NAMESPACE),)),
+    HostCall(CERTIFICATE_REPORT, "cloudwatch:PutMetricData", ("cloudwatch:PutMetricData",), (ANY_RESOURCE,),
+             with_certificate_report, context=(("cloudwatch:namespace", STACK_NAMESPACE),)),
 )
 
 

@@ -4,6 +4,8 @@ tar.gz), so a new host restores them instead of ordering; run in certbot's venv.
 save: certbot's deploy hook (--unless-saved: the renewal timer's retry, a no-op when what SSM holds is
 what is on disk); restore: before any order, and only a certificate that covers the name, comes from
 the same ACME server and is valid another hour. Prints names, sizes and serials, never a value.
+report (with monitoring): the certificate's days left, 0 while there is none, as a metric in the stack's
+namespace; after every hourly renewal check, whatever its outcome, and from the deploy hook.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from host_programs.settings_file import SettingsError, load
 
 PROGRAM = "mlflow-certificate-state"
 SECTION = "certificate_state"
-USAGE = f"usage: {PROGRAM} save [--unless-saved] | restore"
+USAGE = f"usage: {PROGRAM} save [--unless-saved] | restore | report"
 # SSM's Intelligent-Tiering: standard up to 4 KB, advanced (8 KB) above.
 PARAMETER_TIER: Final[Literal["Intelligent-Tiering"]] = "Intelligent-Tiering"
 
@@ -43,6 +45,8 @@ class Settings:
     acme_directory: str  # the ACME server a restored certificate must come from
     saved_marker: Path  # digest of the state last put to SSM
     unsaved: str  # the value the stack creates the parameters with: nothing saved yet
+    metrics_namespace: str  # the stack's CloudWatch namespace, the only one the host's role may put metrics in
+    days_left_metric: str
 
     @property
     def live(self) -> Path:
@@ -60,6 +64,8 @@ def read_settings(path: str) -> Settings:
         acme_directory=section.text("acme_directory"),
         saved_marker=Path(section.text("saved_marker")),
         unsaved=section.text("unsaved"),
+        metrics_namespace=section.text("metrics_namespace"),
+        days_left_metric=section.text("days_left_metric"),
     )
 
 
@@ -180,16 +186,39 @@ def restore(settings: Settings) -> int:
         shutil.rmtree(staged)
 
 
+def report(settings: Settings) -> int:
+    """The certificate's days left in CloudWatch: an alarm that sees none for hours, or under two days,
+    tells a person that renewal is not happening (components/alerts.py)."""
+    from cryptography import x509
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = settings.live / "cert.pem"
+    if certificate.exists():
+        leaf = x509.load_pem_x509_certificate(certificate.read_bytes())
+        days_left = max(0.0, round((leaf.not_valid_after_utc - now).total_seconds() / 86400, 2))
+        what = f"{days_left} days left (serial {leaf.serial_number:x})"
+    else:
+        days_left, what = 0.0, f"no certificate for {settings.certificate_name} yet: 0 days left"
+    aws.cloudwatch_client(settings.region).put_metric_data(
+        Namespace=settings.metrics_namespace,
+        MetricData=[{"MetricName": settings.days_left_metric, "Value": days_left, "Timestamp": now}],
+    )
+    log(f"reported {what} to {settings.metrics_namespace}")
+    return 0
+
+
 def main(arguments: Sequence[str], settings_file: str) -> int:
     os.umask(0o077)
     command = list(arguments)
-    if command not in (["save"], ["save", "--unless-saved"], ["restore"]):
+    if command not in (["save"], ["save", "--unless-saved"], ["restore"], ["report"]):
         sys.exit(USAGE)
     try:
         settings = read_settings(settings_file)
     except SettingsError as error:
         sys.exit(f"{PROGRAM}: {error}")
     try:
+        if command == ["report"]:
+            return report(settings)
         return restore(settings) if command == ["restore"] else save(settings, unless_saved="--unless-saved" in command)
     except Exception as error:  # boto3's and tarfile's errors name no secret
         sys.exit(f"{PROGRAM}: {command[0]} failed: {type(error).__name__}: {error}")

@@ -81,6 +81,8 @@ OUTPUTS: tuple[OutputRow, ...] = (
     OutputRow(Outputs.CLIENT_ACCESS_KEY_ID, "A read-only IAM user's access key, for clients that read the bucket "
               "directly.", when="clientAccess"),
     OutputRow(Outputs.CLIENT_SECRET_ACCESS_KEY, "That user's secret access key.", when="clientAccess"),
+    OutputRow(Outputs.DASHBOARD_URL, "The stack's CloudWatch dashboard; `monitoring` is on by default "
+              "([Monitoring](#monitoring)).", when="monitoring"),
 )
 HEADER = ("Output", "Exported by", "What it is")
 

@@ -20,7 +20,7 @@ import dataclasses
 import functools
 from typing import Any
 
-from userdata import bootstrap, cloud_config, guard, layout, nginx, pins, programs, scripts, service, tls
+from userdata import bootstrap, cloud_config, guard, layout, monitoring, nginx, pins, programs, scripts, service, tls
 from userdata.bundle import HostBundle, bundle_of
 from userdata.deflate import gzip_bytes
 from userdata.files import HostFile
@@ -40,8 +40,8 @@ def host_programs(s: HostSettings) -> list[HostProgram]:
 
 def host_files(s: HostSettings) -> list[HostFile]:
     """Every file the host gets, in order: the MLflow side, the host's programs and their settings, nginx,
-    then TLS. The bootstrap writes them as cloud-init's write_files would: those not deferred before the
-    packages, the others after the packages and users exist."""
+    TLS, then monitoring. The bootstrap writes them as cloud-init's write_files would: those not deferred
+    before the packages, the others after the packages and users exist."""
     return [
         HostFile(layout.INSTALL_SCRIPT, scripts.install_script(s), permissions="0755", defer=True),
         *(dataclasses.replace(file, defer=True) for file in guard.guard_files()),
@@ -49,6 +49,7 @@ def host_files(s: HostSettings) -> list[HostFile]:
         HostFile(layout.UNIT_PATH, service.unit(s), defer=True),
         *nginx.nginx_files(s),
         *tls.tls_files(s),
+        *monitoring.monitoring_files(s),
     ]
 
 
@@ -61,6 +62,8 @@ def boot_commands(s: HostSettings) -> list[str]:
         # configure step may wait many minutes for RDS, created in parallel.
         f"systemctl start --no-block {layout.UNIT_NAME}",
         *nginx.http_site_commands(s),
+        # Not waited for either: the agent's install retries on its own timer.
+        *monitoring.monitoring_boot_commands(s),
         *tls.tls_boot_commands(s),
     ]
 
@@ -76,7 +79,7 @@ def document(s: HostSettings) -> dict[str, Any]:
     return {
         "package_update": True,
         # TLS adds none: certbot comes from PyPI (userdata.tls).
-        "packages": list(pins.UBUNTU_PACKAGES),
+        "packages": [*pins.UBUNTU_PACKAGES, *(pins.MONITORING_PACKAGES if s.monitoring else ())],
         "users": [
             "default",
             {

@@ -48,3 +48,5 @@ NGINX_HTTP_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/mlflow"
 NGINX_DEFAULT_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/default"
 NGINX_UPSTREAM_NAME = "mlflow"  # `proxy_pass http://mlflow` in every site
 HTTP_PORT = 80
+
+NGINX_LOG_DIR = "/var/log/nginx"

@@ -47,3 +47,15 @@ def certbot_requirements(*, dns_route53: bool) -> list[str]:
 
 def certbot_resolution_options() -> list[str]:
     return ["--exclude-newer", RESOLVED_AS_OF]
+
+# The Amazon CloudWatch agent (userdata/monitoring.py), AWS's own .deb: the first release with the
+# journald input was 1.300070.0 (aws/amazon-cloudwatch-agent, commit a58bb19 "Add journald log
+# collection support", RELEASE_NOTES); 1.300071.0 also fixes its force-flush timer stalling on
+# low-volume log streams, which every log of a quiet team server is. The build number is the
+# package's (its Debian version starts with it); the install refuses any other.
+CLOUDWATCH_AGENT_RELEASE = "1.300071.0b1720"
+# AWS's published key that signs the agent's packages ("Verifying the signature of the CloudWatch agent
+# package", Amazon CloudWatch User Guide): key 3B789C72, "Amazon CloudWatch Agent", created 2017-11-14.
+CLOUDWATCH_AGENT_KEY_FINGERPRINT = "937616F3450B7D806CBD9725D58167303B789C72"
+# The signature is checked with gpg, which Ubuntu's cloud image has; named so a smaller image gets it.
+MONITORING_PACKAGES = ("gpg",)

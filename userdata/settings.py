@@ -39,6 +39,8 @@ class HostSettings:
         return bool(self.load_balancer_cidr)
     default_permission: str = "READ"  # basic-auth's default_permission: READ or NO_PERMISSIONS
     extra_allowed_origins: tuple[str, ...] = ()  # "https://localhost:8443": more origins the UI may write from
+    # The CloudWatch agent and nginx's JSON access log (userdata.monitoring).
+    monitoring: bool = False
 
     @property
     def tracking_uri(self) -> str:

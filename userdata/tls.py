@@ -8,7 +8,8 @@ profile, about 160 hours), which needs certbot 5.4 or newer. Until the certifica
 answers only the ACME challenge, `/health` and a 503 that explains the wait (the "pending" site);
 `mlflow-tls-site https` then switches nginx to 443, with 80 redirecting. certbot's deploy hook runs
 that switch and saves the account and certificate to SSM after issuance and every renewal
-(mlflow-certificate-renewal.timer, hourly); a new host restores them before it orders anything.
+(mlflow-certificate-renewal.timer, hourly); a new host restores them before it orders anything. With
+monitoring, the hook and every renewal check also report the certificate's days left to CloudWatch.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def tls_files(s: HostSettings) -> list[HostFile]:
     )
     renewal_service = _fill(
         "mlflow-certificate-renewal.service", hostname=s.public_hostname, install_script=CERTBOT_INSTALL_SCRIPT,
-        renew_command=renew_command(), state_script=STATE_SCRIPT,
+        renew_command=renew_command(), state_script=STATE_SCRIPT, report=renewal_report(s),
         run_timeout_seconds=str(CERTBOT_TIMEOUT_SECONDS + scripts.INSTALL_MAX_SECONDS + 60),
     )
     renewal_timer = _fill(
@@ -167,10 +168,18 @@ def certbot_directory_args() -> str:
     return f"--config-dir {LETSENCRYPT_DIR} --work-dir {CERTBOT_WORK_DIR} --logs-dir {CERTBOT_LOGS_DIR}"
 
 
-def deploy_hook() -> str:
+def deploy_hook(s: HostSettings) -> str:
     """What certbot runs (through a shell) after issuance and every renewal: nginx serves the new
-    certificate, then the state is saved to SSM (a failed save is retried by the renewal timer)."""
-    return f"{SITE_SWITCH} https; {STATE_SCRIPT} save"
+    certificate, then the state is saved to SSM (a failed save is retried by the renewal timer), and,
+    with monitoring, the new days left are reported at once."""
+    return f"{SITE_SWITCH} https; {STATE_SCRIPT} save" + (f"; {STATE_SCRIPT} report" if s.monitoring else "")
+
+
+def renewal_report(s: HostSettings) -> str:
+    """With monitoring, the renewal unit reports the days left after every check, whether the check
+    succeeded or not (ExecStopPost= runs either way); "-": a failed report does not fail the unit, and
+    the silence that follows is the certificate alarm's to notice."""
+    return f"ExecStopPost=-{STATE_SCRIPT} report" if s.monitoring else ""
 
 
 def renew_command() -> str:
@@ -213,6 +222,8 @@ def certificate_state_settings(s: HostSettings) -> dict[str, Any]:
         "acme_directory": s.acme_directory,
         "saved_marker": SAVED_STATE_MARKER,
         "unsaved": naming.UNSAVED_STATE,
+        "metrics_namespace": naming.metrics_namespace(s.project, s.stack),
+        "days_left_metric": naming.CERTIFICATE_DAYS_LEFT_METRIC,
     }
 
 
@@ -246,7 +257,7 @@ def issuance_script(s: HostSettings) -> str:
         certbot=CERTBOT,
         identifier=certbot_identifier_args(s),
         authenticator=certbot_authenticator_args(s),
-        deploy_hook=shlex.quote(deploy_hook()),
+        deploy_hook=shlex.quote(deploy_hook(s)),
         state_script=STATE_SCRIPT,
         attempts=str(1 + len(ATTEMPT_DELAYS_SECONDS)),
         attempt_delays=" ".join(str(delay) for delay in ATTEMPT_DELAYS_SECONDS),

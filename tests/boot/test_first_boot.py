@@ -28,10 +28,10 @@ from mlflow.tracking import MlflowClient
 import naming
 import userdata
 from tests.boot.conftest import require_boot
-from tests.support import boot, host_role
+from tests.support import boot, cloudwatch_agent_schema, host_role
 from tests.support.boot_stack import BootedHost, boot_settings
 from tests.support.loopback import parse_env_file
-from userdata import layout
+from userdata import layout, monitoring
 
 pytestmark = pytest.mark.boot
 
@@ -146,8 +146,9 @@ def test_the_bootstrap_fetched_the_host_files_from_s3_as_the_role_through_the_me
     assert healthy.root is not None
     bundle, bucket = healthy.stack.host_bundle, healthy.settings.host_files_bucket
     output = healthy.root.read("/var/log/cloud-init-output.log")
-    deferred = sum(file.defer for file in userdata.host_files(healthy.settings))
-    assert f"mlflow-host-files: wrote the 1 early files of {bundle.key}" in output
+    files = userdata.host_files(healthy.settings)
+    early, deferred = sum(not file.defer for file in files), sum(file.defer for file in files)
+    assert f"mlflow-host-files: wrote the {early} early files of {bundle.key}" in output
     assert f"mlflow-host-files: wrote the {deferred} deferred files of {bundle.key}" in output
     fetches = [line for line in healthy.stack.moto.log.read_text().splitlines()
                if f"s3:GetObject on arn:aws:s3:::{bucket}/{bundle.key}" in line]
@@ -227,6 +228,45 @@ def test_sandboxed_nginx_listens_reloads_and_writes_its_logs(healthy):
                     lambda: True if marker in root.read("/var/log/nginx/access.log") else None, timeout=10)
     errors = healthy.root.read("/var/log/nginx/error.log")
     assert "[alert]" not in errors and "[emerg]" not in errors and "[crit]" not in errors, errors
+
+
+def test_the_agent_install_without_aws_leaves_mlflow_serving_and_backs_off_in_one_line(healthy):
+    """No route to AWS's bucket here, as on any machine but EC2: the install tries on its own timer, says
+    so once, and leaves no failed unit; MLflow serves throughout."""
+    container = healthy.running()
+
+    def tried() -> str | None:
+        journal = container.journal("--unit", monitoring.INSTALL_UNIT_NAME, "--output", "cat")
+        return journal if "mlflow-cloudwatch-agent: download failed (run 1)" in journal else None
+
+    # The timer's first run is a minute after boot; curl's bounded tries take under a minute more.
+    journal = boot.wait_until("the agent's first install attempt", tried, timeout=240, describe=container.diagnosis)
+    own_lines = [line for line in journal.splitlines() if line.startswith("mlflow-cloudwatch-agent:")]
+    assert len(own_lines) == 1, own_lines
+    state = container.check(["systemctl", "show", monitoring.INSTALL_UNIT_NAME,
+                             "--property=Result,ExecMainStatus"])
+    assert "Result=success" in state and f"ExecMainStatus={monitoring.TEMPFAIL_EXIT_CODE}" in state, state
+    assert container.run(["systemctl", "is-active", "mlflow-cloudwatch-agent.timer"]).stdout.strip() == "active"
+    assert requests.get(f"{healthy.tracking_uri}/health", timeout=10).status_code == 200
+
+
+def test_the_agent_configuration_on_the_host_is_valid_for_the_pinned_agent(healthy):
+    assert healthy.root is not None
+    written = json.loads(healthy.root.read(monitoring.AGENT_CONFIG))
+    assert cloudwatch_agent_schema.problems(written) == []
+
+
+def test_nginx_writes_its_json_access_log_for_the_metric_filters(healthy):
+    assert healthy.root is not None
+    root = healthy.root
+    marker = f"/boot-json-log-{os.getpid()}"
+    assert requests.get(f"{healthy.tracking_uri}{marker}", timeout=10).status_code == 401
+    line = boot.wait_until(
+        "the request in nginx's JSON access log",
+        lambda: next((entry for entry in root.read(monitoring.ACCESS_LOG).splitlines() if marker in entry), None),
+        timeout=10)
+    event = json.loads(line)
+    assert (event["path"], event["status"], event["method"]) == (marker, 401, "GET")
 
 
 def test_no_secret_value_in_the_journal_cloud_init_logs_or_rendered_files(healthy):

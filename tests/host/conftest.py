@@ -19,7 +19,8 @@ def require_host_binaries() -> None:
 @pytest.fixture(scope="session")
 def loopback_stack() -> Iterator[loopback.LoopbackStack]:
     require_host_binaries()
-    with loopback.LoopbackStack() as stack:
+    # Monitoring on, as a default stack has it: nginx also writes its JSON access log (userdata.monitoring).
+    with loopback.LoopbackStack(monitoring=True) as stack:
         yield stack
 
 

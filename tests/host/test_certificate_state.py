@@ -1,6 +1,7 @@
-"""The rendered mlflow-certificate-state program on its own: what it saves to SSM (moto), and which
-saved states it refuses to restore. It runs as on the host, with the certbot venv's Python (the
-pinned release, tests/support/tls_loopback.certbot_venv()), on a certbot tree made here; the whole
+"""The rendered mlflow-certificate-state program on its own: what it saves to SSM (moto), which saved
+states it refuses to restore, and the days left it reports to CloudWatch (moto). It runs as on the host,
+with the certbot venv's Python (the pinned release, tests/support/tls_loopback.certbot_venv()), signing
+with the instance role's credentials from the metadata stand-in, on a certbot tree made here; the whole
 round trip with real certbot and pebble is tests/host/test_tls_acme.py."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import ipaddress
 import os
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import naming
+from tests.support import host_role
 from tests.support.host_role import HOST_ROLE
 from tests.support.imds import InstanceMetadata, running_instance_metadata
 from tests.support.loopback import MotoServer, host_file_contents, loopback_settings, remap
@@ -36,7 +39,8 @@ pytestmark = pytest.mark.host
 ADDRESS = "203.0.113.10"
 DIRECTORY = "https://acme.test/directory"
 SETTINGS = loopback_settings(tls="letsencrypt", public_hostname=ADDRESS, public_ip=ADDRESS,
-                             acme_directory=DIRECTORY)
+                             acme_directory=DIRECTORY, monitoring=True)
+NAMESPACE = naming.metrics_namespace(SETTINGS.project, SETTINGS.stack)
 TIMEOUT_SECONDS = 60
 
 
@@ -291,3 +295,73 @@ def test_a_symlink_leaving_the_tree_is_refused(second: StateHost, moto: MotoServ
     result = second.run("restore")
     assert result.returncode == 1
     assert not second.live.exists()
+
+
+# --- report: the certificate's days left in CloudWatch ----------------------------------------------
+
+
+def next_second() -> datetime.datetime:
+    """The next whole second, once it has begun: datapoints from it on are the ones put after this call
+    (moto reads a metric from a whole second)."""
+    start = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)).replace(microsecond=0)
+    deadline = time.monotonic() + 2
+    while datetime.datetime.now(datetime.timezone.utc) < start and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return start
+
+
+def reported(moto: MotoServer, since: datetime.datetime) -> list[tuple[float, float]]:
+    """(how many reports, the least days left) of the certificate metric since `since`, as the stack's
+    alarm reads it: the stack's namespace, no dimensions."""
+    datapoints = moto.client("cloudwatch", SETTINGS.region).get_metric_statistics(
+        Namespace=NAMESPACE, MetricName=naming.CERTIFICATE_DAYS_LEFT_METRIC, StartTime=since,
+        EndTime=since + datetime.timedelta(minutes=5), Period=300, Statistics=["SampleCount", "Minimum"],
+    )["Datapoints"]
+    return [(point["SampleCount"], point["Minimum"]) for point in datapoints]
+
+
+def test_report_puts_the_days_left_in_the_stacks_namespace_through_the_instance_role(
+    first: StateHost, moto: MotoServer
+) -> None:
+    serial = first.issue(hours_left=150)
+    since = next_second()
+    result = first.run("report")
+    assert result.returncode == 0, result.stderr
+    assert f"reported 6.25 days left (serial {serial:x}) to {NAMESPACE}" in result.stdout
+    assert reported(moto, since) == [(1.0, 6.25)]
+    signed_by = f"allowed arn:aws:sts::{host_role.ACCOUNT_ID}:assumed-role/{HOST_ROLE}/"
+    assert any(line.startswith(f"moto-authorization: {signed_by}") and "cloudwatch:PutMetricData" in line
+               for line in moto.log.read_text().splitlines())
+
+
+def test_report_without_a_certificate_reports_zero_days_left(first: StateHost, moto: MotoServer) -> None:
+    since = next_second()
+    result = first.run("report")
+    assert result.returncode == 0, result.stderr
+    assert f"no certificate for {ADDRESS} yet: 0 days left" in result.stdout
+    assert reported(moto, since) == [(1.0, 0.0)]
+
+
+def test_report_of_an_expired_certificate_is_zero_days_left(first: StateHost, moto: MotoServer) -> None:
+    first.issue(hours_left=-0.5)
+    since = next_second()
+    assert first.run("report").returncode == 0
+    assert reported(moto, since) == [(1.0, 0.0)]
+
+
+def test_without_put_metric_data_the_report_fails_naming_the_action_and_reports_nothing(
+    first: StateHost, moto: MotoServer
+) -> None:
+    first.issue()
+    iam = moto.client("iam")
+    host_role.put_host_policy(iam, host_role.without_action("cloudwatch:PutMetricData")(
+        host_role.rendered_policy(SETTINGS)))
+    try:
+        since = next_second()
+        result = first.run("report")
+    finally:
+        host_role.put_host_policy(iam, host_role.rendered_policy(SETTINGS))
+    assert result.returncode == 1
+    assert result.stderr.startswith("mlflow-certificate-state: report failed: ClientError: ")
+    assert "AccessDeniedException" in result.stderr and "cloudwatch:PutMetricData" in result.stderr
+    assert reported(moto, since) == []

@@ -22,7 +22,7 @@ from tests.support.loopback import MotoServer, loopback_settings
 
 pytestmark = pytest.mark.host
 
-SETTINGS = loopback_settings(tls="letsencrypt")
+SETTINGS = loopback_settings(tls="letsencrypt", monitoring=True)
 OTHER_BUCKET = "mlflow-aws-other-stack-artifacts"
 OTHER_PARAMETER = "/mlflow-aws/other-stack/db/password"
 OBJECT = "1/0123abcd/artifacts/notes.txt"
@@ -92,6 +92,20 @@ def test_a_refusal_names_the_role_the_action_and_the_parameter(moto, role):
     message = refused.value.response["Error"]["Message"]
     assert "assumed-role/mlflow-aws-host/" in message
     assert f"ssm:GetParameter on arn:aws:ssm:us-east-1:123456789012:parameter{OTHER_PARAMETER}" in message
+
+
+def test_the_host_role_puts_metrics_in_its_stacks_namespace_and_no_other(moto, role):
+    cloudwatch = as_host(moto, role, "cloudwatch")
+    namespace = naming.metrics_namespace(SETTINGS.project, SETTINGS.stack)
+    datum = [{"MetricName": "Probe", "Value": 1.0}]
+    cloudwatch.put_metric_data(Namespace=namespace, MetricData=datum)
+    listed = moto.client("cloudwatch", SETTINGS.region).list_metrics(Namespace=namespace)["Metrics"]
+    assert [metric["MetricName"] for metric in listed] == ["Probe"]
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        cloudwatch.put_metric_data(Namespace="mlflow-aws/other-stack", MetricData=datum)
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert ("no identity-based policy allows cloudwatch:PutMetricData on * with "
+            "cloudwatch:namespace=mlflow-aws/other-stack") in refused.value.response["Error"]["Message"]
 
 
 def test_the_host_role_uses_its_bucket_with_the_iam_actions_aws_checks(moto, role):

@@ -17,12 +17,13 @@ import pytest
 
 from tests.support.loopback import host_file_contents, loopback_settings
 from tests.support.tls_loopback import certbot_venv
-from userdata import layout, tls
+from userdata import layout, monitoring, tls
 
 pytestmark = pytest.mark.host
 
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
-SETTINGS = loopback_settings(public_hostname="203.0.113.10", public_ip="203.0.113.10")
+# Monitoring on, as a default stack has it: the CloudWatch agent's install unit and timer are verified too.
+SETTINGS = loopback_settings(public_hostname="203.0.113.10", public_ip="203.0.113.10", monitoring=True)
 
 
 def host_root(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -73,6 +74,7 @@ def test_systemd_accepts_every_rendered_unit_without_warnings(tmp_path, tls):
     names = units(files)
     assert layout.UNIT_NAME in names
     assert layout.NGINX_UNIT_NAME in names  # this machine's nginx.service, with the rendered drop-in
+    assert monitoring.INSTALL_UNIT_NAME in names
     result = verify(host_root(tmp_path, files), names)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import naming
 from components.identity import HostIdentityArgs, host_policy
+from userdata import monitoring
 from userdata.settings import HostSettings
 
 HOST_ROLE = "mlflow-aws-host"
@@ -39,14 +41,21 @@ class RoleCredentials:
 def identity_args(settings: HostSettings, *, hosted_zone_id: str = "") -> HostIdentityArgs:
     """The HostIdentityArgs the program gives the role of hosts rendered with `settings`
     (components.identity.host_identity_args from the stack's config; tests/unit/test_host_policy.py shows
-    both agree): certificate state with tls on the host, Route 53 only with a DNS challenge."""
+    both agree): certificate state with tls on the host, Route 53 only with a DNS challenge, the log
+    groups and the metrics namespace with monitoring."""
+    certificate_on_host = monitoring.runs_certbot(tls=settings.tls, behind_load_balancer=settings.behind_load_balancer)
     return HostIdentityArgs(
         region=settings.region,
         ssm_prefix=settings.ssm_prefix,
         bucket_arn=bucket_arn(settings),
         host_files_bucket_arn=host_files_bucket_arn(settings),
         hosted_zone_id=hosted_zone_id if settings.acme_dns_route53 else "",
-        saves_certificate=settings.tls == "letsencrypt",
+        saves_certificate=certificate_on_host,
+        log_group_names=tuple(
+            naming.log_group_name(settings.project, settings.stack, group)
+            for group in monitoring.log_groups(certificate=certificate_on_host)
+        ) if settings.monitoring else (),
+        metrics_namespace=naming.metrics_namespace(settings.project, settings.stack) if settings.monitoring else "",
     )
 
 

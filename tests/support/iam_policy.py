@@ -58,7 +58,10 @@ _OPERATORS = {
 }
 
 
-def _condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
+def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
+    """Whether a statement's Condition holds for a request with these condition keys (names compared
+    case-insensitively, as IAM does): every operator, every key. A key the request lacks fails a
+    positive operator."""
     for operator, tests in condition.items():
         if operator not in _OPERATORS:
             raise ValueError(f"condition operator {operator} is not evaluated here")
@@ -78,7 +81,7 @@ def _applies(statement: Mapping[str, Any], action: str, resource: str, context: 
         raise ValueError("an identity policy names no Principal")
     return (_element(statement, "Action", action, ignore_case=True)
             and _element(statement, "Resource", resource, ignore_case=False)
-            and _condition_holds(statement.get("Condition", {}), context))
+            and condition_holds(statement.get("Condition", {}), context))
 
 
 def evaluate(policy: Mapping[str, Any], action: str, resource: str,

@@ -87,7 +87,7 @@ import userdata
 from tests.support import host_role
 from tests.support.imds import InstanceMetadata, running_instance_metadata
 from tests.support.ports import free_port
-from userdata import layout
+from userdata import layout, monitoring
 from userdata.settings import HostSettings
 
 STARTUP_TIMEOUT_SECONDS = 120.0
@@ -158,7 +158,8 @@ def loopback_replacements(root: Path, *, venv: Path, mlflow_port: int, nginx_por
         directory: str(root) + directory
         for directory in (layout.CONFIG_DIR, layout.STATE_DIR, layout.SBIN_DIR, layout.SYSTEMD_DIR,
                           layout.NGINX_DIR, layout.UV_DIR, layout.UV_CACHE_DIR, layout.CACHE_DIR, layout.GUARD_DIR,
-                          layout.HOST_PROGRAMS_DIR, layout.HOST_SETTINGS_DIR)
+                          layout.HOST_PROGRAMS_DIR, layout.HOST_SETTINGS_DIR, layout.NGINX_LOG_DIR,
+                          monitoring.STATE_DIR)
     }
     bind = f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"
     return {
@@ -704,6 +705,10 @@ class LoopbackStack:
         for directory in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (work / directory).mkdir(parents=True, exist_ok=True)
         includes = "\n".join(f"    include {self.path(site)};" for site in (sites or [layout.NGINX_HTTP_SITE]))
+        # Debian's nginx.conf includes conf.d/*.conf in http{}, in name order, before the sites.
+        conf_d = sorted(path for path in self.files if path.startswith(f"{layout.NGINX_DIR}/conf.d/"))
+        http_includes = "\n".join(f"    include {self.path(path)};" for path in conf_d)
+        self.path(layout.NGINX_LOG_DIR).mkdir(parents=True, exist_ok=True)
         user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
         conf = work / "nginx.conf"
         conf.write_text(
@@ -714,7 +719,7 @@ class LoopbackStack:
             f"    client_body_temp_path {work}/client_body;\n    proxy_temp_path {work}/proxy;\n"
             f"    fastcgi_temp_path {work}/fastcgi;\n    uwsgi_temp_path {work}/uwsgi;\n"
             f"    scgi_temp_path {work}/scgi;\n"
-            f"    include {self.path(layout.NGINX_UPSTREAM)};\n{includes}\n}}\n"
+            f"{http_includes}\n{includes}\n}}\n"
         )
         return conf
 

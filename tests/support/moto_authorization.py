@@ -11,14 +11,17 @@ policies, through one method, ActionAuthenticatorMixin._authenticate_and_authori
 - every other service whose responses go through BaseResponse.call_action (SSM, STS, IAM, EC2, RDS,
   CloudWatch, Route 53, ...), with the resource "*" unless the service defines _determine_resource
   (only IAM, STS and SQS do).
-Not authorized at all: services that bypass call_action (DynamoDB); resource-based policies; policy
-Conditions (moto's evaluator checks them only in role trust policies, and an identity statement with a
-Condition evaluates as a Deny); NotResource (ignored, so the statement matches any resource).
+Not authorized at all: services that bypass call_action (DynamoDB); resource-based policies; NotResource
+(ignored, so the statement matches any resource). Identity policy Conditions are misjudged: moto passes
+no request values to them, and its check (moto/iam/policy_conditions.py) then lets every condition hold;
+given values, a condition that fails turns the Allow into a Deny.
 
-Three things in that keep moto from judging the host's policy as AWS would, which this module changes:
+Four things in that keep moto from judging the host's policy as AWS would, which this module changes:
 1. The action is `<service>:<operation name>` (s3:ListObjectsV2, s3:HeadObject, s3:UploadPart), not the
    IAM action AWS authorizes the operation with (s3:ListBucket, s3:GetObject, s3:PutObject).
    -> The IAM actions come from host_programs/aws_calls.py; an operation not there keeps moto's name.
+   The service is the one the SigV4 scope names, which for CloudWatch is its signing name,
+   "monitoring": it is read as the IAM prefix, "cloudwatch".
 2. SSM's resource is "*", which no statement scoped to the stack's parameters matches: moto would deny
    every call the host's policy allows.
    -> The parameters the request names (Name, or each of Names) as ARNs, each one authorized.
@@ -26,6 +29,11 @@ Three things in that keep moto from judging the host's policy as AWS would, whic
 3. A presigned S3 URL (query-string signature, no Authorization header) raises a KeyError: HTTP 500.
    -> Authorized as the identity that signed it (its access key and session token in the query),
    refused once expired; its signature itself is not recomputed (neither does moto).
+4. Conditions, as above (the host's policy has one: PutMetricData only in the stack's namespace).
+   -> The request's condition keys (CONDITION_KEYS: cloudwatch:namespace from PutMetricData's
+   Namespace) are evaluated by tests/support/iam_policy.py's condition_holds, as IAM does: a statement
+   whose Condition holds counts without it, one whose Condition fails (or names a key the request lacks)
+   does not count; moto's evaluator then judges actions and resources as before.
 And one addition: a call made with the host role's credentials that aws_calls.py does not declare is
 refused, so the list stays complete.
 
@@ -44,13 +52,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from host_programs import aws_calls
+from tests.support.iam_policy import condition_holds
 
 LOG_PREFIX = "moto-authorization:"
 # The services whose errors botocore reads as JSON (their protocol): their AccessDenied is JSON too, and
 # so are the authentication errors moto raises as XML for every service (the codes AWS's JSON services use).
 JSON_PROTOCOLS = ("json", "rest-json")
+JSON_CONTENT_TYPES = ("application/x-amz-json-", "application/json")
 JSON_AUTHENTICATION_ERRORS = {"InvalidClientTokenIdError": "UnrecognizedClientException",
                               "SignatureDoesNotMatchError": "InvalidSignatureException"}
+# SigV4 signing names that differ from the service's IAM prefix.
+IAM_PREFIXES = {"monitoring": "cloudwatch"}
+# (IAM prefix, operation) -> {condition key: the request parameter holding its value}
+# (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html).
+CONDITION_KEYS: dict[tuple[str, str], dict[str, str]] = {
+    ("cloudwatch", "PutMetricData"): {"cloudwatch:namespace": "Namespace"},
+}
 
 
 @dataclass(frozen=True)
@@ -101,16 +118,41 @@ def required_permissions(service: str, operation: str, resource: str, body: byte
     return tuple((action, arn) for action in actions for arn in resources)
 
 
-def evaluate(policies: list[Any], permissions: tuple[tuple[str, str], ...]) -> str:
-    """"" when moto's evaluator allows every permission under `policies` (any Deny wins), else why not."""
+def request_context(service: str, operation: str, parameter: Callable[[str], Any]) -> dict[str, str]:
+    """The condition keys AWS sets on this request, read with `parameter` (the request's parameters)."""
+    keys = CONDITION_KEYS.get((service, operation), {})
+    return {key: str(value) for key, name in keys.items() if (value := parameter(name)) is not None}
+
+
+def with_conditions_decided(document: dict[str, Any], context: dict[str, str]) -> dict[str, Any]:
+    """The policy as it applies to one request: each statement whose Condition holds for `context`,
+    without its Condition; a statement whose Condition does not hold left out."""
+    statements = document["Statement"]
+    kept = []
+    for statement in [statements] if isinstance(statements, dict) else statements:
+        if "Condition" not in statement:
+            kept.append(statement)
+        elif condition_holds(statement["Condition"], context):
+            kept.append({key: value for key, value in statement.items() if key != "Condition"})
+    return {**document, "Statement": kept}
+
+
+def evaluate(policies: list[Any], permissions: tuple[tuple[str, str], ...],
+             context: dict[str, str] | None = None) -> str:
+    """"" when moto's evaluator allows every permission under `policies` (any Deny wins), each policy's
+    conditions decided for the request's `context` first, else why not."""
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
+    # IAMPolicy reads moto's policy objects (a managed policy's default version, an inline document).
+    documents = [json.dumps(with_conditions_decided(IAMPolicy(policy)._policy_json, context or {}))
+                 for policy in policies]
+    keys = "".join(f" with {key}={value}" for key, value in sorted((context or {}).items()))
     for action, resource in permissions:
-        results = [IAMPolicy(policy).is_action_permitted(action, resource) for policy in policies]
+        results = [IAMPolicy(document).is_action_permitted(action, resource) for document in documents]
         if PermissionResult.DENIED in results:
-            return f"explicitly denied: {action} on {resource}"
+            return f"explicitly denied: {action} on {resource}{keys}"
         if PermissionResult.PERMITTED not in results:
-            return f"no identity-based policy allows {action} on {resource}"
+            return f"no identity-based policy allows {action} on {resource}{keys}"
     return ""
 
 
@@ -157,6 +199,11 @@ def install(host_role: str, log: Callable[[str], None] = lambda line: print(line
     from moto.utilities.utils import get_partition
 
     def json_protocol(response: Any) -> bool:
+        # The request's own protocol: botocore sends CloudWatch JSON (application/x-amz-json-1.0), although
+        # its model's first protocol is CBOR.
+        content_type = response.headers.get("Content-Type", "")
+        if content_type.startswith(JSON_CONTENT_TYPES):
+            return True
         return get_service_model(response.boto3_service_name).metadata.get("protocol", "") in JSON_PROTOCOLS
 
     def refuse(response: Any, service: str, decision: Decision) -> None:
@@ -164,9 +211,9 @@ def install(host_role: str, log: Callable[[str], None] = lambda line: print(line
             bucket = response.data.get("BucketName") if isinstance(response.data, dict) else None
             raise BucketAccessDeniedError(bucket=bucket) if bucket else S3AccessDeniedError()
         action = decision.permissions[0][0] if decision.permissions else decision.operation
+        message = f"User: {decision.principal} is not authorized to perform: {action} because {decision.reason}"
         if json_protocol(response):
-            raise JsonRESTError("AccessDeniedException", f"User: {decision.principal} is not authorized to "
-                                f"perform: {action} because {decision.reason}")
+            raise JsonRESTError("AccessDeniedException", message)
         raise AccessDeniedError(user_arn=decision.principal, action=action)
 
     def authorize(response: Any, iam_request_cls: type, resource: str = "*") -> None:
@@ -189,7 +236,8 @@ def install(host_role: str, log: Callable[[str], None] = lambda line: print(line
                 if json_protocol(response):  # botocore reads these services' errors as JSON only
                     raise JsonRESTError(JSON_AUTHENTICATION_ERRORS[type(error).__name__], error.message) from None
                 raise
-            access_key, service, region = request._access_key, request._service, request._region
+            access_key, region = request._access_key, request._region
+            service = IAM_PREFIXES.get(request._service, request._service)
         else:
             query = parse_qs(urlparse(response.uri).query)
             signed = presigned_credentials(query)
@@ -213,7 +261,8 @@ def install(host_role: str, log: Callable[[str], None] = lambda line: print(line
                 refuse(response, service, decision)
         permissions = required_permissions(service, operation, resource, response.raw_body or b"",
                                            partition=get_partition(region), region=region, account=account)
-        reason = evaluate(access_key.collect_policies(), permissions)
+        context = request_context(service, operation, response._get_param)
+        reason = evaluate(access_key.collect_policies(), permissions, context)
         if not reason and request is not None and request._is_assuming_role_operation(resource):
             reason = "" if request._check_role_trust_relationship(resource) else "the role's trust policy refuses"
         undeclared = aws_calls.actions_for(f"{service}:{operation}") is None

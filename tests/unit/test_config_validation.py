@@ -589,3 +589,30 @@ def test_default_permission_is_read_or_no_permissions(bad: str) -> None:
 def test_extra_allowed_origins_must_be_origins(bad: str) -> None:
     assert_names(the_problem({"extraAllowedOrigins": [bad]}), "extraAllowedOrigins", bad,
                  "scheme://host[:port]", "https://mlflow.corp.example:8443")
+
+
+# --- monitoring ----------------------------------------------------------------------------------
+
+
+def test_monitoring_is_on_and_alerts_off_by_default() -> None:
+    cfg = load({})
+    assert cfg.monitoring and cfg.alert_email == "" and cfg.log_retention_days == 30
+
+
+def test_alert_email_must_be_an_address() -> None:
+    assert_names(the_problem({"alertEmail": "oncall"}), "alertEmail", "'oncall'", "oncall@example.com")
+
+
+def test_alert_email_without_monitoring_names_both_ways_out() -> None:
+    problem = the_problem({"alertEmail": "oncall@example.com", "monitoring": "false"})
+    assert_names(problem, "alertEmail", "'oncall@example.com'", "set monitoring true", "unset alertEmail")
+
+
+@pytest.mark.parametrize(("given", "nearest"), [(10, 7), (0, 1), (100, 90), (4000, 3653)])
+def test_log_retention_must_be_a_period_cloudwatch_keeps_logs_for(given: int, nearest: int) -> None:
+    assert_names(the_problem({"logRetentionDays": given}), "logRetentionDays", str(given),
+                 "30, 60, 90", f"pulumi config set logRetentionDays {nearest}")
+
+
+def test_every_period_cloudwatch_offers_is_accepted() -> None:
+    assert all(load({"logRetentionDays": str(days)}).log_retention_days == days for days in config.LOG_RETENTION_DAYS)

@@ -14,6 +14,7 @@ import pytest
 import userdata
 from components.identity import host_identity_args, host_policy
 from config import StackConfig, load_config
+from host_programs import aws_calls
 from host_programs.aws_calls import HOST_CALLS, HostCall, StackFacts
 from host_settings import host_settings_for
 from tests.support import host_role
@@ -31,6 +32,7 @@ STACKS: dict[str, dict[str, Any]] = {
     "fleet": {"hosts": 3, "domain": "mlflow.example.com", "hostedZoneId": ZONE},
     "tls-off": {"tls": "off"},
     "dns-01": {"domain": "mlflow.example.com", "hostedZoneId": ZONE},
+    "no-monitoring": {"monitoring": False},
 }
 
 
@@ -47,15 +49,16 @@ def stack(name: str) -> tuple[StackConfig, HostSettings, dict[str, Any]]:
 
 def facts(cfg: StackConfig) -> StackFacts:
     return StackFacts(partition=PARTITION, region=REGION, account=ACCOUNT, bucket=BUCKET,
-                      host_files_bucket=HOST_FILES_BUCKET,
-                      ssm_prefix=cfg.ssm_prefix, hosted_zone_id=cfg.hosted_zone_id)
+                      host_files_bucket=HOST_FILES_BUCKET, ssm_prefix=cfg.ssm_prefix, project=cfg.project,
+                      stack=cfg.stack, hosted_zone_id=cfg.hosted_zone_id)
 
 
 def refusals(policy: dict[str, Any], calls: list[HostCall], stack_facts: StackFacts) -> list[str]:
     """Each (call, action, resource) the policy does not allow."""
     return [f"{call.caller}: {call.operation} needs {action} on {stack_facts.arn(resource)}: {outcome.value}"
             for call in calls for action in call.actions for resource in call.resources
-            if (outcome := evaluate(policy, action, stack_facts.arn(resource))) is not Outcome.ALLOWED]
+            if (outcome := evaluate(policy, action, stack_facts.arn(resource), stack_facts.context(call)))
+            is not Outcome.ALLOWED]
 
 
 @pytest.mark.parametrize("name", sorted(STACKS))
@@ -66,12 +69,20 @@ def test_the_role_allows_every_call_the_stacks_hosts_make(name):
     assert refusals(policy, made, facts(cfg)) == []
 
 
+def requests(calls: list[HostCall], stack_facts: StackFacts) -> set[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """(action, resource, condition keys) of each request the calls make."""
+    return {(action, stack_facts.arn(resource), tuple(sorted(stack_facts.context(call).items())))
+            for call in calls for action in call.actions for resource in call.resources}
+
+
 @pytest.mark.parametrize("name", sorted(STACKS))
 def test_the_role_allows_no_call_the_stacks_hosts_never_make(name):
     cfg, settings, policy = stack(name)
-    never = [call for call in HOST_CALLS if not call.when(settings)]
-    allowed = [(call.operation, action) for call in never for action in call.actions for resource in call.resources
-               if evaluate(policy, action, facts(cfg).arn(resource)) is Outcome.ALLOWED]
+    made = requests([call for call in HOST_CALLS if call.when(settings)], facts(cfg))
+    # A request another caller also makes (the agent's PutMetricData, the certificate report's) is made.
+    never = requests([call for call in HOST_CALLS if not call.when(settings)], facts(cfg)) - made
+    allowed = [(action, resource) for action, resource, context in never
+               if evaluate(policy, action, resource, dict(context)) is Outcome.ALLOWED]
     assert allowed == []
 
 
@@ -81,6 +92,10 @@ def test_which_stacks_make_which_calls():
     assert "ssm:PutParameter" not in made["fleet"]  # the load balancer's certificate is ACM's
     assert "route53:ChangeResourceRecordSets" in made["dns-01"] and "route53:ChangeResourceRecordSets" not in made[
         "fleet"]
+    callers = {name: {call.caller for call in HOST_CALLS if call.when(stack(name)[1])} for name in STACKS}
+    assert aws_calls.CERTIFICATE_REPORT in callers["dev"] and aws_calls.CERTIFICATE_REPORT not in callers["tls-off"]
+    assert aws_calls.CERTIFICATE_REPORT not in callers["fleet"] and aws_calls.CLOUDWATCH_AGENT in callers["fleet"]
+    assert not {aws_calls.CLOUDWATCH_AGENT, aws_calls.CERTIFICATE_REPORT} & callers["no-monitoring"]
 
 
 @pytest.mark.parametrize("name", sorted(STACKS))
@@ -112,6 +127,26 @@ def test_the_role_reads_the_host_files_under_their_prefix_and_nothing_else_of_th
     assert evaluate(policy, "s3:ListBucket", bucket) is Outcome.IMPLICITLY_DENIED
     other_stack = f"arn:{PARTITION}:s3:::mlflow-aws-prod-host-files-0123abcd/{key}"
     assert evaluate(policy, "s3:GetObject", other_stack) is Outcome.IMPLICITLY_DENIED
+
+
+def test_the_role_puts_metrics_in_its_own_stacks_namespace_only():
+    _, _, policy = stack("dev")
+    put = "cloudwatch:PutMetricData"
+    assert evaluate(policy, put, "*", {"cloudwatch:namespace": "mlflow-aws/dev"}) is Outcome.ALLOWED
+    for other in ("mlflow-aws/prod", "AWS/EC2", "mlflow-aws/dev/extra"):
+        assert evaluate(policy, put, "*", {"cloudwatch:namespace": other}) is Outcome.IMPLICITLY_DENIED
+    assert evaluate(policy, put, "*") is Outcome.IMPLICITLY_DENIED  # no namespace: the condition cannot hold
+
+
+def test_the_role_writes_to_its_own_stacks_log_groups_only():
+    cfg, _, policy = stack("dev")
+    own = facts(cfg).arn("arn:{partition}:logs:{region}:{account}:log-group:/mlflow-aws/dev/mlflow")
+    assert evaluate(policy, "logs:CreateLogStream", own) is Outcome.ALLOWED
+    assert evaluate(policy, "logs:PutLogEvents", f"{own}:log-stream:i-0abc") is Outcome.ALLOWED
+    for other in ("/mlflow-aws/prod/mlflow", "/mlflow-aws/dev-2/mlflow", "/aws/lambda/x"):
+        arn = own.replace("/mlflow-aws/dev/mlflow", other)
+        assert evaluate(policy, "logs:PutLogEvents", f"{arn}:log-stream:i-0abc") is Outcome.IMPLICITLY_DENIED
+    assert evaluate(policy, "logs:CreateLogGroup", own) is Outcome.IMPLICITLY_DENIED
 
 
 def test_without_an_action_the_call_needing_it_is_refused():

@@ -1,5 +1,6 @@
 """What tests/support/moto_authorization.py asks moto to check for a request: the IAM actions AWS checks
-(host_programs/aws_calls.py) on the resources the request names; and how it reads a presigned URL."""
+(host_programs/aws_calls.py) on the resources the request names, with the condition keys the request
+sets; and how it reads a presigned URL."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import boto3
 
 from tests.support.moto_authorization import (
     deleted_keys,
+    evaluate,
     presigned_credentials,
     presigned_expired,
+    request_context,
     required_permissions,
 )
 
@@ -62,3 +65,32 @@ def test_a_presigned_url_names_its_signer_and_expires():
     assert not presigned_expired(query, now)
     assert presigned_expired(query, now + datetime.timedelta(seconds=120))
     assert presigned_credentials({}) is None
+
+
+NAMESPACE_ONLY = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
+    "Condition": {"StringEquals": {"cloudwatch:namespace": "mlflow-aws/dev"}}}]})
+PUT_METRICS = (("cloudwatch:PutMetricData", "*"),)
+
+
+def test_put_metric_data_sets_its_namespace_as_the_condition_key():
+    assert request_context("cloudwatch", "PutMetricData", {"Namespace": "mlflow-aws/dev"}.get) == {
+        "cloudwatch:namespace": "mlflow-aws/dev"}
+    assert request_context("ssm", "GetParameters", {"Names": ["/a"]}.get) == {}
+
+
+def test_a_statement_whose_condition_holds_allows_the_request():
+    assert evaluate([NAMESPACE_ONLY], PUT_METRICS, {"cloudwatch:namespace": "mlflow-aws/dev"}) == ""
+
+
+def test_a_statement_whose_condition_fails_does_not_count():
+    reason = evaluate([NAMESPACE_ONLY], PUT_METRICS, {"cloudwatch:namespace": "mlflow-aws/prod"})
+    assert reason == ("no identity-based policy allows cloudwatch:PutMetricData on * "
+                      "with cloudwatch:namespace=mlflow-aws/prod")
+    assert evaluate([NAMESPACE_ONLY], PUT_METRICS, {}).startswith("no identity-based policy allows")
+
+
+def test_a_failed_condition_does_not_deny_what_another_statement_allows():
+    everything = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "cloudwatch:*", "Resource": "*"}]})
+    assert evaluate([NAMESPACE_ONLY, everything], PUT_METRICS, {"cloudwatch:namespace": "other"}) == ""

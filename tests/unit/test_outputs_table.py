@@ -17,11 +17,13 @@ REPO = Path(__file__).resolve().parents[2]
 FLEET = {"hosts": 2, "domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABC"}
 
 # (stack file, overrides, shape, the boolean keys that are true): each shape once, one bare and one with
-# every optional output, so each row is seen both exported and left out. prod has protectData: true.
+# every optional output but the dashboard's (on by default, so off in the second), so each row is seen both
+# exported and left out. prod has protectData: true.
 STACKS = {
-    "single host": ("dev", {}, outputs_table.SINGLE_HOST, frozenset()),
-    "fleet, protectData and clientAccess": (
-        "prod", {**FLEET, "clientAccess": True}, outputs_table.FLEET, frozenset({"protectData", "clientAccess"})),
+    "single host": ("dev", {}, outputs_table.SINGLE_HOST, frozenset({"monitoring"})),
+    "fleet, protectData and clientAccess, no monitoring": (
+        "prod", {**FLEET, "clientAccess": True, "monitoring": False}, outputs_table.FLEET,
+        frozenset({"protectData", "clientAccess"})),
 }
 
 

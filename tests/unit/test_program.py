@@ -355,7 +355,10 @@ def test_host_policy_reaches_only_the_bucket_and_the_stacks_parameters(dev: Prog
     assert resources["s3:GetObject"] == {f"{bucket_arn}/*", host_files}
     assert resources["ssm:GetParameters"] == {"arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/*"}
     assert all("*" not in action for action in resources)
-    assert all(arn != "*" for arns in resources.values() for arn in arns)
+    # A resource of "*" only where IAM has no resource to scope by, and a condition narrows it instead.
+    unscoped = [s for s in host_policy(dev)["Statement"] if s["Resource"] == "*"]
+    assert [s["Action"] for s in unscoped] == [["cloudwatch:PutMetricData"]]
+    assert all(s.get("Condition") for s in unscoped)
 
 
 def test_host_may_read_and_write_exactly_its_saved_acme_account_and_certificate(dev: ProgramRun) -> None:
@@ -367,7 +370,8 @@ def test_host_may_read_and_write_exactly_its_saved_acme_account_and_certificate(
     assert resources["ssm:PutParameter"] == saved
     assert resources["ssm:GetParameter"] == saved
     writes = {action for action in resources if not action.startswith(("ssm:Get", "s3:List", "s3:Get"))}
-    assert writes == {"ssm:PutParameter", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+    assert writes == {"ssm:PutParameter", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                      "logs:CreateLogStream", "logs:PutLogEvents", "cloudwatch:PutMetricData"}
 
 
 def test_with_tls_off_the_host_writes_no_parameter() -> None:

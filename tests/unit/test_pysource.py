@@ -122,7 +122,7 @@ def test_the_rendered_host_programs_are_their_modules_and_executables_calling_ma
 # What the venvs hold besides the standard library: MLflow's (MLflow, boto3, psycopg2, werkzeug) and certbot's
 # (cryptography, boto3); mypy_boto3 only for the type checker (imported under TYPE_CHECKING).
 HOST_VENV_PACKAGES = {"host_programs", "boto3", "botocore", "psycopg2", "mlflow", "werkzeug", "cryptography",
-                      "mypy_boto3_ssm"}
+                      "mypy_boto3_ssm", "mypy_boto3_cloudwatch"}
 
 
 @pytest.mark.parametrize("name", sorted(programs.source_files(HOST_PROGRAMS)))

@@ -13,7 +13,7 @@ import pytest
 import userdata
 from config import load_config
 from host_settings import host_settings_for
-from userdata import layout, tls
+from userdata import layout, monitoring, tls
 from userdata.settings import HostSettings
 
 # The stacks whose user data differs in its shell: Pulumi.dev.yaml, Pulumi.prod.yaml (with an email for
@@ -25,7 +25,8 @@ STACKS: dict[str, dict[str, Any]] = {
     "tls-off": {"tls": "off"},
     "dns-01": {"domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"},
 }
-SHELL_SCRIPTS = {layout.INSTALL_SCRIPT, tls.ISSUANCE_SCRIPT, tls.CERTBOT_INSTALL_SCRIPT, tls.SITE_SWITCH}
+SHELL_SCRIPTS = {layout.INSTALL_SCRIPT, tls.ISSUANCE_SCRIPT, tls.CERTBOT_INSTALL_SCRIPT, tls.SITE_SWITCH,
+                 monitoring.INSTALL_SCRIPT}
 
 
 def settings(stack: str) -> HostSettings:
@@ -38,10 +39,11 @@ def shell_scripts(s: HostSettings) -> dict[str, str]:
     return {f.path: f.content for f in userdata.host_files(s) if f.content.startswith("#!/bin/bash\n")}
 
 
-def test_the_shell_scripts_are_the_four_known_ones_and_each_kind_of_stack_has_some():
+def test_the_shell_scripts_are_the_five_known_ones_and_each_kind_of_stack_has_some():
     found = {path for stack in STACKS for path in shell_scripts(settings(stack))}
     assert found == SHELL_SCRIPTS
-    assert set(shell_scripts(settings("tls-off"))) == {layout.INSTALL_SCRIPT}
+    # monitoring is on by default: the CloudWatch agent's install is every stack's
+    assert set(shell_scripts(settings("tls-off"))) == {layout.INSTALL_SCRIPT, monitoring.INSTALL_SCRIPT}
 
 
 @pytest.mark.parametrize("stack", sorted(STACKS))

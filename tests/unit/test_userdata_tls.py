@@ -214,6 +214,24 @@ def test_the_deploy_hook_switches_nginx_to_https_then_saves_the_state_to_ssm() -
     assert f"--deploy-hook '{tls.SITE_SWITCH} https; {tls.STATE_SCRIPT} save'" in certbot_command(DEFAULT)
 
 
+def test_with_monitoring_the_deploy_hook_reports_the_new_certificates_days_left_too() -> None:
+    monitored = replace(DEFAULT, monitoring=True)
+    hook = f"{tls.SITE_SWITCH} https; {tls.STATE_SCRIPT} save; {tls.STATE_SCRIPT} report"
+    assert f"--deploy-hook '{hook}'" in certbot_command(monitored)
+
+
+def test_with_monitoring_the_renewal_unit_reports_after_every_check_whatever_its_outcome() -> None:
+    service = files_by_path(replace(DEFAULT, monitoring=True))[tls.RENEWAL_SERVICE]
+    # ExecStopPost= runs after a failed check too; "-": a failed report leaves the unit's result alone.
+    assert f"ExecStopPost=-{tls.STATE_SCRIPT} report\n" in service
+    assert "report" not in files_by_path(DEFAULT)[tls.RENEWAL_SERVICE]
+
+
+def test_the_state_programs_settings_name_the_stacks_namespace_and_the_metric() -> None:
+    section = tls.certificate_state_settings(DEFAULT)
+    assert (section["metrics_namespace"], section["days_left_metric"]) == ("mlflow-aws/dev", "CertificateDaysLeft")
+
+
 def test_the_pending_site_answers_only_the_challenge_health_and_a_503() -> None:
     site = files_by_path(DEFAULT)[tls.PENDING_SITE]
     assert "listen 80 default_server;" in site

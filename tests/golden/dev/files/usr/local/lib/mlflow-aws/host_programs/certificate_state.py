@@ -21,7 +21,7 @@ from host_programs.settings_file import SettingsError, load
 
 PROGRAM = "mlflow-certificate-state"
 SECTION = "certificate_state"
-USAGE = f"usage: {PROGRAM} save [--unless-saved] | restore"
+USAGE = f"usage: {PROGRAM} save [--unless-saved] | restore | report"
 PARAMETER_TIER: Final[Literal["Intelligent-Tiering"]] = "Intelligent-Tiering"
 
 
@@ -34,6 +34,8 @@ class Settings:
     acme_directory: str
     saved_marker: Path
     unsaved: str
+    metrics_namespace: str
+    days_left_metric: str
 
     @property
     def live(self) -> Path:
@@ -51,6 +53,8 @@ def read_settings(path: str) -> Settings:
         acme_directory=section.text("acme_directory"),
         saved_marker=Path(section.text("saved_marker")),
         unsaved=section.text("unsaved"),
+        metrics_namespace=section.text("metrics_namespace"),
+        days_left_metric=section.text("days_left_metric"),
     )
 
 
@@ -167,16 +171,37 @@ def restore(settings: Settings) -> int:
         shutil.rmtree(staged)
 
 
+def report(settings: Settings) -> int:
+    from cryptography import x509
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = settings.live / "cert.pem"
+    if certificate.exists():
+        leaf = x509.load_pem_x509_certificate(certificate.read_bytes())
+        days_left = max(0.0, round((leaf.not_valid_after_utc - now).total_seconds() / 86400, 2))
+        what = f"{days_left} days left (serial {leaf.serial_number:x})"
+    else:
+        days_left, what = 0.0, f"no certificate for {settings.certificate_name} yet: 0 days left"
+    aws.cloudwatch_client(settings.region).put_metric_data(
+        Namespace=settings.metrics_namespace,
+        MetricData=[{"MetricName": settings.days_left_metric, "Value": days_left, "Timestamp": now}],
+    )
+    log(f"reported {what} to {settings.metrics_namespace}")
+    return 0
+
+
 def main(arguments: Sequence[str], settings_file: str) -> int:
     os.umask(0o077)
     command = list(arguments)
-    if command not in (["save"], ["save", "--unless-saved"], ["restore"]):
+    if command not in (["save"], ["save", "--unless-saved"], ["restore"], ["report"]):
         sys.exit(USAGE)
     try:
         settings = read_settings(settings_file)
     except SettingsError as error:
         sys.exit(f"{PROGRAM}: {error}")
     try:
+        if command == ["report"]:
+            return report(settings)
         return restore(settings) if command == ["restore"] else save(settings, unless_saved="--unless-saved" in command)
     except Exception as error:
         sys.exit(f"{PROGRAM}: {command[0]} failed: {type(error).__name__}: {error}")
