@@ -42,6 +42,10 @@ _JOB_RUNNER_SMALLEST = instance_types.smallest_with(JOB_RUNNER_MIN_MEMORY_MIB)
 # MLflow basic-auth's default_permission values this stack offers (all of MLflow's would be accepted,
 # but EDIT or MANAGE as a default would let every user change or delete everyone's work).
 DEFAULT_PERMISSIONS = ("READ", "NO_PERMISSIONS")
+# How long `pulumi up` waits for a new single host to report healthy (components/host_launch.py): a first
+# boot installs MLflow in 3-5 minutes, and a release that migrates a schema snapshots the database first.
+MIN_READY_TIMEOUT_MINUTES, MAX_READY_TIMEOUT_MINUTES = 5, 180
+_IMAGE_REFRESH = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,12 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("extraAllowedOrigins", "array", [],
               "More browser origins (scheme://host[:port]) the UI may write from, e.g. a reverse proxy's "
               "https://mlflow.corp.example; localhost origins are always accepted."),
+    ConfigKey("hostReadyTimeoutMinutes", "integer", 20,
+              "How long pulumi up waits for a new single host to report healthy before it fails, leaving "
+              "the old host serving (5 to 180)."),
+    ConfigKey("imageRefresh", "string", "",
+              "Any new value (a date, say) moves the hosts to the newest Ubuntu 24.04 image on the next "
+              "pulumi up; until then the image recorded at the first deploy stays."),
 )
 CONFIG_KEY_NAMES = tuple(key.name for key in CONFIG_KEYS)
 
@@ -136,6 +146,8 @@ class StackConfig:
     job_runner: bool = False
     default_permission: str = "READ"
     extra_allowed_origins: tuple[str, ...] = ()
+    host_ready_timeout_minutes: int = 20
+    image_refresh: str = ""
 
     @property
     def ssm_prefix(self) -> str:
@@ -481,6 +493,20 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
         )
     origins_raw = reader.string_list("extraAllowedOrigins")
     extra_origins = _check_origins(reader, origins_raw) if origins_raw is not None else ()
+    ready_timeout = reader.integer("hostReadyTimeoutMinutes")
+    if ready_timeout is not None and not MIN_READY_TIMEOUT_MINUTES <= ready_timeout <= MAX_READY_TIMEOUT_MINUTES:
+        reader.problem(
+            f"hostReadyTimeoutMinutes: {ready_timeout} is outside {MIN_READY_TIMEOUT_MINUTES} to "
+            f"{MAX_READY_TIMEOUT_MINUTES}; a first boot alone takes 3 to 5 minutes; "
+            f"{_set_hint('hostReadyTimeoutMinutes', '20')}"
+        )
+        ready_timeout = None
+    image_refresh = reader.string("imageRefresh")
+    if not _IMAGE_REFRESH.match(image_refresh):
+        reader.problem(
+            f"imageRefresh: {image_refresh!r} is not a plain label (letters, digits, '.', '_' and '-', up to 64); "
+            f"{_set_hint('imageRefresh', '2027-01-15')}"
+        )
 
     if reader.problems:
         raise ConfigError(stack, reader.problems)
@@ -510,6 +536,8 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
         job_runner=job_runner,
         default_permission=default_permission,
         extra_allowed_origins=extra_origins,
+        host_ready_timeout_minutes=ready_timeout if ready_timeout is not None else 20,
+        image_refresh=image_refresh,
     )
 
 

@@ -56,6 +56,11 @@ def pins_a_minor_version(engine_version: str) -> bool:
     return "." in engine_version
 
 
+def instance_identifier(project: str, stack: str) -> str:
+    """The RDS instance's identifier, known before it exists (no dependency on the instance)."""
+    return dns_safe(f"{project}-{stack}", RDS_IDENTIFIER_MAX)
+
+
 def final_snapshot_identifier(project: str, stack: str, suffix: str) -> str:
     """<project>-<stack>-final-<suffix>: the suffix keeps the whole name, however long the stack's name."""
     tail = f"-final-{suffix}"
@@ -80,13 +85,16 @@ class Database(pulumi.ComponentResource):
             description=f"{args.project} {args.stack}: private subnets of the MLflow backend store",
             opts=kept,
         )
+        # Declared with or without protectData: a stack turning protection off (the README's way to retire
+        # it) registers the suffix unprotected, which lifts its `protect` in state; were it no longer
+        # declared, that `pulumi up` would try to delete a protected resource, and Pulumi refuses.
+        suffix = random.RandomId(f"{name}-final-snapshot-suffix", byte_length=SNAPSHOT_SUFFIX_BYTES, opts=kept)
         snapshot_name: pulumi.Output[str] | None = None
         if args.protect_data:
-            suffix = random.RandomId(f"{name}-final-snapshot-suffix", byte_length=SNAPSHOT_SUFFIX_BYTES, opts=kept)
             snapshot_name = suffix.hex.apply(lambda hex_: final_snapshot_identifier(args.project, args.stack, hex_))
         instance = aws.rds.Instance(
             f"{name}-postgres",
-            identifier=dns_safe(f"{args.project}-{args.stack}", RDS_IDENTIFIER_MAX),
+            identifier=instance_identifier(args.project, args.stack),
             engine="postgres",
             engine_version=args.engine_version,
             instance_class=args.instance_class,

@@ -5,9 +5,12 @@ parameters (and the history of the admin's name alone, so a renamed admin can be
 exactly two of them when TLS is on, the host's saved ACME account and certificate
 (naming.HOST_WRITTEN_PARAMETERS); `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed)
 and the restart on an admin change. With a Route 53 zone, the host may also change records in that zone,
-for certbot's DNS-01 challenge. The two parameters the host writes are created here, holding
-naming.UNSAVED_STATE until the host saves (their value is then the host's, never reset by `pulumi up`),
-so that `pulumi destroy` removes them and the private key in them.
+for certbot's DNS-01 challenge. The single host may tag its own instance, and only with its health report
+(naming.HEALTH_TAG), which the deployer waits for. The two parameters the host writes are created here,
+holding naming.UNSAVED_STATE until the host saves (their value is then the host's, never reset by
+`pulumi up`), so that `pulumi destroy` removes them and the private key in them. They stay while the stack
+is a fleet (whose hosts neither read nor write them), so a fleet going back to one host restores the
+certificate it had instead of ordering one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ PARAMETER_WRITE_ACTIONS = ["ssm:PutParameter"]
 # certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
+HEALTH_REPORT_ACTIONS = ["ec2:CreateTags"]
+# The ARN of the instance a request comes from, when it is signed with that instance's role credentials
+# (IAM's global condition key ec2:SourceInstanceARN, usable as a policy variable): as the Resource, the host
+# may tag its own instance and no other.
+OWN_INSTANCE = "${ec2:SourceInstanceARN}"
 
 
 @dataclass
@@ -40,7 +48,9 @@ class HostIdentityArgs:
     ssm_prefix: str
     bucket_arn: pulumi.Input[str]
     hosted_zone_id: str = ""
-    saves_certificate: bool = True  # tls: letsencrypt; the host keeps its certificate in SSM
+    keeps_certificate: bool = True  # tls: letsencrypt; the stack keeps the certificate's state in SSM
+    saves_certificate: bool = True  # ...and the host writes it (the single host; a fleet's is ACM's)
+    reports_health: bool = True  # the single host tags itself healthy for the deployer's HostLaunch
 
 
 def assume_role_policy() -> str:
@@ -72,7 +82,7 @@ def written_parameter_arns(partition: str, region: str, account_id: str, ssm_pre
 
 def host_policy_document(
     *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = "",
-    written_parameter_arns: list[str] | None = None,
+    written_parameter_arns: list[str] | None = None, reports_health: bool = False,
 ) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
@@ -84,6 +94,11 @@ def host_policy_document(
         statements.append({
             "Sid": "SaveCertificateState", "Effect": "Allow", "Action": PARAMETER_WRITE_ACTIONS,
             "Resource": written_parameter_arns,
+        })
+    if reports_health:
+        statements.append({
+            "Sid": "ReportOwnHealth", "Effect": "Allow", "Action": HEALTH_REPORT_ACTIONS, "Resource": OWN_INSTANCE,
+            "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [naming.HEALTH_TAG]}},
         })
     if hosted_zone_id:
         statements += [
@@ -132,6 +147,7 @@ class HostIdentity(pulumi.ComponentResource):
                         written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
                         if args.saves_certificate else None
                     ),
+                    reports_health=args.reports_health,
                 )
             ),
             opts=child,
@@ -152,7 +168,7 @@ class HostIdentity(pulumi.ComponentResource):
                 description=f"Written by the MLflow host: its saved {parameter.suffix}",
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value", "tier"]),
             )
-            for parameter in (naming.HOST_WRITTEN_PARAMETERS if args.saves_certificate else ())
+            for parameter in (naming.HOST_WRITTEN_PARAMETERS if args.keeps_certificate else ())
         ]
 
         self.role_name = role.name

@@ -26,6 +26,7 @@ INSTALL_SCRIPT = f"{SBIN_DIR}/mlflow-install"
 INSTALL_MARKER_NAME = ".mlflow-aws-installed"  # in VENV_DIR: the requirements the venv was completed with
 CONFIGURE_SCRIPT = f"{SBIN_DIR}/mlflow-configure"
 CONFIGURE_STATE = f"{STATE_DIR}/configured.json"  # the configure step's record of its last complete run
+ADMIN_RESTART_SCRIPT = f"{SBIN_DIR}/mlflow-admin-restart"  # run by the admin-restart association
 
 SYSTEMD_DIR = "/etc/systemd/system"
 UNIT_NAME = "mlflow.service"

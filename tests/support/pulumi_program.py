@@ -35,6 +35,9 @@ PROJECT_DIR = pathlib.Path(__file__).resolve().parents[2]
 ACCOUNT_ID = "123456789012"
 PUBLIC_IP = "203.0.113.10"
 AMI_ID = "ami-0123456789abcdef0"
+INSTANCE_ID = "i-0123456789abcdef0"
+RECORDED_IMAGE = "pulumi-python:dynamic/mlflow-aws:RecordedImage"
+HOST_LAUNCH = "pulumi-python:dynamic/mlflow-aws:HostLaunch"
 
 
 @dataclass
@@ -202,7 +205,14 @@ class ProgramMocks(pulumi.runtime.Mocks):
             computed = {"arn": arn, "name": f"{name}-abc123"}
         elif args.typ == "aws:ec2/instance:Instance":
             computed = {"arn": arn, "publicIp": PUBLIC_IP}
-            return "i-0123456789abcdef0", {**inputs, **computed}
+            return INSTANCE_ID, {**inputs, **computed}
+        elif args.typ == RECORDED_IMAGE:
+            # The newest image of the architecture, as the provider's create would find it (recorded once).
+            computed = {"image_id": AMI_ID, "image_name": inputs["name_pattern"].replace("*", "20261120")}
+            return AMI_ID, {**inputs, **computed}
+        elif args.typ == HOST_LAUNCH:
+            computed = {"instance_id": INSTANCE_ID, "private_ip": "10.20.0.10", "report": "healthy"}
+            return INSTANCE_ID, {**inputs, **computed}
         elif args.typ == "aws:ssm/parameter:Parameter":
             computed = {"arn": arn, "version": self.account.put_parameter(inputs["name"], str(inputs["value"]))}
         else:
