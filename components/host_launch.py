@@ -163,19 +163,20 @@ def journal_commands(instance_id: str, region: str) -> str:
 def failure_message(outcome: Stopped | TimedOut, *, instance_id: str, region: str, timeout_seconds: float,
                     holder: str) -> str:
     if isinstance(outcome, Stopped):
-        what = (f"the new MLflow host {instance_id} stopped before it reported healthy "
-                f"(state {outcome.state}{': ' + outcome.reason if outcome.reason else ''})")
-        keep = "Its console output may still say why: aws ec2 get-console-output --instance-id " + instance_id
+        state = f"{outcome.state}: {outcome.reason}" if outcome.reason else outcome.state
+        what = f"the new MLflow host {instance_id} stopped before it reported healthy (state {state})"
+        why = f"Its console output may say why: aws ec2 get-console-output --instance-id {instance_id} --region {region}"
     else:
         waited = (f"within {timeout_seconds / 60:.0f} minutes (hostReadyTimeoutMinutes)" if outcome.database_ready
                   else "while RDS was still creating the database")
         what = f"the new MLflow host {instance_id} did not report healthy {waited}"
-        keep = ("It is kept running, tagged " f"{naming.LAUNCH_TAG}={naming.FAILED_LAUNCH}, so you can read why: "
-                + journal_commands(instance_id, region))
-    return (
-        f"{what}. {holder} {keep}. Fix the cause (for example a release that does not install, or PyPI "
-        "unreachable), then run pulumi up again: it terminates this host and launches a new one."
-    ).replace("  ", " ")
+        why = (f"It is kept running, tagged {naming.LAUNCH_TAG}={naming.FAILED_LAUNCH}, so you can read why: "
+               + journal_commands(instance_id, region))
+    return " ".join([
+        f"{what}.", holder, f"{why}.",
+        "Fix the cause (for example a release that does not install, or PyPI unreachable), then run pulumi up "
+        "again: it terminates this host and launches a new one.",
+    ])
 
 
 def stack_filters(props: dict[str, Any]) -> list[dict[str, Any]]:
