@@ -53,6 +53,7 @@ class RegisteredResource:
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
     replacement_trigger: Any = None
+    aliases: list[str] = field(default_factory=list)  # the URNs this resource was known by before
     dependencies: set[str] = field(default_factory=set)
     property_dependencies: dict[str, set[str]] = field(default_factory=dict)
 
@@ -314,6 +315,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                         rpc.deserialize_property(json_format.MessageToDict(request.replacement_trigger))
                         if request.HasField("replacement_trigger") else None
                     ),
+                    aliases=[*request.aliasURNs, *(alias.urn for alias in request.aliases if alias.urn)],
                     dependencies=set(request.dependencies),
                     property_dependencies={
                         key: set(value.urns) for key, value in request.propertyDependencies.items()
