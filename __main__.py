@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 import pulumi_aws as aws
 
@@ -133,6 +135,8 @@ def deploy_fleet() -> None:
     recovery alarms: the group replaces a host the load balancer finds unhealthy."""
     assert network.alb_security_group_id is not None
     # The name moves to the load balancer only once the group has its hosts healthy behind it.
+    serving: pulumi.Output[str]
+    fleet_serves: Callable[[pulumi.Output[str]], None]
     serving, fleet_serves = pulumi.deferred_output()
     balancer = LoadBalancer(
         name,
@@ -170,6 +174,8 @@ def deploy_fleet() -> None:
 
 def deploy_single_host() -> None:
     # The domain's record (with a zone) moves to the address only once a healthy host has it.
+    serving: pulumi.Output[str]
+    address_serves: Callable[[pulumi.Output[str]], None]
     serving, address_serves = pulumi.deferred_output()
     address = PublicAddress(
         name,

@@ -165,7 +165,8 @@ def failure_message(outcome: Stopped | TimedOut, *, instance_id: str, region: st
     if isinstance(outcome, Stopped):
         state = f"{outcome.state}: {outcome.reason}" if outcome.reason else outcome.state
         what = f"the new MLflow host {instance_id} stopped before it reported healthy (state {state})"
-        why = f"Its console output may say why: aws ec2 get-console-output --instance-id {instance_id} --region {region}"
+        why = ("Its console output may say why: aws ec2 get-console-output "
+               f"--instance-id {instance_id} --region {region}")
     else:
         waited = (f"within {timeout_seconds / 60:.0f} minutes (hostReadyTimeoutMinutes)" if outcome.database_ready
                   else "while RDS was still creating the database")
@@ -209,13 +210,13 @@ def terminate(ec2: Any, instance_ids: list[str], *, wait: bool) -> None:
 
 
 def launch_outputs(props: dict[str, Any], instance: dict[str, Any], report: str) -> dict[str, Any]:
-    return {
-        **props,
+    launched: dict[str, Any] = {  # the ids and addresses EC2 gave the new host, and its report
         "instance_id": instance["InstanceId"],
         "private_ip": instance.get("PrivateIpAddress", ""),
         "availability_zone": instance.get("Placement", {}).get("AvailabilityZone", ""),
         "report": report,
     }
+    return {**props, **launched}
 
 
 class HostLaunchProvider(ResourceProvider):
@@ -244,7 +245,7 @@ class HostLaunchProvider(ResourceProvider):
                 outcome, instance_id=instance_id, region=str(props["region"]), timeout_seconds=timeout,
                 holder=address_holder(ec2, str(props.get("allocation_id") or "")),
             ))
-        return CreateResult(instance_id, launch_outputs(props, instance, outcome.report))
+        return CreateResult(instance_id, launch_outputs(props, dict(instance), outcome.report))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [key for key in LAUNCH_INPUTS if str(olds.get(key)) != str(news.get(key))]
@@ -253,7 +254,8 @@ class HostLaunchProvider(ResourceProvider):
         return DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        kept = {key: olds[key] for key in ("instance_id", "private_ip", "availability_zone", "report") if key in olds}
+        launched = ("instance_id", "private_ip", "availability_zone", "report")
+        kept: dict[str, Any] = {key: olds[key] for key in launched if key in olds}
         return UpdateResult({**news, **kept})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:

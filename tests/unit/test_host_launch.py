@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami
 
@@ -82,7 +82,8 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
         vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.0.0/18")["Subnet"]["SubnetId"]
         group = ec2.create_security_group(GroupName="dev-web", Description="hosts", VpcId=vpc)["GroupId"]
-        host_tags = [{"Key": key, "Value": value} for key, value in {**STACK_TAGS, naming.HOST_TAG: "dev"}.items()]
+        host_tags: list[Any] = [{"Key": key, "Value": value}
+                                for key, value in {**STACK_TAGS, naming.HOST_TAG: "dev"}.items()]
         template = ec2.create_launch_template(LaunchTemplateName="dev-launch-template", LaunchTemplateData={
             "ImageId": IMAGE, "InstanceType": "t3.small",
             "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [group],
@@ -177,7 +178,8 @@ def test_a_new_host_that_goes_away_fails_at_once_with_its_state(account: Account
     before = set(account.instances())
     host = new_host(account, lambda instance: account.ec2.terminate_instances(InstanceIds=[instance]), known=before)
     started = time.monotonic()
-    with pytest.raises(HostNeverReported, match=r"stopped before it reported healthy \(state (shutting-down|terminated)"):
+    stopped = r"stopped before it reported healthy \(state (shutting-down|terminated)"
+    with pytest.raises(HostNeverReported, match=stopped):
         HostLaunchProvider().create(account.props(timeout_seconds=600.0))
     host.join(timeout=30)
     assert time.monotonic() - started < 60, "a stopped host is not waited for until the timeout"

@@ -17,8 +17,8 @@ from components.database import final_snapshot_identifier
 from host_settings import host_settings_for
 from naming import Outputs
 from tests.support.pulumi_program import (
-    PROJECT_DIR,
     HOST_LAUNCH,
+    PROJECT_DIR,
     PUBLIC_IP,
     RECORDED_IMAGE,
     Account,

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import boto3
 import pytest
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami
 
@@ -36,7 +36,8 @@ def catalogue(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
             image_id = f"ami-{abs(hash(key)) % 16**12:012x}"
             backend.amis[image_id] = Ami(
                 backend, image_id, name=f"ubuntu/images/hvm-ssd-gp3/{name}", owner_id=CANONICAL_OWNER_ID,
-                architecture=architecture, virtualization_type="hvm", creation_date=created.replace(tzinfo=timezone.utc),
+                architecture=architecture, virtualization_type="hvm",
+                creation_date=created.replace(tzinfo=timezone.utc),
             )
             ids[key] = image_id
         yield ids
@@ -83,7 +84,7 @@ def test_another_deployer_profile_is_recorded_without_a_lookup(catalogue: dict[s
 
 
 def test_a_region_without_the_image_is_named_in_the_error(catalogue: dict[str, str]) -> None:
-    with pytest.raises(NoImageFound, match="no arm64 image named .*noble.* from owner 099720109477"):
+    with pytest.raises(NoImageFound, match=r"no arm64 image named .*noble.* from owner 099720109477"):
         RecordedImageProvider().create({**props("arm64"), "name_pattern": "ubuntu/images/*noble-99*"})
 
 
