@@ -4,9 +4,10 @@ Pure and deterministic: no Pulumi, no AWS, no clock, no randomness, and no secre
 those from SSM at boot, see scripts.configure_script). `ec2_user_data_base64` is the same document
 as EC2 receives it: gzipped, because it outgrows EC2's 16 KiB limit in clear.
 
-On first boot the document installs nginx, creates the mlflow user, and starts mlflow.service, which
-installs the pinned MLflow before its first start; TLS (userdata.tls) adds its files and commands
-after those.
+On first boot the document creates the mlflow user, writes the files, installs nginx with its own
+package step (userdata.packages, which waits on apt's lock and is retried by the services), and starts
+mlflow.service, which installs the pinned MLflow before its first start; TLS (userdata.tls) adds its
+files and commands after those.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import base64
 import dataclasses
 from typing import Any
 
-from userdata import cloud_config, guard, layout, nginx, pins, scripts, service, tls
+from userdata import cloud_config, guard, layout, nginx, packages, scripts, service, tls
 from userdata.deflate import gzip_bytes
 from userdata.files import HostFile
 from userdata.settings import HostSettings
@@ -30,6 +31,7 @@ def host_files(s: HostSettings) -> list[HostFile]:
     """Every file the user data writes, in order: the MLflow side, nginx, then TLS."""
     # Deferred (written after packages and users exist), like everything cloud-init writes here.
     return [
+        HostFile(layout.PACKAGES_SCRIPT, packages.packages_script(s), permissions="0755", defer=True),
         HostFile(layout.INSTALL_SCRIPT, scripts.install_script(s), permissions="0755", defer=True),
         *(dataclasses.replace(file, defer=True) for file in guard.guard_files()),
         HostFile(layout.CONFIGURE_SCRIPT, scripts.configure_script(s), permissions="0755", defer=True),
@@ -41,22 +43,21 @@ def host_files(s: HostSettings) -> list[HostFile]:
 
 def boot_commands(s: HostSettings) -> list[str]:
     return [
+        # Bounded; should apt still fail, mlflow.service and the certificate service retry it.
+        layout.PACKAGES_SCRIPT,
         f"install -d -m 0700 -o {layout.MLFLOW_USER} -g {layout.MLFLOW_USER} {layout.CONFIG_DIR}",
         "systemctl daemon-reload",
         f"systemctl enable {layout.UNIT_NAME}",
         # Not waited for: the service installs MLflow first (retrying until PyPI answers), and the
         # configure step may wait many minutes for RDS, created in parallel.
         f"systemctl start --no-block {layout.UNIT_NAME}",
-        *nginx.http_site_commands(s),
         *tls.tls_boot_commands(s),
     ]
 
 
 def document(s: HostSettings) -> dict[str, Any]:
+    # No `packages:` (nor package_update): the package step waits on apt's lock and retries (userdata/packages.py).
     return {
-        "package_update": True,
-        # TLS adds none: certbot comes from PyPI (userdata.tls).
-        "packages": list(pins.UBUNTU_PACKAGES),
         "users": [
             "default",
             {

@@ -22,6 +22,8 @@ ENV_FILE = f"{CONFIG_DIR}/mlflow.env"
 AUTH_CONFIG = f"{CONFIG_DIR}/basic_auth.ini"
 
 SBIN_DIR = "/usr/local/sbin"
+PACKAGES_SCRIPT = f"{SBIN_DIR}/mlflow-packages"  # Ubuntu's packages and nginx's site (userdata/packages.py)
+PACKAGES_MARKER = "/var/lib/mlflow-aws/packages-installed"
 INSTALL_SCRIPT = f"{SBIN_DIR}/mlflow-install"
 INSTALL_MARKER_NAME = ".mlflow-aws-installed"  # in VENV_DIR: the requirements the venv was completed with
 CONFIGURE_SCRIPT = f"{SBIN_DIR}/mlflow-configure"
@@ -42,5 +44,6 @@ NGINX_ERRORS_SNIPPET = f"{NGINX_DIR}/snippets/mlflow-errors.conf"  # 502/503/504
 NGINX_HTTP_SITE = f"{NGINX_DIR}/sites-available/mlflow"
 NGINX_HTTP_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/mlflow"
 NGINX_DEFAULT_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/default"
+TLS_SITE_SWITCH = f"{SBIN_DIR}/mlflow-tls-site"  # points nginx at the pending or the https site (userdata.tls)
 NGINX_UPSTREAM_NAME = "mlflow"  # `proxy_pass http://mlflow` in every site
 HTTP_PORT = 80

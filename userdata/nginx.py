@@ -86,12 +86,3 @@ def nginx_files(s: HostSettings) -> list[HostFile]:
         files.append(HostFile(layout.NGINX_HTTP_SITE, http_site(s), defer=True))
     return files
 
-
-def http_site_commands(s: HostSettings) -> list[str]:
-    if s.tls != "off":
-        return []
-    return [
-        f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}",
-        f"ln -sfn {layout.NGINX_HTTP_SITE} {layout.NGINX_HTTP_SITE_ENABLED}",
-        "nginx -t && systemctl reload-or-restart nginx",
-    ]

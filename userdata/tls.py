@@ -16,7 +16,7 @@ from __future__ import annotations
 import shlex
 
 import naming
-from userdata import layout, pins, scripts
+from userdata import layout, packages, pins, scripts
 from userdata.files import HostFile
 from userdata.settings import HostSettings
 from userdata.template import TEMPLATES, fill
@@ -26,7 +26,7 @@ PENDING_SITE = f"{SITES_AVAILABLE}/mlflow-pending"
 HTTPS_SITE = f"{SITES_AVAILABLE}/mlflow-https"
 # The one enabled MLflow site, whichever it is (the plain-HTTP site of `tls: off` uses it too).
 ENABLED_SITE = layout.NGINX_HTTP_SITE_ENABLED
-SITE_SWITCH = f"{layout.SBIN_DIR}/mlflow-tls-site"
+SITE_SWITCH = layout.TLS_SITE_SWITCH
 ISSUANCE_SCRIPT = f"{layout.SBIN_DIR}/mlflow-certificate"
 ISSUANCE_SERVICE = f"{layout.SYSTEMD_DIR}/mlflow-certificate.service"
 ISSUANCE_TIMER = f"{layout.SYSTEMD_DIR}/mlflow-certificate.timer"
@@ -76,8 +76,8 @@ def tls_files(s: HostSettings) -> list[HostFile]:
     run_timeout = sum(ATTEMPT_DELAYS_SECONDS) + attempts * CERTBOT_TIMEOUT_SECONDS + 60
     service = _fill(
         "mlflow-certificate.service", hostname=s.public_hostname, issuance_script=ISSUANCE_SCRIPT,
-        install_script=CERTBOT_INSTALL_SCRIPT,
-        run_timeout_seconds=str(run_timeout + scripts.INSTALL_MAX_SECONDS),
+        packages_script=layout.PACKAGES_SCRIPT, install_script=CERTBOT_INSTALL_SCRIPT,
+        run_timeout_seconds=str(run_timeout + packages.MAX_SECONDS + scripts.INSTALL_MAX_SECONDS),
     )
     renewal_service = _fill(
         "mlflow-certificate-renewal.service", hostname=s.public_hostname, install_script=CERTBOT_INSTALL_SCRIPT,
@@ -134,9 +134,8 @@ def https_site(s: HostSettings) -> str:
 def tls_boot_commands(s: HostSettings) -> list[str]:
     if s.tls == "off":
         return []
+    # nginx's pending site is put in place by the package step (userdata/packages.py), once nginx exists.
     commands = [
-        f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}",
-        f"{SITE_SWITCH} pending",
         "systemctl daemon-reload",
         "systemctl enable mlflow-certificate.timer mlflow-certificate-renewal.timer",
         "systemctl start mlflow-certificate.timer mlflow-certificate-renewal.timer",

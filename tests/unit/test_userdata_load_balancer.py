@@ -40,7 +40,7 @@ def test_fleet_hosts_serve_plain_http_for_the_load_balancer_and_the_stack_serves
 
 def test_fleet_hosts_run_no_certbot() -> None:
     document = yaml.safe_load(userdata.render(fleet_settings()))
-    assert not [p for p in document["packages"] if "certbot" in p]
+    assert "certbot" not in files(fleet_settings())[layout.PACKAGES_SCRIPT]
     assert not set(files(fleet_settings())) & {tls.ISSUANCE_SCRIPT, tls.ISSUANCE_TIMER, tls.HTTPS_SITE}
     assert not [c for c in document["runcmd"] if "certificate" in c]
 

@@ -19,7 +19,7 @@ import naming
 import server_guard
 import userdata
 from tests.support.loopback import unit_directives
-from userdata import deflate, layout, pins, scripts, service, sizing, tls
+from userdata import deflate, layout, packages, pins, scripts, service, sizing, tls
 from userdata.files import HostFile
 from userdata.settings import HostSettings
 
@@ -69,7 +69,8 @@ def option(command: list[str], name: str) -> str:
 def test_document_is_yaml_cloud_config_with_only_the_expected_modules(settings):
     text = userdata.render(settings)
     assert text.startswith("#cloud-config\n")
-    assert set(yaml.safe_load(text)) == {"package_update", "packages", "users", "write_files", "runcmd"}
+    # No `packages:`: cloud-init gives up on apt's lock after 30 s; the package step waits and retries.
+    assert set(yaml.safe_load(text)) == {"users", "write_files", "runcmd"}
 
 
 def test_render_is_deterministic():
@@ -103,9 +104,26 @@ def test_nginx_is_sandboxed_by_a_drop_in_that_exists_before_the_package_starts_i
 
 
 def test_packages_are_ubuntu_ones_and_tls_adds_none_since_certbot_comes_from_pypi():
-    assert document()["packages"] == ["nginx", "python3-venv"]
-    assert document(TLS_SETTINGS)["packages"] == ["nginx", "python3-venv"]
-    assert document(IP_TLS_SETTINGS)["packages"] == ["nginx", "python3-venv"]
+    for settings in (SETTINGS, TLS_SETTINGS, IP_TLS_SETTINGS):
+        assert "readonly PACKAGES=(nginx python3-venv)" in files(settings)[layout.PACKAGES_SCRIPT]["content"]
+
+
+def test_the_package_step_waits_on_apts_lock_and_bounds_each_attempt():
+    script = files()[layout.PACKAGES_SCRIPT]["content"]
+    assert f"-o DPkg::Lock::Timeout={packages.LOCK_TIMEOUT_SECONDS}" in script
+    assert packages.LOCK_TIMEOUT_SECONDS >= 300, "Ubuntu's first-boot unattended upgrade holds the lock for minutes"
+    assert f'timeout {packages.ATTEMPT_TIMEOUT_SECONDS} "${{APT[@]}}" update' in script
+    assert packages.ATTEMPT_TIMEOUT_SECONDS > packages.LOCK_TIMEOUT_SECONDS
+    assert f"if ((attempt > {packages.ATTEMPTS})); then" in script
+
+
+def test_the_package_step_runs_first_at_boot_and_again_before_every_service_start():
+    assert document()["runcmd"][0] == layout.PACKAGES_SCRIPT
+    pre = [line.removeprefix("ExecStartPre=") for line in unit_lines() if line.startswith("ExecStartPre=")]
+    assert pre[0] == f"+{layout.PACKAGES_SCRIPT}"
+    certificate = files(TLS_SETTINGS)[tls.ISSUANCE_SERVICE]["content"]
+    assert f"ExecStartPre={layout.PACKAGES_SCRIPT}\nExecStartPre={tls.CERTBOT_INSTALL_SCRIPT}" in certificate
+    assert service.START_TIMEOUT_SECONDS > packages.MAX_SECONDS + scripts.INSTALL_MAX_SECONDS
 
 
 def test_mlflow_is_an_unprivileged_system_user_next_to_the_default_user():
@@ -169,7 +187,7 @@ def test_install_pins_mlflow_and_its_companions_and_leaves_bytecode_to_the_servi
 
 def test_the_service_installs_mlflow_as_root_before_each_start_and_cloud_init_does_not():
     pre = [line.removeprefix("ExecStartPre=") for line in unit_lines() if line.startswith("ExecStartPre=")]
-    assert pre == [f"+{layout.INSTALL_SCRIPT}", layout.CONFIGURE_SCRIPT]
+    assert pre == [f"+{layout.PACKAGES_SCRIPT}", f"+{layout.INSTALL_SCRIPT}", layout.CONFIGURE_SCRIPT]
     assert not [command for command in document()["runcmd"] if layout.INSTALL_SCRIPT in command]
 
 
@@ -348,10 +366,12 @@ def test_plain_http_site_only_when_tls_is_off():
     assert layout.NGINX_UPSTREAM in files(TLS_SETTINGS)
 
 
-def test_http_site_replaces_the_default_site():
-    runcmd = document()["runcmd"]
-    assert f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}" in runcmd
-    assert f"ln -sfn {layout.NGINX_HTTP_SITE} {layout.NGINX_HTTP_SITE_ENABLED}" in runcmd
+def test_http_site_replaces_the_default_site_once_nginx_is_installed():
+    setup = packages.site_setup(SETTINGS)
+    assert setup[:2] == [f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}",
+                         f"ln -sfn {layout.NGINX_HTTP_SITE} {layout.NGINX_HTTP_SITE_ENABLED}"]
+    script = files()[layout.PACKAGES_SCRIPT]["content"]
+    assert script.index("until installed; do") < script.index("\n".join(setup)) < script.index('> "$MARKER"')
 
 
 # -- boot order and the TLS contract --------------------------------------------------------------

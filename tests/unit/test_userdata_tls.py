@@ -25,7 +25,7 @@ from config import load_config
 from host_settings import host_settings_for
 from tests.support.loopback import remap
 from tests.support.tls_loopback import host_replacements
-from userdata import layout, pins, tls
+from userdata import layout, packages, pins, tls
 from userdata.files import HostFile
 from userdata.settings import LETSENCRYPT_DIRECTORY, HostSettings
 
@@ -60,8 +60,8 @@ def test_a_default_stack_renders_user_data_that_obtains_a_certificate_for_its_el
     document = yaml.safe_load(userdata.render(settings))
 
     assert settings.tracking_uri == "https://203.0.113.10"
-    assert not any("certbot" in package for package in document["packages"])  # PyPI's, not Ubuntu's 2.9
     written = {entry["path"]: entry["content"] for entry in document["write_files"]}
+    assert "certbot" not in written[layout.PACKAGES_SCRIPT]  # PyPI's, not Ubuntu's 2.9
     for host_file in tls.tls_files(settings):
         assert written[host_file.path] == host_file.content
     assert f"certbot=={pins.CERTBOT_VERSION} " in written[tls.CERTBOT_INSTALL_SCRIPT]
@@ -227,8 +227,10 @@ def test_the_https_site_redirects_port_80_to_the_public_hostname() -> None:
 
 
 def test_boot_replaces_the_default_site_and_starts_issuance_without_waiting() -> None:
+    # The pending site replaces Ubuntu's default one as soon as nginx is installed, in the package step.
+    assert packages.site_setup(DEFAULT) == [
+        f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}", f"[[ -L {tls.ENABLED_SITE} ]] || {tls.SITE_SWITCH} pending"]
     commands = tls.tls_boot_commands(DEFAULT)
-    assert commands.index(f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}") < commands.index(f"{tls.SITE_SWITCH} pending")
     assert "systemctl enable mlflow-certificate.timer mlflow-certificate-renewal.timer" in commands
     assert "certbot.timer" not in " ".join(commands)  # Ubuntu's certbot package is not installed
     assert commands[-1] == "systemctl start --no-block mlflow-certificate.service"
