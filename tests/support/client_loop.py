@@ -79,8 +79,12 @@ class ClientLoop:
     def _run(self) -> None:
         started = self._last_success = time.monotonic()
         rounds = 0
+
+        def going_on() -> bool:
+            return not self._stop.is_set() and rounds < self.max_rounds and time.monotonic() - started < self.max_seconds
+
         try:
-            while not self._stop.is_set() and rounds < self.max_rounds and time.monotonic() - started < self.max_seconds:
+            while going_on():
                 rounds += 1
                 for request in (self._log_metric, self._read_artifact):
                     self.sent += 1
