@@ -81,7 +81,8 @@ class ClientLoop:
         rounds = 0
 
         def going_on() -> bool:
-            return not self._stop.is_set() and rounds < self.max_rounds and time.monotonic() - started < self.max_seconds
+            in_time = time.monotonic() - started < self.max_seconds
+            return not self._stop.is_set() and rounds < self.max_rounds and in_time
 
         try:
             while going_on():
