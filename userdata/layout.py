@@ -41,6 +41,9 @@ NGINX_WRITABLE_PATHS = ("/var/log/nginx", "/var/lib/nginx", "/run")
 NGINX_UPSTREAM = f"{NGINX_DIR}/conf.d/mlflow-upstream.conf"
 NGINX_PROXY_SNIPPET = f"{NGINX_DIR}/snippets/mlflow-proxy.conf"
 NGINX_ERRORS_SNIPPET = f"{NGINX_DIR}/snippets/mlflow-errors.conf"  # 502/503/504 answered by nginx
+# Exists while this host is fenced off (another host migrates the schema): nginx answers 503 to everything.
+RUN_DIR = "/run/mlflow-aws"
+FENCE_FLAG = f"{RUN_DIR}/fenced"
 NGINX_HTTP_SITE = f"{NGINX_DIR}/sites-available/mlflow"
 NGINX_HTTP_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/mlflow"
 NGINX_DEFAULT_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/default"

@@ -38,7 +38,7 @@ def proxy_snippet(s: HostSettings | None = None) -> str:
 
 
 def errors_snippet() -> str:
-    return fill("nginx-errors.conf")
+    return fill("nginx-errors.conf", fence_flag=layout.FENCE_FLAG)
 
 
 def http_site(s: HostSettings) -> str:
@@ -66,6 +66,7 @@ def load_balancer_site(s: HostSettings) -> str:
         forwarded_for=LOAD_BALANCER_FORWARDED_FOR,
         forwarded_proto=LOAD_BALANCER_FORWARDED_PROTO,
         proxy_snippet=layout.NGINX_PROXY_SNIPPET,
+        errors_snippet=layout.NGINX_ERRORS_SNIPPET,
     )
 
 

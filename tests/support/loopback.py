@@ -150,7 +150,8 @@ def loopback_replacements(root: Path, *, venv: Path, mlflow_port: int, nginx_por
     tree = {
         directory: str(root) + directory
         for directory in (layout.CONFIG_DIR, layout.STATE_DIR, layout.SBIN_DIR, layout.SYSTEMD_DIR,
-                          layout.NGINX_DIR, layout.UV_DIR, layout.UV_CACHE_DIR, layout.CACHE_DIR, layout.GUARD_DIR)
+                          layout.NGINX_DIR, layout.UV_DIR, layout.UV_CACHE_DIR, layout.CACHE_DIR, layout.GUARD_DIR,
+                          layout.RUN_DIR)
     }
     bind = f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"
     return {

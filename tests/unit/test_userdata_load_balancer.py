@@ -94,3 +94,10 @@ def test_hosts_keep_the_load_balancers_connections_open_longer_than_its_idle_tim
     site = files(fleet_settings())[layout.NGINX_HTTP_SITE]
     (keepalive,) = re.findall(r"keepalive_timeout (\d+)s;", site)
     assert int(keepalive) > IDLE_TIMEOUT_SECONDS
+
+
+def test_a_fleet_host_answers_outages_and_its_fence_in_mlflows_json_like_the_single_host() -> None:
+    site = files(fleet_settings())[layout.NGINX_HTTP_SITE]
+    assert f"include {layout.NGINX_ERRORS_SNIPPET};" in site
+    errors = files(fleet_settings())[layout.NGINX_ERRORS_SNIPPET]
+    assert f"if (-f {layout.FENCE_FLAG}) {{\n    return 503;\n}}" in errors
