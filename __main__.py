@@ -100,6 +100,7 @@ identity = HostIdentity(
         saves_certificate=cfg.tls == "letsencrypt" and not cfg.fleet,
         # The single host tells the deployer it serves; a fleet's hosts tell the load balancer.
         reports_health=not cfg.fleet,
+        database_identifier=instance_identifier(cfg.project, cfg.stack),
     ),
     with_provider,
 )

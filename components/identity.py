@@ -36,6 +36,11 @@ PARAMETER_WRITE_ACTIONS = ["ssm:PutParameter"]
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
 HEALTH_REPORT_ACTIONS = ["ec2:CreateTags"]
+# Before a release migrates a schema, the host snapshots the stack's database and waits for the snapshot.
+# CreateDBSnapshot is authorized against both the instance and the new snapshot (and tags the snapshot with
+# the instance's tags, copy_tags_to_snapshot); the snapshot's name must carry naming.UPGRADE_SNAPSHOT_INFIX.
+SNAPSHOT_CREATE_ACTIONS = ["rds:CreateDBSnapshot", "rds:AddTagsToResource"]
+SNAPSHOT_READ_ACTIONS = ["rds:DescribeDBSnapshots"]
 # The ARN of the instance a request comes from, when it is signed with that instance's role credentials
 # (IAM's global condition key ec2:SourceInstanceARN, usable as a policy variable): as the Resource, the host
 # may tag its own instance and no other.
@@ -51,6 +56,7 @@ class HostIdentityArgs:
     keeps_certificate: bool = True  # tls: letsencrypt; the stack keeps the certificate's state in SSM
     saves_certificate: bool = True  # ...and the host writes it (the single host; a fleet's is ACM's)
     reports_health: bool = True  # the single host tags itself healthy for the deployer's HostLaunch
+    database_identifier: str = ""  # the stack's RDS instance: the host may snapshot it before a migration
 
 
 def assume_role_policy() -> str:
@@ -80,9 +86,19 @@ def written_parameter_arns(partition: str, region: str, account_id: str, ssm_pre
 
 
 
+def database_arn(partition: str, region: str, account_id: str, identifier: str) -> str:
+    return f"arn:{partition}:rds:{region}:{account_id}:db:{identifier}" if identifier else ""
+
+
+def snapshots_arn(partition: str, region: str, account_id: str, identifier: str) -> str:
+    prefix = naming.upgrade_snapshot_prefix(identifier)
+    return f"arn:{partition}:rds:{region}:{account_id}:snapshot:{prefix}*" if identifier else ""
+
+
 def host_policy_document(
     *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = "",
     written_parameter_arns: list[str] | None = None, reports_health: bool = False,
+    database_arn: str = "", snapshots_arn: str = "",
 ) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
@@ -100,6 +116,12 @@ def host_policy_document(
             "Sid": "ReportOwnHealth", "Effect": "Allow", "Action": HEALTH_REPORT_ACTIONS, "Resource": OWN_INSTANCE,
             "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [naming.HEALTH_TAG]}},
         })
+    if database_arn:
+        statements += [
+            {"Sid": "SnapshotOwnDatabase", "Effect": "Allow", "Action": SNAPSHOT_CREATE_ACTIONS,
+             "Resource": [database_arn, snapshots_arn]},
+            {"Sid": "WatchOwnSnapshots", "Effect": "Allow", "Action": SNAPSHOT_READ_ACTIONS, "Resource": snapshots_arn},
+        ]
     if hosted_zone_id:
         statements += [
             {"Sid": "Route53Lookups", "Effect": "Allow", "Action": ROUTE53_READ_ACTIONS, "Resource": "*"},
@@ -148,6 +170,8 @@ class HostIdentity(pulumi.ComponentResource):
                         if args.saves_certificate else None
                     ),
                     reports_health=args.reports_health,
+                    database_arn=database_arn(partition, args.region, account_id, args.database_identifier),
+                    snapshots_arn=snapshots_arn(partition, args.region, account_id, args.database_identifier),
                 )
             ),
             opts=child,

@@ -337,7 +337,20 @@ def test_host_may_write_exactly_its_saved_acme_account_and_certificate(dev: Prog
     }
     writes = {action for action in resources if not action.startswith(("ssm:Get", "s3:List", "s3:Get"))}
     assert writes == {"ssm:PutParameter", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-                      "ec2:CreateTags"}
+                      "ec2:CreateTags", "rds:CreateDBSnapshot", "rds:AddTagsToResource", "rds:DescribeDBSnapshots"}
+
+
+def test_host_may_snapshot_only_its_own_database_and_only_under_the_upgrade_prefix(dev: ProgramRun) -> None:
+    resources = host_policy_resources(dev)
+    database = "arn:aws:rds:eu-west-1:123456789012:db:mlflow-aws-dev"
+    snapshots = "arn:aws:rds:eu-west-1:123456789012:snapshot:mlflow-aws-dev-upgrade-*"
+    assert dev.one(RDS).inputs["identifier"] == "mlflow-aws-dev"
+    assert resources["rds:CreateDBSnapshot"] == {database, snapshots}
+    assert resources["rds:AddTagsToResource"] == {database, snapshots}
+    assert resources["rds:DescribeDBSnapshots"] == {snapshots}
+    assert not [action for action in resources if action.startswith("rds:") and "Delete" in action]
+    assert naming.upgrade_snapshot_name("mlflow-aws-dev", "3.16.1", "3.17.2", "20261207T120304Z") == (
+        "mlflow-aws-dev-upgrade-3-16-1-to-3-17-2-20261207t120304z")
 
 
 def test_host_may_tag_only_its_own_instance_and_only_with_its_health_report(dev: ProgramRun) -> None:
