@@ -161,6 +161,7 @@ def deploy_fleet() -> None:
             shape=launch_shape(settings.apply(userdata.ec2_user_data_base64)),
             subnet_ids=network.public_subnet_ids,
             target_group_arn=balancer.target_group_arn,
+            role_name=identity.role_name,
         ),
         with_provider,
     )

@@ -12,7 +12,9 @@ step), so no old host serves the migrated schema.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -32,6 +34,20 @@ INSTANCE_WARMUP_SECONDS = 60
 # host is drained and terminated.
 MIN_HEALTHY_PERCENTAGE = 100
 MAX_HEALTHY_PERCENTAGE = 200
+# The admin restart (ServerRestart) takes a host out of the target group, restarts MLflow, puts it back.
+ROTATION_ACTIONS = ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"]
+# These describe calls support no resource-level permissions (AWS's Service Authorization Reference for
+# Elastic Load Balancing V2 and EC2 Auto Scaling list no resource type for them): "*", read-only.
+ROTATION_LOOKUPS = ["elasticloadbalancing:DescribeTargetHealth", "autoscaling:DescribeAutoScalingInstances",
+                    "autoscaling:DescribeAutoScalingGroups"]
+
+
+def rotation_policy(target_group_arn: str) -> str:
+    statements: list[dict[str, Any]] = [
+        {"Sid": "RotateOwnTargetGroup", "Effect": "Allow", "Action": ROTATION_ACTIONS, "Resource": target_group_arn},
+        {"Sid": "FindOwnTargetGroup", "Effect": "Allow", "Action": ROTATION_LOOKUPS, "Resource": "*"},
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 @dataclass
@@ -40,6 +56,7 @@ class HostFleetArgs:
     shape: LaunchShape
     subnet_ids: list[pulumi.Output[str]]
     target_group_arn: pulumi.Input[str]
+    role_name: pulumi.Input[str]  # the hosts' role: it may take its own host out of the target group
 
 
 class HostFleet(pulumi.ComponentResource):
@@ -79,6 +96,13 @@ class HostFleet(pulumi.ComponentResource):
                 ),
             ),
             tags=[aws.autoscaling.GroupTagArgs(key="Name", value=name, propagate_at_launch=True)],
+            opts=child,
+        )
+
+        aws.iam.RolePolicy(
+            f"{name}-restart-rotation",
+            role=args.role_name,
+            policy=pulumi.Output.from_input(args.target_group_arn).apply(rotation_policy),
             opts=child,
         )
 

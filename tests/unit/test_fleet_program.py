@@ -49,6 +49,12 @@ def dev_fleet() -> ProgramRun:
     return run_program("dev", FLEET)
 
 
+def host_policy(run: ProgramRun) -> RegisteredResource:
+    """The hosts' own policy (components/identity.py), beside the fleet's rotation policy."""
+    (policy,) = [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-policy")]
+    return policy
+
+
 def group_urn(run: ProgramRun, suffix: str) -> str:
     (group,) = [g for g in run.of_type(SECURITY_GROUP) if g.name.endswith(suffix)]
     return group.urn
@@ -255,7 +261,7 @@ def test_launched_hosts_and_volumes_carry_the_stack_tags(fleet_run: ProgramRun) 
 
 
 def test_fleet_hosts_get_no_route53_rights_since_they_run_no_certbot(fleet_run: ProgramRun) -> None:
-    policy: Any = fleet_run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"]
+    policy: Any = host_policy(fleet_run).inputs["policy"]
     document = json.loads(policy)
     assert not [s for s in document["Statement"] if any("route53" in a for a in s["Action"])]
 
@@ -376,11 +382,21 @@ def test_the_saved_certificate_outlives_a_spell_as_a_fleet(hosted_single: Progra
         return {r.urn: r.inputs["name"] for r in parameters if "/tls/" in r.inputs["name"]}
 
     assert saved(dev_fleet) == saved(hosted_single) and len(saved(dev_fleet)) == 2
-    policy = json.loads(dev_fleet.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    policy = json.loads(host_policy(dev_fleet).inputs["policy"])
     assert not [s for s in policy["Statement"] if "ssm:PutParameter" in s["Action"]]
 
 
 def test_fleet_hosts_report_to_the_load_balancer_not_by_tagging_themselves(dev_fleet: ProgramRun) -> None:
-    policy = json.loads(dev_fleet.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    policy = json.loads(host_policy(dev_fleet).inputs["policy"])
     assert not [s for s in policy["Statement"] if "ec2:CreateTags" in s["Action"]]
     assert not dev_fleet.of_type(HOST_LAUNCH)
+
+
+def test_a_fleet_host_may_take_itself_out_of_its_target_group_for_an_admin_restart(dev_fleet: ProgramRun) -> None:
+    rotation = next(p for p in dev_fleet.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-restart-rotation"))
+    assert dev_fleet.one(TARGET_GROUP).urn in rotation.property_dependencies["policy"]
+    statements = {s["Sid"]: s for s in json.loads(rotation.inputs["policy"])["Statement"]}
+    assert statements["RotateOwnTargetGroup"]["Resource"] == "arn:aws:mock:eu-west-1:123456789012:dev-hosts"
+    assert set(statements["RotateOwnTargetGroup"]["Action"]) == {
+        "elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"}
+    assert all(action.split(":")[1].startswith("Describe") for action in statements["FindOwnTargetGroup"]["Action"])
