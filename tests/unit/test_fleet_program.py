@@ -393,7 +393,8 @@ def test_fleet_hosts_report_to_the_load_balancer_not_by_tagging_themselves(dev_f
 
 
 def test_a_fleet_host_may_take_itself_out_of_its_target_group_for_an_admin_restart(dev_fleet: ProgramRun) -> None:
-    rotation = next(p for p in dev_fleet.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-restart-rotation"))
+    policies = dev_fleet.of_type("aws:iam/rolePolicy:RolePolicy")
+    (rotation,) = [policy for policy in policies if policy.name.endswith("-restart-rotation")]
     assert dev_fleet.one(TARGET_GROUP).urn in rotation.property_dependencies["policy"]
     statements = {s["Sid"]: s for s in json.loads(rotation.inputs["policy"])["Statement"]}
     assert statements["RotateOwnTargetGroup"]["Resource"] == "arn:aws:mock:eu-west-1:123456789012:dev-hosts"
