@@ -13,12 +13,13 @@ from components import preflight
 from components.address import PublicAddress, PublicAddressArgs
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.client_access import ClientAccess, ClientAccessArgs
-from components.database import Database, DatabaseArgs, instance_identifier
+from components.database import Database, DatabaseArgs
 from components.fleet import HostFleet, HostFleetArgs
 from components.host import TrackingHost, TrackingHostArgs
-from components.identity import HostIdentity, HostIdentityArgs
+from components.identity import HostIdentity, host_identity_args
 from components.launch_shape import LaunchShape, LaunchShapeArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.naming_rules import database_identifier
 from components.network import Network, NetworkArgs
 from components.server_restart import ServerRestart, ServerRestartArgs
 from components.server_secrets import ServerSecrets, ServerSecretsArgs
@@ -87,23 +88,7 @@ database = Database(
 secrets = ServerSecrets(
     name, ServerSecretsArgs(ssm_prefix=cfg.ssm_prefix, admin_username=cfg.admin_username), with_provider
 )
-identity = HostIdentity(
-    name,
-    HostIdentityArgs(
-        region=cfg.region,
-        ssm_prefix=cfg.ssm_prefix,
-        bucket_arn=artifacts.bucket_arn,
-        # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
-        hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
-        # The saved certificate outlives a spell as a fleet, whose hosts neither read nor write it.
-        keeps_certificate=cfg.tls == "letsencrypt",
-        saves_certificate=cfg.tls == "letsencrypt" and not cfg.fleet,
-        # The single host tells the deployer it serves; a fleet's hosts tell the load balancer.
-        reports_health=not cfg.fleet,
-        database_identifier=instance_identifier(cfg.project, cfg.stack),
-    ),
-    with_provider,
-)
+identity = HostIdentity(name, host_identity_args(cfg, artifacts.bucket_arn), with_provider)
 
 
 def launch_shape(user_data_base64: pulumi.Output[str], subnet_id: pulumi.Output[str] | None = None) -> LaunchShape:
@@ -194,7 +179,7 @@ def deploy_single_host() -> None:
             region=cfg.region,
             shape=launch_shape(settings.apply(userdata.ec2_user_data_base64), subnet_id=network.public_subnet_id),
             eip_allocation_id=address.allocation_id,
-            database_identifier=instance_identifier(cfg.project, cfg.stack),
+            database_identifier=database_identifier(cfg.project, cfg.stack),
             stack_tags=stack_tags,
             ready_timeout_seconds=cfg.host_ready_timeout_minutes * 60.0,
             profile=deployer_profile,

@@ -6,7 +6,6 @@ the client reads the outputs; keeping the names in one place keeps the three in 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 
@@ -52,26 +51,6 @@ HEALTH_TAG = "mlflow-aws:health"
 HEALTHY = "healthy"  # the health tag's value starts with it once /health answers 200 through nginx
 LAUNCH_TAG = "mlflow-aws:launch"
 FAILED_LAUNCH = "failed"
-
-# The snapshot a host takes of the stack's database before it migrates a schema (a new MLflow release):
-# "<db identifier>-upgrade-<from>-to-<to>-<UTC time>", e.g. mlflow-aws-dev-upgrade-3-16-1-to-3-17-2-20261207t1203z.
-# The host's role may create snapshots of its own database under this prefix only.
-UPGRADE_SNAPSHOT_INFIX = "-upgrade-"
-RDS_IDENTIFIER_MAX = 255  # a DB snapshot identifier: letters, digits and single hyphens, a letter first
-
-
-def upgrade_snapshot_prefix(db_identifier: str) -> str:
-    return f"{db_identifier}{UPGRADE_SNAPSHOT_INFIX}"
-
-
-def upgrade_snapshot_name(db_identifier: str, from_release: str, to_release: str, when: str) -> str:
-    """`when`: UTC as YYYYMMDDTHHMMSSZ. Releases become hyphenated ("3.17.2" -> "3-17-2")."""
-    def word(text: str) -> str:
-        return "-".join(part for part in re.split(r"[^a-z0-9]+", text.lower()) if part)
-
-    name = f"{upgrade_snapshot_prefix(db_identifier)}{word(from_release)}-to-{word(to_release)}-{word(when)}"
-    return name[:RDS_IDENTIFIER_MAX].rstrip("-")
-
 
 # Tags on the database and the bucket of a stack with protectData: for people in the AWS console, and
 # for the policy pack, which then holds them to it (policy/rules.py DATA_PROTECTION_TAG).

@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 import naming
-from components.naming_rules import dns_safe
+from components.naming_rules import RDS_IDENTIFIER_MAX, database_identifier, dns_safe
 from components.network import POSTGRES_PORT
 from components.parameters import put_parameters
 
@@ -26,7 +26,6 @@ PROTECTED_BACKUP_DAYS = 7
 UNPROTECTED_BACKUP_DAYS = 1
 STORAGE_GROWTH_FACTOR = 5
 MAX_STORAGE_GB = 65536  # RDS's ceiling for PostgreSQL on gp3, for allocated and autoscaled storage alike
-RDS_IDENTIFIER_MAX = 63
 # RDS rejects '/', '@', '"' and spaces; letters and digits also need no escaping in a database URI.
 PASSWORD_LENGTH = 40
 SNAPSHOT_SUFFIX_BYTES = 4
@@ -54,11 +53,6 @@ def storage_autoscaling_limit(allocated_gb: int) -> int | None:
 
 def pins_a_minor_version(engine_version: str) -> bool:
     return "." in engine_version
-
-
-def instance_identifier(project: str, stack: str) -> str:
-    """The RDS instance's identifier, known before it exists (no dependency on the instance)."""
-    return dns_safe(f"{project}-{stack}", RDS_IDENTIFIER_MAX)
 
 
 def final_snapshot_identifier(project: str, stack: str, suffix: str) -> str:
@@ -94,7 +88,7 @@ class Database(pulumi.ComponentResource):
             snapshot_name = suffix.hex.apply(lambda hex_: final_snapshot_identifier(args.project, args.stack, hex_))
         instance = aws.rds.Instance(
             f"{name}-postgres",
-            identifier=instance_identifier(args.project, args.stack),
+            identifier=database_identifier(args.project, args.stack),
             engine="postgres",
             engine_version=args.engine_version,
             instance_class=args.instance_class,

@@ -1,13 +1,14 @@
 """HostIdentity: the instance role and profile of the MLflow host, least privilege.
 
 The inline policy reaches only the artifact bucket and its objects, reads only the stack's SSM
-parameters (and the history of the admin's name alone, so a renamed admin can be demoted) and writes
-exactly two of them when TLS is on, the host's saved ACME account and certificate
+parameters (and the history of the admin's name alone, so a renamed admin can be demoted) and reads and
+writes exactly two of them when TLS is on, the host's saved ACME account and certificate
 (naming.HOST_WRITTEN_PARAMETERS); `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed)
 and the restart on an admin change. With a Route 53 zone, the host may also change records in that zone,
 for certbot's DNS-01 challenge. The single host may tag its own instance, and only with its health report
-(naming.HEALTH_TAG), which the deployer waits for. The two parameters the host writes are created here,
-holding naming.UNSAVED_STATE until the host saves (their value is then the host's, never reset by
+(naming.HEALTH_TAG), which the deployer waits for; every host may snapshot the stack's database, under the
+upgrade prefix only, before a release migrates a schema. The two parameters the host writes are created
+here, holding naming.UNSAVED_STATE until the host saves (their value is then the host's, never reset by
 `pulumi up`), so that `pulumi destroy` removes them and the private key in them. They stay while the stack
 is a fleet (whose hosts neither read nor write them), so a fleet going back to one host restores the
 certificate it had instead of ordering one.
@@ -23,28 +24,37 @@ import pulumi
 import pulumi_aws as aws
 
 import naming
+from components.naming_rules import database_identifier
 from components.ordering import ready_after
+from config import StackConfig
+from host_programs import schema_upgrade
 
 SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
 BUCKET_ACTIONS = ["s3:ListBucket"]
 OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
-PARAMETER_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
+# What each action is for: the host's calls, host_programs/aws_calls.py (tests/unit/test_host_policy.py
+# holds this policy to them: every call allowed, no action unused).
+# The configure step reads the stack's parameters in one call.
+PARAMETER_ACTIONS = ["ssm:GetParameters"]
 # The configure step reads the admin name's earlier values: the admins a rename left behind.
 HISTORY_ACTIONS = ["ssm:GetParameterHistory"]
-PARAMETER_WRITE_ACTIONS = ["ssm:PutParameter"]
+# The certificate state: restored from, and saved to, its two parameters.
+CERTIFICATE_STATE_ACTIONS = ["ssm:GetParameter", "ssm:PutParameter"]
 # certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
+# The health report tags the host's own instance (host_programs/health_report.py).
 HEALTH_REPORT_ACTIONS = ["ec2:CreateTags"]
-# Before a release migrates a schema, the host snapshots the stack's database and waits for the snapshot.
-# CreateDBSnapshot is authorized against both the instance and the new snapshot (and tags the snapshot with
-# the instance's tags, copy_tags_to_snapshot); the snapshot's name must carry naming.UPGRADE_SNAPSHOT_INFIX.
-SNAPSHOT_CREATE_ACTIONS = ["rds:CreateDBSnapshot", "rds:AddTagsToResource"]
-SNAPSHOT_READ_ACTIONS = ["rds:DescribeDBSnapshots"]
 # The ARN of the instance a request comes from, when it is signed with that instance's role credentials
 # (IAM's global condition key ec2:SourceInstanceARN, usable as a policy variable): as the Resource, the host
 # may tag its own instance and no other.
 OWN_INSTANCE = "${ec2:SourceInstanceARN}"
+# Before a release migrates a schema, the configure step snapshots the stack's database and waits for the
+# snapshot (host_programs/schema_upgrade.py). CreateDBSnapshot is authorized against both the instance and
+# the new snapshot, and copies the instance's tags to it (copy_tags_to_snapshot); the snapshot's name must
+# start with schema_upgrade.snapshot_prefix.
+SNAPSHOT_CREATE_ACTIONS = ["rds:CreateDBSnapshot", "rds:AddTagsToResource"]
+SNAPSHOT_READ_ACTIONS = ["rds:DescribeDBSnapshots"]
 
 
 @dataclass
@@ -54,7 +64,7 @@ class HostIdentityArgs:
     bucket_arn: pulumi.Input[str]
     hosted_zone_id: str = ""
     keeps_certificate: bool = True  # tls: letsencrypt; the stack keeps the certificate's state in SSM
-    saves_certificate: bool = True  # ...and the host writes it (the single host; a fleet's is ACM's)
+    saves_certificate: bool = True  # ...and the host reads and writes it (the single host; a fleet's is ACM's)
     reports_health: bool = True  # the single host tags itself healthy for the deployer's HostLaunch
     database_identifier: str = ""  # the stack's RDS instance: the host may snapshot it before a migration
 
@@ -87,18 +97,55 @@ def written_parameter_arns(partition: str, region: str, account_id: str, ssm_pre
 
 
 def database_arn(partition: str, region: str, account_id: str, identifier: str) -> str:
-    return f"arn:{partition}:rds:{region}:{account_id}:db:{identifier}" if identifier else ""
+    return f"arn:{partition}:rds:{region}:{account_id}:db:{identifier}"
 
 
 def snapshots_arn(partition: str, region: str, account_id: str, identifier: str) -> str:
-    prefix = naming.upgrade_snapshot_prefix(identifier)
-    return f"arn:{partition}:rds:{region}:{account_id}:snapshot:{prefix}*" if identifier else ""
+    return f"arn:{partition}:rds:{region}:{account_id}:snapshot:{schema_upgrade.snapshot_prefix(identifier)}*"
+
+
+def host_identity_args(cfg: StackConfig, bucket_arn: pulumi.Input[str]) -> HostIdentityArgs:
+    """What the role of this stack's hosts must allow."""
+    return HostIdentityArgs(
+        region=cfg.region,
+        ssm_prefix=cfg.ssm_prefix,
+        bucket_arn=bucket_arn,
+        # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
+        hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
+        # The saved certificate outlives a spell as a fleet, whose hosts neither read nor write it.
+        keeps_certificate=cfg.tls == "letsencrypt",
+        saves_certificate=cfg.tls == "letsencrypt" and not cfg.fleet,
+        # The single host tells the deployer it serves; a fleet's hosts tell the load balancer.
+        reports_health=not cfg.fleet,
+        database_identifier=database_identifier(cfg.project, cfg.stack),
+    )
+
+
+def host_policy(args: HostIdentityArgs, *, bucket_arn: str, partition: str, account_id: str) -> str:
+    """The inline policy of the hosts' role, as the RolePolicy carries it (the tests sign with a role that
+    carries exactly this: tests/support/host_role.py)."""
+    return host_policy_document(
+        bucket_arn=bucket_arn,
+        parameters_arn=parameters_arn(partition, args.region, account_id, args.ssm_prefix),
+        admin_name_arn=parameter_arn(partition, args.region, account_id, args.ssm_prefix, naming.ADMIN_USERNAME),
+        partition=partition,
+        hosted_zone_id=args.hosted_zone_id,
+        written_parameter_arns=(
+            written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
+            if args.saves_certificate else None
+        ),
+        reports_health=args.reports_health,
+        database_arn=database_arn(partition, args.region, account_id, args.database_identifier)
+        if args.database_identifier else "",
+        snapshots_arn=snapshots_arn(partition, args.region, account_id, args.database_identifier)
+        if args.database_identifier else "",
+    )
 
 
 def host_policy_document(
     *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = "",
-    written_parameter_arns: list[str] | None = None, reports_health: bool = False,
-    database_arn: str = "", snapshots_arn: str = "",
+    written_parameter_arns: list[str] | None = None, reports_health: bool = False, database_arn: str = "",
+    snapshots_arn: str = "",
 ) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
@@ -108,7 +155,7 @@ def host_policy_document(
     ]
     if written_parameter_arns:
         statements.append({
-            "Sid": "SaveCertificateState", "Effect": "Allow", "Action": PARAMETER_WRITE_ACTIONS,
+            "Sid": "CertificateState", "Effect": "Allow", "Action": CERTIFICATE_STATE_ACTIONS,
             "Resource": written_parameter_arns,
         })
     if reports_health:
@@ -153,26 +200,11 @@ class HostIdentity(pulumi.ComponentResource):
             description="MLflow tracking host: artifact bucket, stack parameters, Session Manager",
             opts=child,
         )
-        host_policy = aws.iam.RolePolicy(
+        inline_policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
             policy=pulumi.Output.from_input(args.bucket_arn).apply(
-                lambda bucket_arn: host_policy_document(
-                    bucket_arn=bucket_arn,
-                    parameters_arn=parameters_arn(partition, args.region, account_id, args.ssm_prefix),
-                    admin_name_arn=parameter_arn(
-                        partition, args.region, account_id, args.ssm_prefix, naming.ADMIN_USERNAME
-                    ),
-                    partition=partition,
-                    hosted_zone_id=args.hosted_zone_id,
-                    written_parameter_arns=(
-                        written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
-                        if args.saves_certificate else None
-                    ),
-                    reports_health=args.reports_health,
-                    database_arn=database_arn(partition, args.region, account_id, args.database_identifier),
-                    snapshots_arn=snapshots_arn(partition, args.region, account_id, args.database_identifier),
-                )
+                lambda bucket_arn: host_policy(args, bucket_arn=bucket_arn, partition=partition, account_id=account_id)
             ),
             opts=child,
         )
@@ -198,5 +230,5 @@ class HostIdentity(pulumi.ComponentResource):
         self.role_name = role.name
         # A host launched with the profile has its permissions from the first boot: the configure step
         # and the SSM agent then start without a round of AccessDenied retries.
-        self.instance_profile_name = ready_after(profile.name, host_policy, session_manager, *saved_state)
+        self.instance_profile_name = ready_after(profile.name, inline_policy, session_manager, *saved_state)
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import gzip
 import ipaddress
 import json
@@ -14,6 +15,7 @@ import config
 import naming
 import userdata
 from components.database import final_snapshot_identifier
+from host_programs import schema_upgrade
 from host_settings import host_settings_for
 from naming import Outputs
 from tests.support.pulumi_program import (
@@ -324,17 +326,19 @@ def test_host_policy_reaches_only_the_bucket_and_the_stacks_parameters(dev: Prog
     assert resources["s3:ListBucket"] == {bucket_arn}
     for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"):
         assert resources[action] == {f"{bucket_arn}/*"}
-    assert resources["ssm:GetParameter"] == {"arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/*"}
+    assert resources["ssm:GetParameters"] == {"arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/*"}
     assert all("*" not in action for action in resources)
     assert all(arn != "*" for arns in resources.values() for arn in arns)
 
 
-def test_host_may_write_exactly_its_saved_acme_account_and_certificate(dev: ProgramRun) -> None:
+def test_host_may_read_and_write_exactly_its_saved_acme_account_and_certificate(dev: ProgramRun) -> None:
     resources = host_policy_resources(dev)
-    assert resources["ssm:PutParameter"] == {
+    saved = {
         "arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/tls/acme-account",
         "arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/tls/certificate",
     }
+    assert resources["ssm:PutParameter"] == saved
+    assert resources["ssm:GetParameter"] == saved
     writes = {action for action in resources if not action.startswith(("ssm:Get", "s3:List", "s3:Get"))}
     assert writes == {"ssm:PutParameter", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
                       "ec2:CreateTags", "rds:CreateDBSnapshot", "rds:AddTagsToResource", "rds:DescribeDBSnapshots"}
@@ -349,7 +353,8 @@ def test_host_may_snapshot_only_its_own_database_and_only_under_the_upgrade_pref
     assert resources["rds:AddTagsToResource"] == {database, snapshots}
     assert resources["rds:DescribeDBSnapshots"] == {snapshots}
     assert not [action for action in resources if action.startswith("rds:") and "Delete" in action]
-    assert naming.upgrade_snapshot_name("mlflow-aws-dev", "3.16.1", "3.17.2", "20261207T120304Z") == (
+    when = datetime.datetime(2026, 12, 7, 12, 3, 4, tzinfo=datetime.timezone.utc)
+    assert schema_upgrade.snapshot_identifier("mlflow-aws-dev", "3.16.1", "3.17.2", when) == (
         "mlflow-aws-dev-upgrade-3-16-1-to-3-17-2-20261207t120304z")
 
 
@@ -365,6 +370,7 @@ def test_host_may_tag_only_its_own_instance_and_only_with_its_health_report(dev:
 def test_with_tls_off_the_host_writes_no_parameter() -> None:
     run = run_program("dev", {"tls": "off"})
     assert "ssm:PutParameter" not in host_policy_resources(run)
+    assert "ssm:GetParameter" not in host_policy_resources(run)
     assert not [r for r in run.of_type(PARAMETER) if "/tls/" in r.inputs["name"]]
 
 
