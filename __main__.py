@@ -25,6 +25,7 @@ from components.server_restart import ServerRestart, ServerRestartArgs
 from components.server_secrets import ServerSecrets, ServerSecretsArgs
 from host_settings import host_settings_for
 from naming import Outputs
+from userdata.settings import HostSettings
 
 # The first engine that honours `replacement_trigger` (pulumi/pulumi#20936): an older one ignores it, and
 # an instanceType change across CPU architectures then fails in place. scripts/_setup.sh checks the same.
@@ -91,7 +92,7 @@ secrets = ServerSecrets(
 identity = HostIdentity(name, host_identity_args(cfg, artifacts.bucket_arn), with_provider)
 
 
-def launch_shape(user_data_base64: pulumi.Output[str], subnet_id: pulumi.Output[str] | None = None) -> LaunchShape:
+def launch_shape(settings: pulumi.Output[HostSettings], subnet_id: pulumi.Output[str] | None = None) -> LaunchShape:
     """What every host of the stack is launched as, in either shape (one resource name, one recorded image)."""
     return LaunchShape(
         name,
@@ -100,7 +101,9 @@ def launch_shape(user_data_base64: pulumi.Output[str], subnet_id: pulumi.Output[
             region=cfg.region,
             instance_profile_name=identity.instance_profile_name,
             security_group_id=network.web_security_group_id,
-            user_data_base64=user_data_base64,
+            user_data_base64=settings.apply(userdata.ec2_user_data_base64),
+            programs=settings.apply(userdata.programs_bundle),
+            bucket=artifacts.bucket_name,
             tags=stack_tags,
             subnet_id=subnet_id,
             ssh_key_name=cfg.ssh_key_name,
@@ -143,7 +146,7 @@ def deploy_fleet() -> None:
         name,
         HostFleetArgs(
             hosts=cfg.hosts,
-            shape=launch_shape(settings.apply(userdata.ec2_user_data_base64)),
+            shape=launch_shape(settings),
             subnet_ids=network.public_subnet_ids,
             target_group_arn=balancer.target_group_arn,
             role_name=identity.role_name,
@@ -177,7 +180,7 @@ def deploy_single_host() -> None:
         name,
         TrackingHostArgs(
             region=cfg.region,
-            shape=launch_shape(settings.apply(userdata.ec2_user_data_base64), subnet_id=network.public_subnet_id),
+            shape=launch_shape(settings, subnet_id=network.public_subnet_id),
             eip_allocation_id=address.allocation_id,
             database_identifier=database_identifier(cfg.project, cfg.stack),
             stack_tags=stack_tags,

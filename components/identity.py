@@ -43,12 +43,13 @@ CERTIFICATE_STATE_ACTIONS = ["ssm:GetParameter", "ssm:PutParameter"]
 # certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
-# The health report tags the host's own instance (host_programs/health_report.py).
+# The health report tags the host's own instance (host_programs/health_report.py), and no other: the tagged
+# instance's ARN (aws:ARN, the request's resource) must be the ARN of the instance whose role credentials
+# sign the request (ec2:SourceInstanceARN, present only then, used as a policy variable); IAM refuses a
+# bare variable as the Resource, which must be an ARN. The tag's key can only be the health report's.
 HEALTH_REPORT_ACTIONS = ["ec2:CreateTags"]
-# The ARN of the instance a request comes from, when it is signed with that instance's role credentials
-# (IAM's global condition key ec2:SourceInstanceARN, usable as a policy variable): as the Resource, the host
-# may tag its own instance and no other.
-OWN_INSTANCE = "${ec2:SourceInstanceARN}"
+OWN_INSTANCE = {"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": [naming.HEALTH_TAG]}}
 # Before a release migrates a schema, the configure step snapshots the stack's database and waits for the
 # snapshot (host_programs/schema_upgrade.py). CreateDBSnapshot is authorized against both the instance and
 # the new snapshot, and copies the instance's tags to it (copy_tags_to_snapshot); the snapshot's name must
@@ -134,7 +135,7 @@ def host_policy(args: HostIdentityArgs, *, bucket_arn: str, partition: str, acco
             written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
             if args.saves_certificate else None
         ),
-        reports_health=args.reports_health,
+        instances_arn=f"arn:{partition}:ec2:{args.region}:{account_id}:instance/*" if args.reports_health else "",
         database_arn=database_arn(partition, args.region, account_id, args.database_identifier)
         if args.database_identifier else "",
         snapshots_arn=snapshots_arn(partition, args.region, account_id, args.database_identifier)
@@ -144,7 +145,7 @@ def host_policy(args: HostIdentityArgs, *, bucket_arn: str, partition: str, acco
 
 def host_policy_document(
     *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = "",
-    written_parameter_arns: list[str] | None = None, reports_health: bool = False, database_arn: str = "",
+    written_parameter_arns: list[str] | None = None, instances_arn: str = "", database_arn: str = "",
     snapshots_arn: str = "",
 ) -> str:
     statements: list[dict[str, Any]] = [
@@ -158,10 +159,10 @@ def host_policy_document(
             "Sid": "CertificateState", "Effect": "Allow", "Action": CERTIFICATE_STATE_ACTIONS,
             "Resource": written_parameter_arns,
         })
-    if reports_health:
+    if instances_arn:
         statements.append({
-            "Sid": "ReportOwnHealth", "Effect": "Allow", "Action": HEALTH_REPORT_ACTIONS, "Resource": OWN_INSTANCE,
-            "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [naming.HEALTH_TAG]}},
+            "Sid": "ReportOwnHealth", "Effect": "Allow", "Action": HEALTH_REPORT_ACTIONS, "Resource": instances_arn,
+            "Condition": OWN_INSTANCE,
         })
     if database_arn:
         statements += [

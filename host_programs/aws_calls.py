@@ -35,6 +35,9 @@ ARTIFACT_OBJECT = "arn:{partition}:s3:::{bucket}/1/0123456789abcdef0123456789abc
 HOSTED_ZONE = "arn:{partition}:route53:::hostedzone/{hosted_zone_id}"
 ROUTE53_CHANGE = "arn:{partition}:route53:::change/C2682N5HXP0BZ4"
 ANY_RESOURCE = "*"  # an operation IAM authorizes without a resource (route53:ListHostedZones)
+# The host programs' bundle (userdata/programs.py: BUNDLE_PREFIX, named by its sha256).
+PROGRAMS_BUNDLE = ("arn:{partition}:s3:::{bucket}/mlflow-aws-host-programs/"
+                   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar")
 
 
 def parameter(which: naming.SsmParameter) -> str:
@@ -90,6 +93,7 @@ PRESIGNED = "a client, with a URL the mlflow server presigns (s3_artifact_repo.p
             "create_presigned_upload_url, create_multipart_upload)"
 CERTIFICATE_STATE = "mlflow-certificate-state (host_programs/certificate_state.py)"
 CERTBOT_DNS = "certbot --dns-route53 (certbot_dns_route53/_internal/dns_route53.py)"
+FETCH_PROGRAMS = "mlflow-fetch-programs (host_programs/fetch_programs.py)"
 
 SAVED_STATE = tuple(parameter(which) for which in naming.HOST_WRITTEN_PARAMETERS)
 
@@ -108,6 +112,7 @@ HOST_CALLS: tuple[HostCall, ...] = (
     HostCall(SERVER, "s3:ListObjectsV2", ("s3:ListBucket",), (ARTIFACT_BUCKET,)),
     HostCall(SERVER, "s3:DeleteObjects", ("s3:DeleteObject",), (ARTIFACT_OBJECT,)),
     HostCall(PRESIGNED, "s3:GetObject", ("s3:GetObject",), (ARTIFACT_OBJECT,)),
+    HostCall(FETCH_PROGRAMS, "s3:GetObject", ("s3:GetObject",), (PROGRAMS_BUNDLE,)),
     HostCall(PRESIGNED, "s3:PutObject", ("s3:PutObject",), (ARTIFACT_OBJECT,)),
     HostCall(PRESIGNED, "s3:UploadPart", ("s3:PutObject",), (ARTIFACT_OBJECT,)),
     HostCall(CERTIFICATE_STATE, "ssm:GetParameter", ("ssm:GetParameter",), SAVED_STATE, with_certificate_state),

@@ -22,7 +22,7 @@ from userdata.files import HostFile
 from userdata.programs import HostProgram
 from userdata.settings import HostSettings
 
-__all__ = ["EC2_USER_DATA_LIMIT", "HostSettings", "ec2_user_data_base64", "render"]
+__all__ = ["EC2_USER_DATA_LIMIT", "HostSettings", "ec2_user_data_base64", "programs_bundle", "render"]
 
 # EC2 accepts at most 16 KiB of user data (before base64); cloud-init unpacks gzip.
 EC2_USER_DATA_LIMIT = 16 * 1024
@@ -31,6 +31,11 @@ EC2_USER_DATA_LIMIT = 16 * 1024
 def host_programs(s: HostSettings) -> list[HostProgram]:
     """The host's own programs (host_programs/) this document ships: the configure step, and TLS's."""
     return [scripts.CONFIGURE, *tls.tls_programs(s)]
+
+
+def programs_bundle(s: HostSettings) -> programs.Bundle:
+    """The host programs' modules, which the program uploads beside the user data (userdata.programs)."""
+    return programs.bundle(host_programs(s))
 
 
 def host_files(s: HostSettings) -> list[HostFile]:

@@ -44,7 +44,11 @@ def identity_args(settings: HostSettings, *, hosted_zone_id: str = "") -> HostId
         ssm_prefix=settings.ssm_prefix,
         bucket_arn=bucket_arn(settings),
         hosted_zone_id=hosted_zone_id if settings.acme_dns_route53 else "",
+        # A fleet keeps the certificate's parameters too (the config allows a fleet only with TLS).
+        keeps_certificate=settings.tls == "letsencrypt" or settings.behind_load_balancer,
         saves_certificate=settings.tls == "letsencrypt",
+        reports_health=not settings.behind_load_balancer,
+        database_identifier=settings.db_identifier,
     )
 
 

@@ -47,7 +47,7 @@ Interface (all a plain class, usable without pytest):
   imds                  the metadata stand-in (credential_reads, refused)
 
 Module functions: remap(text, replacements), loopback_replacements(...), loopback_settings(**overrides),
-rendered_files(user_data), unit_directives(unit_text), parse_env_file(text), free_port(),
+rendered_files(user_data), installed_files(settings), unit_directives(unit_text), parse_env_file(text), free_port(),
 host_binaries_missing(), autocommit_cursor(dsn) (a cursor whose statements commit at once).
 """
 
@@ -185,6 +185,13 @@ def rendered_files(user_data: str) -> dict[str, str]:
             raise LoopbackError(f"{entry['path']}: encoded write_files entries are not expected")
         files[entry["path"]] = entry["content"]
     return files
+
+
+def installed_files(settings: HostSettings) -> dict[str, str]:
+    """What the host holds once its user data ran and mlflow-fetch-programs put the programs' bundle in place
+    (host_programs/fetch_programs.py; tests/host/test_fetch_programs.py runs it): host path -> content."""
+    return {**rendered_files(userdata.render(settings)),
+            **userdata.programs.bundle_files(userdata.host_programs(settings))}
 
 
 def unit_directives(unit_text: str) -> dict[str, list[str]]:
@@ -443,7 +450,7 @@ class LoopbackStack:
         if settings is not None and overrides:
             self.settings = dataclasses.replace(settings, **overrides)
         self.user_data = userdata.render(self.settings)
-        self.files = rendered_files(self.user_data)
+        self.files = installed_files(self.settings)
         self.unit = unit_directives(self.files[layout.UNIT_PATH])
         self.root = Path(tempfile.mkdtemp(prefix="mlflow-loopback-"))
         self.root.chmod(0o711)  # PostgreSQL's own user must reach its directory inside
@@ -578,6 +585,7 @@ class LoopbackStack:
         self.postgres.init()
         self.moto.start()
         self.s3_client().create_bucket(Bucket=self.bucket)
+        self.put_programs_bundle()
         self.put_parameters()
         self.start_instance_metadata(self.moto.start_host_role(self.settings, self.policy_change))
         self._prepared = True
@@ -591,6 +599,11 @@ class LoopbackStack:
         if self._imds_running is not None:
             self._imds_running.__exit__(None, None, None)
             self._imds_running = None
+
+    def put_programs_bundle(self) -> None:
+        """The host programs' bundle in the bucket, as components/launch_shape.py uploads it."""
+        shipped = userdata.programs_bundle(self.settings)
+        self.s3_client().put_object(Bucket=self.bucket, Key=shipped.key, Body=shipped.archive)
 
     def put_parameters(self) -> None:
         """The stack's parameters, as components.database and components.server_secrets put them."""

@@ -14,7 +14,7 @@ import pytest
 import userdata
 from host_programs import certificate_state, configure
 from host_programs.settings_file import SettingsError, load
-from tests.support.loopback import loopback_replacements, loopback_settings, remap, rendered_files
+from tests.support.loopback import installed_files, loopback_replacements, loopback_settings, remap, rendered_files
 from userdata import layout, programs
 
 TLS = loopback_settings(tls="letsencrypt")
@@ -33,8 +33,8 @@ def write(tmp_path: Path, document: dict[str, Any]) -> str:
 
 def test_the_settings_file_is_data_only_json_with_one_section_per_program():
     document = settings_document()
-    assert set(document) == {"region", configure.SECTION, certificate_state.SECTION}
-    assert set(settings_document(loopback_settings())) == {"region", configure.SECTION}
+    assert set(document) == {"region", "programs", configure.SECTION, certificate_state.SECTION}
+    assert set(settings_document(loopback_settings())) == {"region", "programs", configure.SECTION}
     assert programs.settings_text(TLS, userdata.host_programs(TLS)) == programs.settings_text(
         TLS, userdata.host_programs(TLS))
 
@@ -130,7 +130,7 @@ def test_the_state_program_with_a_bad_settings_file_says_so_in_one_line_and_exit
 def test_the_rendered_executable_runs_the_shipped_modules_and_names_a_bad_key(tmp_path):
     """The configure step as the host runs it: its executable and the lean modules, remapped into a tree."""
     replacements = loopback_replacements(tmp_path, venv=Path(sys.prefix), mlflow_port=5001, nginx_port=8081)
-    for host_path, content in rendered_files(userdata.render(TLS)).items():
+    for host_path, content in installed_files(TLS).items():
         if host_path == layout.HOST_SETTINGS or host_path.startswith(layout.HOST_PROGRAMS_DIR):
             target = Path(remap(host_path, replacements))
             target.parent.mkdir(parents=True, exist_ok=True)

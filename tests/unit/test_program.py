@@ -18,6 +18,7 @@ from components.database import final_snapshot_identifier
 from host_programs import schema_upgrade
 from host_settings import host_settings_for
 from naming import Outputs
+from tests.support.loopback import rendered_files
 from tests.support.pulumi_program import (
     HOST_LAUNCH,
     PROJECT_DIR,
@@ -30,6 +31,7 @@ from tests.support.pulumi_program import (
     RegisteredResource,
     run_program,
 )
+from userdata import layout
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -362,8 +364,9 @@ def test_host_may_tag_only_its_own_instance_and_only_with_its_health_report(dev:
     (statement,) = [s for s in host_policy(dev)["Statement"] if "ec2:CreateTags" in s["Action"]]
     assert statement == {
         "Sid": "ReportOwnHealth", "Effect": "Allow", "Action": ["ec2:CreateTags"],
-        "Resource": "${ec2:SourceInstanceARN}",
-        "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [naming.HEALTH_TAG]}},
+        "Resource": "arn:aws:ec2:eu-west-1:123456789012:instance/*",
+        "Condition": {"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
+                      "ForAllValues:StringEquals": {"aws:TagKeys": [naming.HEALTH_TAG]}},
     }
 
 
@@ -872,3 +875,23 @@ def test_an_older_pulumi_cli_stops_the_program_before_any_resource() -> None:
 def test_the_deploy_scripts_accept_the_same_oldest_cli_as_the_program() -> None:
     setup = (PROJECT_DIR / "scripts" / "_setup.sh").read_text()
     assert 'PULUMI_MIN_VERSION="3.208.0"' in setup
+
+
+def test_the_host_programs_travel_beside_the_user_data_as_an_object_named_by_its_hash(dev: ProgramRun) -> None:
+    """DESIGN decision 16: the user data names the bundle (key, sha256); the program uploads it first."""
+    cfg = config.from_stack_files(".", "dev")
+    settings = host_settings_for(cfg, artifact_bucket=dev.outputs[Outputs.ARTIFACT_BUCKET], public_ip=PUBLIC_IP)
+    shipped = userdata.programs_bundle(settings)
+    (bundle,) = dev.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    assert bundle.inputs["key"] == shipped.key == f"mlflow-aws-host-programs/{shipped.sha256}.tar"
+    assert base64.b64decode(bundle.inputs["contentBase64"]) == shipped.archive
+    assert dev.one(BUCKET).urn in bundle.property_dependencies["bucket"]
+    assert bundle.retain_on_delete, "an earlier template version's hosts (a rollback) still fetch their bundle"
+    template = dev.one(TEMPLATE)
+    assert bundle.urn in template.property_dependencies["userData"], "a host must not boot before its bundle exists"
+    named = json.loads(loopback_files(template)[layout.HOST_SETTINGS])["programs"]
+    assert (named["bucket"], named["key"], named["sha256"]) == (settings.artifact_bucket, shipped.key, shipped.sha256)
+
+
+def loopback_files(template: RegisteredResource) -> dict[str, str]:
+    return rendered_files(gzip.decompress(base64.b64decode(template.inputs["userData"])).decode())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import io
+import json
 import sys
+import tarfile
 
 import pytest
 import tomllib
@@ -108,9 +111,16 @@ def test_a_relative_import_in_a_host_program_is_refused(monkeypatch, tmp_path):
                          ids=["tls-off", "tls"])
 def test_the_rendered_host_programs_are_their_modules_and_executables_calling_main(settings):
     files = rendered_files(userdata.render(settings))
-    shipped = {path.removeprefix(f"{layout.HOST_PROGRAMS_DIR}/host_programs/"): text for path, text in files.items()
-               if path.startswith(layout.HOST_PROGRAMS_DIR + "/")}
-    assert shipped == programs.source_files(userdata.host_programs(settings))
+    # The modules travel in the bundle the settings file names (DESIGN decision 16), not in the user data.
+    assert not [path for path in files if path.startswith(layout.HOST_PROGRAMS_DIR + "/")]
+    shipped = programs.bundle(userdata.host_programs(settings))
+    with tarfile.open(fileobj=io.BytesIO(shipped.archive)) as tar:
+        held = {member.name.removeprefix("host_programs/"): tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+                for member in tar.getmembers()}
+    assert held == programs.source_files(userdata.host_programs(settings))
+    named = json.loads(files[layout.HOST_SETTINGS])["programs"]
+    assert (named["key"], named["sha256"]) == (shipped.key, shipped.sha256)
+    assert named["bucket"] == settings.artifact_bucket and named["directory"] == layout.HOST_PROGRAMS_DIR
     for program in userdata.host_programs(settings):
         executable = files[program.path]
         assert executable.startswith(f"#!{program.python}\n")

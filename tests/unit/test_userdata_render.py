@@ -22,7 +22,7 @@ import server_guard
 import userdata
 from host_programs import configure
 from tests.support.loopback import unit_directives
-from userdata import deflate, layout, packages, pins, scripts, service, sizing, tls
+from userdata import deflate, layout, packages, pins, programs, scripts, service, sizing, tls
 from userdata.files import HostFile
 from userdata.settings import HostSettings
 
@@ -159,7 +159,7 @@ def test_secure_parameters_are_named_only_in_the_configure_steps_settings_and_re
         name = naming.parameter_name(SETTINGS.ssm_prefix, parameter)
         assert name in settings["configure"]["parameters"].values()
         assert not any(name in text for text in others)
-    shipped = files()[f"{layout.HOST_PROGRAMS_DIR}/host_programs/configure.py"]["content"]
+    shipped = userdata.programs.source_files(userdata.host_programs(SETTINGS))["configure.py"]
     assert "WithDecryption=True" in shipped
 
 
@@ -193,7 +193,8 @@ def test_install_pins_mlflow_and_its_companions_and_leaves_bytecode_to_the_servi
 
 def test_the_service_installs_mlflow_as_root_before_each_start_and_cloud_init_does_not():
     pre = [line.removeprefix("ExecStartPre=") for line in unit_lines() if line.startswith("ExecStartPre=")]
-    assert pre == [f"+{layout.PACKAGES_SCRIPT}", f"+{layout.INSTALL_SCRIPT}", layout.CONFIGURE_SCRIPT]
+    assert pre == [f"+{layout.PACKAGES_SCRIPT}", f"+{layout.INSTALL_SCRIPT}",
+                   f"+{programs.fetch_command(layout.VENV_DIR + '/bin/python3')}", layout.CONFIGURE_SCRIPT]
     assert not [command for command in document()["runcmd"] if layout.INSTALL_SCRIPT in command]
 
 
