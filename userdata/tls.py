@@ -35,6 +35,10 @@ ISSUANCE_SERVICE = f"{layout.SYSTEMD_DIR}/mlflow-certificate.service"
 ISSUANCE_TIMER = f"{layout.SYSTEMD_DIR}/mlflow-certificate.timer"
 ISSUANCE_STATE = "/var/lib/mlflow-certificate/failed-runs"
 SAVED_STATE_MARKER = "/var/lib/mlflow-certificate/saved"  # digest of the state last put to SSM
+RESTORE_OUTCOME = "/var/lib/mlflow-certificate/restore-outcome"  # what the last restore found (the health report)
+# An HTTP-01 order waits this long, in one run, for the Elastic IP to reach the host (a new stack's host
+# reports healthy first, then gets the address): as long as `pulumi up` waits for the report, at most.
+ADDRESS_WAIT_SECONDS = 3600
 ACME_WEBROOT = "/var/lib/mlflow-acme"
 LETSENCRYPT_DIR = "/etc/letsencrypt"
 CERTBOT_WORK_DIR = "/var/lib/letsencrypt"
@@ -76,7 +80,7 @@ def tls_files(s: HostSettings) -> list[HostFile]:
     if s.tls == "off":
         return []
     attempts = 1 + len(ATTEMPT_DELAYS_SECONDS)
-    run_timeout = sum(ATTEMPT_DELAYS_SECONDS) + attempts * CERTBOT_TIMEOUT_SECONDS + 60
+    run_timeout = ADDRESS_WAIT_SECONDS + sum(ATTEMPT_DELAYS_SECONDS) + attempts * CERTBOT_TIMEOUT_SECONDS + 60
     service = _fill(
         "mlflow-certificate.service", hostname=s.public_hostname, issuance_script=ISSUANCE_SCRIPT,
         packages_script=layout.PACKAGES_SCRIPT, install_script=CERTBOT_INSTALL_SCRIPT,
@@ -214,6 +218,10 @@ def certificate_state_settings(s: HostSettings) -> dict[str, Any]:
         "acme_directory": s.acme_directory,
         "saved_marker": SAVED_STATE_MARKER,
         "unsaved": naming.UNSAVED_STATE,
+        "restore_outcome": RESTORE_OUTCOME,
+        # The single host's Elastic IP ("" behind a load balancer, which runs no certbot).
+        "public_ip": s.public_ip,
+        "address_wait_seconds": ADDRESS_WAIT_SECONDS,
     }
 
 
@@ -231,10 +239,19 @@ def certbot_account_args(s: HostSettings) -> str:
     return "--register-unsafely-without-email"
 
 
+def address_wait(s: HostSettings) -> str:
+    """HTTP-01 proves the name from the Elastic IP: no order before the address is this host's (a new stack's
+    host gets it only after it reported healthy). The wait is not a failed run; the timer runs again."""
+    if s.acme_dns_route53:
+        return ""
+    return f"{STATE_SCRIPT} wait-for-address || exit 1"
+
+
 def issuance_script(s: HostSettings) -> str:
     return _fill(
         "mlflow-certificate.sh",
         hostname=s.public_hostname,
+        address_wait=address_wait(s),
         directory=s.acme_directory,
         certificate=certificate_path(s),
         enabled_site=ENABLED_SITE,

@@ -331,10 +331,11 @@ echo CERTIFICATE > {shlex.quote(str(self.certificate))}""")
         # Nothing saved in SSM unless a test says otherwise (the real script: tests/host).
         self.fake_state(restores=False)
 
-    def fake_state(self, *, restores: bool, exit_code: int = 0) -> None:
+    def fake_state(self, *, restores: bool, exit_code: int = 0, address_arrives: bool = True) -> None:
         restore = (f"mkdir -p {shlex.quote(str(self.certificate.parent))}; "
                    f"echo RESTORED > {shlex.quote(str(self.certificate))}") if restores else ":"
         self._fake_at(self.path(tls.STATE_SCRIPT), f"""echo "certificate-state $*" >> {shlex.quote(str(self.calls))}
+[ "$1" = wait-for-address ] && exit {0 if address_arrives else 1}
 [ "$1" = restore ] && {{ {restore}; }}
 exit {exit_code}""")
 
@@ -497,8 +498,31 @@ def test_a_certificate_saved_in_ssm_is_restored_before_any_order(tmp_path: Path)
     assert "disable --now mlflow-certificate.timer" in host.calls_to("systemctl")
 
 
-def test_nothing_saved_in_ssm_means_a_new_order(tmp_path: Path) -> None:
+def test_nothing_saved_in_ssm_means_a_new_order_once_the_elastic_ip_is_the_hosts(tmp_path: Path) -> None:
     host = ScriptHost(tmp_path, DEFAULT, certbot_failures=0)
+    assert host.run().returncode == 0
+    assert host.calls_to("certificate-state") == ["restore", "wait-for-address"]
+    assert len(host.calls_to("certbot")) == 1
+
+
+def test_an_order_waits_for_the_elastic_ip_and_a_wait_that_ends_first_is_no_failed_run(tmp_path: Path) -> None:
+    """A new stack's host reports healthy over HTTP, and only then gets the Elastic IP: HTTP-01 before that
+    would fail, back off and count against Let's Encrypt's limits."""
+    host = ScriptHost(tmp_path, DEFAULT, certbot_failures=0)
+    host.fake_state(restores=False, address_arrives=False)
+    result = host.run()
+    assert result.returncode == 1
+    assert host.calls_to("certbot") == []
+    assert not host.state.exists(), "the wait is not counted as a failed run"
+    assert host.enabled_site() == str(host.path(tls.PENDING_SITE))
+    host.fake_state(restores=False, address_arrives=True)
+    assert host.run().returncode == 0
+    assert len(host.calls_to("certbot")) == 1
+
+
+def test_a_dns_challenge_orders_without_waiting_for_the_address(tmp_path: Path) -> None:
+    host = ScriptHost(tmp_path, DNS01, certbot_failures=0)
+    host.fake_state(restores=False, address_arrives=False)
     assert host.run().returncode == 0
     assert host.calls_to("certificate-state") == ["restore"]
     assert len(host.calls_to("certbot")) == 1
