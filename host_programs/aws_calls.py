@@ -34,6 +34,15 @@ ARTIFACT_BUCKET = "arn:{partition}:s3:::{bucket}"
 ARTIFACT_OBJECT = "arn:{partition}:s3:::{bucket}/1/0123456789abcdef0123456789abcdef/artifacts/model/model.pkl"
 HOSTED_ZONE = "arn:{partition}:route53:::hostedzone/{hosted_zone_id}"
 ROUTE53_CHANGE = "arn:{partition}:route53:::change/C2682N5HXP0BZ4"
+# The stack's RDS instance and a snapshot the configure step takes before a migration
+# (host_programs/schema_upgrade.py: snapshot_identifier, under the prefix the policy allows).
+DATABASE = "arn:{partition}:rds:{region}:{account}:db:{db_identifier}"
+UPGRADE_SNAPSHOT = ("arn:{partition}:rds:{region}:{account}:snapshot:{db_identifier}-upgrade-"
+                    "3-16-1-to-3-17-2-20261207t043000z")
+# The host's own instance (the health report tags it; AWS checks it against ec2:SourceInstanceARN).
+OWN_INSTANCE = "arn:{partition}:ec2:{region}:{account}:instance/{instance_id}"
+# A fleet's target group (the admin restart takes its own host out and back).
+TARGET_GROUP = "arn:{partition}:elasticloadbalancing:{region}:{account}:targetgroup/mlflow-aws-dev/0123456789abcdef"
 ANY_RESOURCE = "*"  # an operation IAM authorizes without a resource (route53:ListHostedZones)
 # The host programs' bundle (userdata/programs.py: BUNDLE_PREFIX, named by its sha256).
 PROGRAMS_BUNDLE = ("arn:{partition}:s3:::{bucket}/mlflow-aws-host-programs/"
@@ -54,10 +63,16 @@ class StackFacts:
     bucket: str
     ssm_prefix: str
     hosted_zone_id: str = ""
+    db_identifier: str = "mlflow-aws-dev"
+    instance_id: str = "i-0123456789abcdef0"
+
+    def context(self, call: HostCall) -> dict[str, str]:
+        return {key: self.arn(template) for key, template in call.context}
 
     def arn(self, template: str) -> str:
         return template.format(partition=self.partition, region=self.region, account=self.account,
-                               bucket=self.bucket, ssm_prefix=self.ssm_prefix, hosted_zone_id=self.hosted_zone_id)
+                               bucket=self.bucket, ssm_prefix=self.ssm_prefix, hosted_zone_id=self.hosted_zone_id,
+                               db_identifier=self.db_identifier, instance_id=self.instance_id)
 
 
 def always(settings: HostSettings) -> bool:
@@ -67,6 +82,15 @@ def always(settings: HostSettings) -> bool:
 def with_certificate_state(settings: HostSettings) -> bool:
     """A host that orders its own certificate keeps it in SSM (tls: letsencrypt, not behind a load balancer)."""
     return settings.tls == "letsencrypt"
+
+
+def single_host(settings: HostSettings) -> bool:
+    """The single host reports its health to the deployer (a fleet's hosts report to the load balancer)."""
+    return not settings.behind_load_balancer
+
+
+def behind_load_balancer(settings: HostSettings) -> bool:
+    return settings.behind_load_balancer
 
 
 def with_dns_challenge(settings: HostSettings) -> bool:
@@ -81,6 +105,8 @@ class HostCall:
     actions: tuple[str, ...]  # the IAM actions AWS authorizes it with
     resources: tuple[str, ...]  # templates of the resources it reaches (each needs every action)
     when: Callable[[HostSettings], bool] = always
+    # The request's condition keys AWS evaluates the policy with: key -> template (formatted like resources)
+    context: tuple[tuple[str, str], ...] = ()
 
     @property
     def service(self) -> str:
@@ -93,6 +119,8 @@ PRESIGNED = "a client, with a URL the mlflow server presigns (s3_artifact_repo.p
             "create_presigned_upload_url, create_multipart_upload)"
 CERTIFICATE_STATE = "mlflow-certificate-state (host_programs/certificate_state.py)"
 CERTBOT_DNS = "certbot --dns-route53 (certbot_dns_route53/_internal/dns_route53.py)"
+HEALTH_REPORT = "mlflow-health-report (host_programs/health_report.py)"
+ADMIN_RESTART = "mlflow-admin-restart (host_programs/admin_restart.py)"
 FETCH_PROGRAMS = "mlflow-fetch-programs (host_programs/fetch_programs.py)"
 
 SAVED_STATE = tuple(parameter(which) for which in naming.HOST_WRITTEN_PARAMETERS)
@@ -117,6 +145,24 @@ HOST_CALLS: tuple[HostCall, ...] = (
     HostCall(PRESIGNED, "s3:UploadPart", ("s3:PutObject",), (ARTIFACT_OBJECT,)),
     HostCall(CERTIFICATE_STATE, "ssm:GetParameter", ("ssm:GetParameter",), SAVED_STATE, with_certificate_state),
     HostCall(CERTIFICATE_STATE, "ssm:PutParameter", ("ssm:PutParameter",), SAVED_STATE, with_certificate_state),
+    # CreateDBSnapshot is authorized on the instance and on the new snapshot (RDS's Service Authorization
+    # Reference); the instance's copy_tags_to_snapshot adds its tags with rds:AddTagsToResource.
+    HostCall(CONFIGURE, "rds:CreateDBSnapshot", ("rds:CreateDBSnapshot", "rds:AddTagsToResource"),
+             (DATABASE, UPGRADE_SNAPSHOT)),
+    HostCall(CONFIGURE, "rds:DescribeDBSnapshots", ("rds:DescribeDBSnapshots",), (UPGRADE_SNAPSHOT,)),
+    # Signed with the instance's own role session: AWS sets ec2:SourceInstanceARN to that instance.
+    HostCall(HEALTH_REPORT, "ec2:CreateTags", ("ec2:CreateTags",), (OWN_INSTANCE,), single_host,
+             (("aws:ARN", OWN_INSTANCE), ("ec2:SourceInstanceARN", OWN_INSTANCE), ("aws:TagKeys", naming.HEALTH_TAG))),
+    HostCall(ADMIN_RESTART, "autoscaling:DescribeAutoScalingInstances", ("autoscaling:DescribeAutoScalingInstances",),
+             (ANY_RESOURCE,), behind_load_balancer),
+    HostCall(ADMIN_RESTART, "autoscaling:DescribeAutoScalingGroups", ("autoscaling:DescribeAutoScalingGroups",),
+             (ANY_RESOURCE,), behind_load_balancer),
+    HostCall(ADMIN_RESTART, "elbv2:DeregisterTargets", ("elasticloadbalancing:DeregisterTargets",),
+             (TARGET_GROUP,), behind_load_balancer),
+    HostCall(ADMIN_RESTART, "elbv2:RegisterTargets", ("elasticloadbalancing:RegisterTargets",),
+             (TARGET_GROUP,), behind_load_balancer),
+    HostCall(ADMIN_RESTART, "elbv2:DescribeTargetHealth", ("elasticloadbalancing:DescribeTargetHealth",),
+             (ANY_RESOURCE,), behind_load_balancer),
     HostCall(CERTBOT_DNS, "route53:ListHostedZones", ("route53:ListHostedZones",), (ANY_RESOURCE,),
              with_dns_challenge),
     HostCall(CERTBOT_DNS, "route53:ChangeResourceRecordSets", ("route53:ChangeResourceRecordSets",),

@@ -39,10 +39,10 @@ class Settings:
     mlflow_version: str
     http_port: int
     tls: bool
-    https_port: int
+    https_port: int  # with tls, else 0
     hostname: str  # the certificate's name (the domain, or the Elastic IP)
-    certificate: Path  # the live leaf certificate nginx serves (cert.pem)
-    restore_outcome: Path  # written by mlflow-certificate-state restore
+    certificate: Path  # the live leaf certificate nginx serves (cert.pem); with tls, else unused
+    restore_outcome: Path  # written by mlflow-certificate-state restore; with tls, else unused
     wait_seconds: float
     poll_seconds: float
 
@@ -50,17 +50,18 @@ class Settings:
 def read_settings(path: str) -> Settings:
     root = load(path)
     section = root.section(SECTION)
+    tls = section.flag("tls")
     return Settings(
         region=root.text("region"),
         tag_key=section.text("tag_key"),
         healthy=section.text("healthy"),
         mlflow_version=section.text("mlflow_version"),
         http_port=int(section.number("http_port")),
-        tls=section.flag("tls"),
-        https_port=int(section.number("https_port")),
+        tls=tls,
+        https_port=int(section.number("https_port")) if tls else 0,
         hostname=section.text("hostname"),
-        certificate=Path(section.text("certificate")),
-        restore_outcome=Path(section.text("restore_outcome")),
+        certificate=Path(section.text("certificate") if tls else "/dev/null"),
+        restore_outcome=Path(section.text("restore_outcome") if tls else "/dev/null"),
         wait_seconds=section.number("wait_seconds"),
         poll_seconds=section.number("poll_seconds"),
     )

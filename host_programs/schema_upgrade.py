@@ -43,6 +43,10 @@ class Plan:
         """Whether this release changes a schema that holds data (a new database is only created)."""
         return self.database is not None and self.database != self.release
 
+    def describe(self) -> str:
+        held = self.database.tracking + self.database.auth if self.database is not None else ["nothing"]
+        return f"{', '.join(held)} to {', '.join(self.release.tracking + self.release.auth)}"
+
 
 def release_heads() -> Revisions:
     """The installed release's own heads, read from its migration scripts."""

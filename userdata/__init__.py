@@ -16,7 +16,7 @@ import base64
 import dataclasses
 from typing import Any
 
-from userdata import cloud_config, guard, layout, nginx, packages, programs, scripts, service, tls
+from userdata import cloud_config, guard, handover, layout, nginx, packages, programs, scripts, service, tls
 from userdata.deflate import gzip_bytes
 from userdata.files import HostFile
 from userdata.programs import HostProgram
@@ -29,8 +29,9 @@ EC2_USER_DATA_LIMIT = 16 * 1024
 
 
 def host_programs(s: HostSettings) -> list[HostProgram]:
-    """The host's own programs (host_programs/) this document ships: the configure step, and TLS's."""
-    return [scripts.CONFIGURE, *tls.tls_programs(s)]
+    """The host's own programs (host_programs/) this document ships: the configure step, the handover's
+    (health report, fence, admin restart), and TLS's."""
+    return [scripts.CONFIGURE, *handover.handover_programs(s), *tls.tls_programs(s)]
 
 
 def programs_bundle(s: HostSettings) -> programs.Bundle:
@@ -48,6 +49,7 @@ def host_files(s: HostSettings) -> list[HostFile]:
         *(dataclasses.replace(file, defer=True) for file in guard.guard_files()),
         *(dataclasses.replace(file, defer=True) for file in programs.program_files(s, host_programs(s))),
         HostFile(layout.UNIT_PATH, service.unit(s), defer=True),
+        *handover.handover_files(s),
         *nginx.nginx_files(s),
         *tls.tls_files(s),
     ]
@@ -63,6 +65,7 @@ def boot_commands(s: HostSettings) -> list[str]:
         # Not waited for: the service installs MLflow first (retrying until PyPI answers), and the
         # configure step may wait many minutes for RDS, created in parallel.
         f"systemctl start --no-block {layout.UNIT_NAME}",
+        *handover.handover_boot_commands(s),
         *tls.tls_boot_commands(s),
     ]
 

@@ -34,6 +34,8 @@ HOST_SETTINGS_DIR = "/etc/mlflow-aws"
 HOST_SETTINGS = f"{HOST_SETTINGS_DIR}/host-settings.json"
 CONFIGURE_STATE = f"{STATE_DIR}/configured.json"  # the configure step's record of its last complete run
 ADMIN_RESTART_SCRIPT = f"{SBIN_DIR}/mlflow-admin-restart"  # run by the admin-restart association
+HOST_ID_FILE = f"{STATE_DIR}/host-id"  # this host's id in the fence (host_programs/fence.py)
+ADMIN_REVISION_FILE = f"{STATE_DIR}/admin-revision"  # the admin parameters' versions the server started with
 
 SYSTEMD_DIR = "/etc/systemd/system"
 UNIT_NAME = "mlflow.service"

@@ -11,9 +11,10 @@ from userdata import layout, packages, programs, scripts, sizing
 from userdata.settings import HostSettings
 from userdata.template import fill
 
-# The packages, the install, both of the configure step's waits, plus the schema upgrade.
+# The packages, the install, both of the configure step's waits, a snapshot before a migration, plus the
+# schema upgrade.
 START_TIMEOUT_SECONDS = (packages.MAX_SECONDS + scripts.INSTALL_MAX_SECONDS + 2 * scripts.CONFIGURE_WAIT_SECONDS
-                         + 600)
+                         + scripts.SNAPSHOT_WAIT_SECONDS + 600)
 
 
 def allowed_hosts(s: HostSettings) -> list[str]:

@@ -59,6 +59,7 @@ def test_prints_the_user_data_for_the_stack_config_and_its_allocated_bucket_and_
         instance_memory_mib=4096,
         tls="letsencrypt",
         acme_email="ops@example.org",
+        db_identifier="mlflow-aws-staging",
     )
     assert printed == userdata.render(expected)
     assert printed.startswith("#cloud-config")

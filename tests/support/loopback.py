@@ -83,6 +83,7 @@ import yaml
 
 import naming
 import userdata
+from components import naming_rules
 from tests.support import host_role
 from tests.support.imds import InstanceMetadata, running_instance_metadata
 from userdata import layout
@@ -144,6 +145,7 @@ def loopback_settings(**overrides: Any) -> HostSettings:
         mlflow_version=importlib.metadata.version("mlflow"),
         instance_memory_mib=1024,  # t3.micro: one worker, the tightest fit and the fastest start
         tls="off",
+        db_identifier=naming_rules.database_identifier(project, stack),
     )
     return dataclasses.replace(base, **overrides)
 
@@ -587,6 +589,7 @@ class LoopbackStack:
         self.s3_client().create_bucket(Bucket=self.bucket)
         self.put_programs_bundle()
         self.put_parameters()
+        self.create_database_instance()
         self.start_instance_metadata(self.moto.start_host_role(self.settings, self.policy_change))
         self._prepared = True
 
@@ -604,6 +607,13 @@ class LoopbackStack:
         """The host programs' bundle in the bucket, as components/launch_shape.py uploads it."""
         shipped = userdata.programs_bundle(self.settings)
         self.s3_client().put_object(Bucket=self.bucket, Key=shipped.key, Body=shipped.archive)
+
+    def create_database_instance(self) -> None:
+        """The stack's RDS instance as moto knows it (PostgreSQL itself is the local cluster): what the
+        configure step snapshots before a release migrates a schema."""
+        self.moto.client("rds", self.region).create_db_instance(
+            DBInstanceIdentifier=self.settings.db_identifier, DBInstanceClass="db.t4g.micro", Engine="postgres",
+            MasterUsername=DB_USERNAME, MasterUserPassword=secrets.token_hex(12), AllocatedStorage=20)
 
     def put_parameters(self) -> None:
         """The stack's parameters, as components.database and components.server_secrets put them."""

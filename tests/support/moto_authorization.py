@@ -22,7 +22,8 @@ Three things in that keep moto from judging the host's policy as AWS would, whic
 2. SSM's resource is "*", which no statement scoped to the stack's parameters matches: moto would deny
    every call the host's policy allows.
    -> The parameters the request names (Name, or each of Names) as ARNs, each one authorized.
-   S3's DeleteObjects is authorized per key the same way (moto gives it the bucket's ARN).
+   S3's DeleteObjects is authorized per key the same way (moto gives it the bucket's ARN), and RDS's
+   snapshot calls on the instance and the snapshot they name.
 3. A presigned S3 URL (query-string signature, no Authorization header) raises a KeyError: HTTP 500.
    -> Authorized as the identity that signed it (its access key and session token in the query),
    refused once expired; its signature itself is not recomputed (neither does moto).
@@ -82,6 +83,17 @@ def ssm_resources(body: bytes, partition: str, region: str, account: str) -> lis
     return [parameter_arn(partition, region, account, name) for name in names]
 
 
+def rds_resources(operation: str, body: bytes, partition: str, region: str, account: str) -> list[str]:
+    """The instance and snapshot an RDS request names, as ARNs (CreateDBSnapshot is authorized on both)."""
+    request = parse_qs(body.decode("utf-8", "replace"))
+    arns = []
+    if operation == "CreateDBSnapshot" and "DBInstanceIdentifier" in request:
+        arns.append(f"arn:{partition}:rds:{region}:{account}:db:{request['DBInstanceIdentifier'][0]}")
+    if "DBSnapshotIdentifier" in request:
+        arns.append(f"arn:{partition}:rds:{region}:{account}:snapshot:{request['DBSnapshotIdentifier'][0]}")
+    return arns
+
+
 def deleted_keys(body: bytes) -> list[str]:
     """The keys of an S3 DeleteObjects request's XML body."""
     root = ElementTree.fromstring(body)
@@ -95,6 +107,8 @@ def required_permissions(service: str, operation: str, resource: str, body: byte
     resources = [resource]
     if service == "ssm":
         resources = ssm_resources(body, partition, region, account) or [resource]
+    elif service == "rds":
+        resources = rds_resources(operation, body, partition, region, account) or [resource]
     elif service == "s3" and operation == "DeleteObjects":
         bucket = resource.rstrip("/")
         resources = [f"{bucket}/{key}" for key in deleted_keys(body)] or [resource]

@@ -37,6 +37,7 @@ SETTINGS = HostSettings(
     mlflow_version="3.17.2",
     instance_memory_mib=2048,
     tls="off",
+    db_identifier="mlflow-aws-dev",
 )
 TLS_SETTINGS = dataclasses.replace(SETTINGS, tls="letsencrypt", public_hostname="mlflow.example.com")
 IP_TLS_SETTINGS = dataclasses.replace(SETTINGS, tls="letsencrypt")

@@ -36,7 +36,7 @@ HOSTNAME = "203.0.113.10"  # no domain: the Elastic IP itself
 DEFAULT = HostSettings(
     project="mlflow-aws", stack="dev", region="eu-west-1", ssm_prefix="/mlflow-aws/dev",
     artifact_bucket="mlflow-aws-dev-artifacts", public_hostname=HOSTNAME, public_ip="203.0.113.10",
-    mlflow_version="3.17.2", instance_memory_mib=2048, tls="letsencrypt",
+    mlflow_version="3.17.2", instance_memory_mib=2048, tls="letsencrypt", db_identifier="mlflow-aws-dev",
 )
 DOMAIN = replace(DEFAULT, public_hostname="mlflow.example.com")
 DNS01 = replace(DOMAIN, acme_dns_route53=True)
