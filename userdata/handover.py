@@ -98,8 +98,11 @@ def handover_files(s: HostSettings) -> list[HostFile]:
     return files
 
 
+def handover_units(s: HostSettings) -> list[str]:
+    return [FENCE_UNIT, *([] if s.behind_load_balancer else [HEALTH_REPORT_UNIT])]
+
+
 def handover_boot_commands(s: HostSettings) -> list[str]:
     """Started without waiting: both wait for MLflow's first start (After=), which installs it."""
-    units = [FENCE_UNIT, *([] if s.behind_load_balancer else [HEALTH_REPORT_UNIT])]
-    names = " ".join(unit.rsplit("/", 1)[1] for unit in units)
+    names = " ".join(unit.rsplit("/", 1)[1] for unit in handover_units(s))
     return [f"systemctl enable {names}", f"systemctl start --no-block {names}"]

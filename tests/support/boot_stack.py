@@ -23,7 +23,6 @@ edit of a rendered file:
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ import naming
 import userdata
 from config import load_config
 from host_settings import host_settings_for
-from tests.support import boot, loopback
+from tests.support import boot, host_role, loopback
 from tests.support.imds import InstanceMetadata
-from userdata import layout, tls
+from userdata import handover, layout, tls
 from userdata.settings import HostSettings
 
 # us-east-1: the loopback stack creates its bucket without a location constraint, as that region wants.
@@ -43,6 +42,11 @@ PUBLIC_IP = loopback.LOOPBACK
 ARTIFACT_BUCKET = "mlflow-aws-boot-artifacts"
 CERTIFICATE_UNITS = tuple(Path(unit).name for unit in (tls.ISSUANCE_SERVICE, tls.RENEWAL_SERVICE))
 TEST_DROP_IN = "90-mlflow-aws-test"
+
+
+def handover_unit_names(settings: HostSettings) -> list[str]:
+    """The fence's watcher, and the single host's health report: both call AWS and the metadata service."""
+    return [Path(unit).name for unit in handover.handover_units(settings)]
 
 
 def boot_settings(**config: Any) -> HostSettings:
@@ -73,7 +77,7 @@ class BootedHost:
         self.user_data_base64 = userdata.ec2_user_data_base64(settings)
         self.user_data = userdata.render(settings)
         self.files = loopback.rendered_files(self.user_data)
-        self.instance_id = f"i-{secrets.token_hex(8)}"
+        self.instance_id = host_role.INSTANCE_ID  # the role session's instance (the health report tags it)
         self.stack = loopback.LoopbackStack(settings, start=False)
         self._exit = contextlib.ExitStack()
         self.imds: InstanceMetadata | None = None
@@ -136,7 +140,8 @@ class BootedHost:
         }
         # Every unit that installs from PyPI or calls AWS: MLflow's, and with TLS the certificate's
         # (certbot's install, the saved state in SSM), each with the test's own additions.
-        units = [layout.UNIT_NAME, *(CERTIFICATE_UNITS if self.settings.tls != "off" else ())]
+        units = [layout.UNIT_NAME, *handover_unit_names(self.settings),
+                 *(CERTIFICATE_UNITS if self.settings.tls != "off" else ())]
         self.unit_environments = {unit: {**stand_ins, **self.extra_drop_ins.get(unit, {})} for unit in units}
         for unit, unit_environment in self.extra_drop_ins.items():
             self.unit_environments.setdefault(unit, dict(unit_environment))

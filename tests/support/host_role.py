@@ -23,6 +23,9 @@ from userdata.settings import HostSettings
 HOST_ROLE = "mlflow-aws-host"
 PARTITION = "aws"
 ACCOUNT_ID = "123456789012"  # moto's default account, where the admin and every resource live
+# The instance the host's role session belongs to: EC2 names an instance role's session for its instance,
+# which is what ec2:SourceInstanceARN carries (the metadata stand-in serves it as instance-id).
+INSTANCE_ID = "i-0123456789abcdef0"
 # The longest session a role allows (MaxSessionDuration): the credentials outlive any test session.
 SESSION_SECONDS = 12 * 3600
 
@@ -94,7 +97,7 @@ def create_host_role(iam: Any, sts: Any, admin_arn: str, policy: dict[str, Any])
                            MaxSessionDuration=SESSION_SECONDS,
                            Description="the MLflow host's instance role, as the program renders its policy")["Role"]
     put_host_policy(iam, policy)
-    session = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="i-0123456789abcdef0",
+    session = sts.assume_role(RoleArn=role["Arn"], RoleSessionName=INSTANCE_ID,
                               DurationSeconds=SESSION_SECONDS)["Credentials"]
     return RoleCredentials(session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"],
                            session["Expiration"])

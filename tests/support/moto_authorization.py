@@ -15,7 +15,7 @@ Not authorized at all: services that bypass call_action (DynamoDB); resource-bas
 Conditions (moto's evaluator checks them only in role trust policies, and an identity statement with a
 Condition evaluates as a Deny); NotResource (ignored, so the statement matches any resource).
 
-Three things in that keep moto from judging the host's policy as AWS would, which this module changes:
+Four things in that keep moto from judging the host's policy as AWS would, which this module changes:
 1. The action is `<service>:<operation name>` (s3:ListObjectsV2, s3:HeadObject, s3:UploadPart), not the
    IAM action AWS authorizes the operation with (s3:ListBucket, s3:GetObject, s3:PutObject).
    -> The IAM actions come from host_programs/aws_calls.py; an operation not there keeps moto's name.
@@ -27,6 +27,9 @@ Three things in that keep moto from judging the host's policy as AWS would, whic
 3. A presigned S3 URL (query-string signature, no Authorization header) raises a KeyError: HTTP 500.
    -> Authorized as the identity that signed it (its access key and session token in the query),
    refused once expired; its signature itself is not recomputed (neither does moto).
+4. A statement with a Condition is a Deny to moto. -> EC2's CreateTags (the health report) is judged with
+   its condition keys (tests/support/iam_policy.py): the instances it names, ec2:SourceInstanceARN from
+   the instance role's session name, the tag keys.
 And one addition: a call made with the host role's credentials that aws_calls.py does not declare is
 refused, so the list stays complete.
 
@@ -39,7 +42,7 @@ import datetime
 import json
 import sys
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -83,15 +86,35 @@ def ssm_resources(body: bytes, partition: str, region: str, account: str) -> lis
     return [parameter_arn(partition, region, account, name) for name in names]
 
 
-def rds_resources(operation: str, body: bytes, partition: str, region: str, account: str) -> list[str]:
+def rds_resources(operation: str, request: Mapping[str, list[str]], partition: str, region: str,
+                  account: str) -> list[str]:
     """The instance and snapshot an RDS request names, as ARNs (CreateDBSnapshot is authorized on both)."""
-    request = parse_qs(body.decode("utf-8", "replace"))
     arns = []
     if operation == "CreateDBSnapshot" and "DBInstanceIdentifier" in request:
         arns.append(f"arn:{partition}:rds:{region}:{account}:db:{request['DBInstanceIdentifier'][0]}")
     if "DBSnapshotIdentifier" in request:
         arns.append(f"arn:{partition}:rds:{region}:{account}:snapshot:{request['DBSnapshotIdentifier'][0]}")
     return arns
+
+
+def tagged_instances(request: Mapping[str, list[str]], partition: str, region: str, account: str) -> list[str]:
+    """The instances an EC2 CreateTags request names (ResourceId.N), as ARNs."""
+    return [f"arn:{partition}:ec2:{region}:{account}:instance/{values[0]}"
+            for key, values in sorted(request.items()) if key.startswith("ResourceId.")]
+
+
+def request_context(service: str, operation: str, request: Mapping[str, list[str]], principal: str,
+                    partition: str, region: str, account: str) -> dict[str, str]:
+    """The condition keys AWS sets for the requests whose statements carry a Condition (EC2's CreateTags):
+    ec2:SourceInstanceARN for an instance role's session (EC2 names it for its instance), aws:TagKeys."""
+    if (service, operation) != ("ec2", "CreateTags"):
+        return {}
+    context = {"aws:TagKeys": ",".join(values[0] for key, values in sorted(request.items())
+                                        if key.startswith("Tag.") and key.endswith(".Key"))}
+    session = principal.rsplit("/", 1)[-1]
+    if ":assumed-role/" in principal and session.startswith("i-"):
+        context["ec2:SourceInstanceARN"] = f"arn:{partition}:ec2:{region}:{account}:instance/{session}"
+    return context
 
 
 def deleted_keys(body: bytes) -> list[str]:
@@ -101,30 +124,56 @@ def deleted_keys(body: bytes) -> list[str]:
 
 
 def required_permissions(service: str, operation: str, resource: str, body: bytes, *, partition: str,
-                         region: str, account: str) -> tuple[tuple[str, str], ...]:
-    """(IAM action, resource ARN) AWS would check for this request, each one."""
+                         region: str, account: str, query: Mapping[str, list[str]] | None = None,
+                         ) -> tuple[tuple[str, str], ...]:
+    """(IAM action, resource ARN) AWS would check for this request, each one; `query`: the parameters of
+    a query-protocol request (EC2, RDS) as moto parsed them."""
     actions = aws_calls.actions_for(f"{service}:{operation}") or (f"{service}:{operation}",)
     resources = [resource]
     if service == "ssm":
         resources = ssm_resources(body, partition, region, account) or [resource]
+    elif service == "ec2" and operation == "CreateTags":
+        resources = tagged_instances(query or {}, partition, region, account) or [resource]
     elif service == "rds":
-        resources = rds_resources(operation, body, partition, region, account) or [resource]
+        resources = rds_resources(operation, query or {}, partition, region, account) or [resource]
     elif service == "s3" and operation == "DeleteObjects":
         bucket = resource.rstrip("/")
         resources = [f"{bucket}/{key}" for key in deleted_keys(body)] or [resource]
     return tuple((action, arn) for action in actions for arn in resources)
 
 
-def evaluate(policies: list[Any], permissions: tuple[tuple[str, str], ...]) -> str:
-    """"" when moto's evaluator allows every permission under `policies` (any Deny wins), else why not."""
+def evaluate(policies: list[Any], permissions: tuple[tuple[str, str], ...],
+             context: dict[str, str] | None = None) -> str:
+    """"" when moto's evaluator allows every permission under `policies` (any Deny wins), else why not.
+    A request with condition keys (`context`) is judged by tests/support/iam_policy.py instead, which
+    evaluates Conditions and policy variables (aws:ARN is each resource); moto's treats them as a Deny."""
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
+    if context:
+        return evaluate_with_conditions(policies, permissions, context)
     for action, resource in permissions:
         results = [IAMPolicy(policy).is_action_permitted(action, resource) for policy in policies]
         if PermissionResult.DENIED in results:
             return f"explicitly denied: {action} on {resource}"
         if PermissionResult.PERMITTED not in results:
             return f"no identity-based policy allows {action} on {resource}"
+    return ""
+
+
+def evaluate_with_conditions(policies: list[Any], permissions: tuple[tuple[str, str], ...],
+                             context: dict[str, str]) -> str:
+    from moto.iam.access_control import IAMPolicy
+
+    from tests.support import iam_policy
+
+    documents = [IAMPolicy(policy)._policy_json for policy in policies]
+    for action, resource in permissions:
+        outcomes = [iam_policy.evaluate(document, action, resource, {**context, "aws:ARN": resource})
+                    for document in documents]
+        if iam_policy.Outcome.EXPLICITLY_DENIED in outcomes:
+            return f"explicitly denied: {action} on {resource}"
+        if iam_policy.Outcome.ALLOWED not in outcomes:
+            return f"no identity-based policy allows {action} on {resource} with {context}"
     return ""
 
 
@@ -225,9 +274,13 @@ def install(host_role: str, log: Callable[[str], None] = lambda line: print(line
                 decision = Decision(False, access_key.arn, f"{service}:{operation}", (), "the URL has expired")
                 log(decision.line())
                 refuse(response, service, decision)
+        query = getattr(response, "querystring", None) or {}
         permissions = required_permissions(service, operation, resource, response.raw_body or b"",
-                                           partition=get_partition(region), region=region, account=account)
-        reason = evaluate(access_key.collect_policies(), permissions)
+                                           partition=get_partition(region), region=region, account=account,
+                                           query=query)
+        context = request_context(service, operation, query, access_key.arn,
+                                  get_partition(region), region, account)
+        reason = evaluate(access_key.collect_policies(), permissions, context)
         if not reason and request is not None and request._is_assuming_role_operation(resource):
             reason = "" if request._check_role_trust_relationship(resource) else "the role's trust policy refuses"
         undeclared = aws_calls.actions_for(f"{service}:{operation}") is None

@@ -91,7 +91,9 @@ def configure_calls(settings: HostSettings, monkeypatch: pytest.MonkeyPatch, tmp
             return result
         return step
 
-    monkeypatch.setattr(configure, "read_parameters", recorded("read_parameters"))
+    monkeypatch.setattr(configure, "read_parameters_and_revision",
+                        recorded("read_parameters", (None, "admin-username=v1 admin-password=v1")))
+    monkeypatch.setattr(configure, "write_private", lambda path, text: None)
     monkeypatch.setattr(configure, "check_parameters", recorded("check_parameters"))
     monkeypatch.setattr(configure, "take_schema_lock", recorded("take_schema_lock", Connection()))
     monkeypatch.setattr(configure, "write_configuration", recorded("write_configuration"))
