@@ -132,7 +132,9 @@ def test_the_host_reports_its_health_on_its_own_instance_for_the_deployer(health
         if tags or time.monotonic() > deadline:
             break
         time.sleep(2)
-    assert [tag["Value"] for tag in tags] == [f"{naming.HEALTHY} mlflow {healthy.settings.mlflow_version} http"]
+    journal = "" if tags else healthy.running().journal("--unit", "mlflow-health-report.service", "--output", "cat")
+    assert [tag["Value"] for tag in tags] == [f"{naming.HEALTHY} mlflow {healthy.settings.mlflow_version} http"], (
+        journal[-3000:])
 
 
 def test_health_answers_through_nginx_without_credentials(healthy):

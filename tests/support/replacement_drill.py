@@ -118,19 +118,20 @@ def _call(port: int, user: str, password: str, method: str, path: str, body: byt
 
 
 def prepare_target(front: StandInLoadBalancer, host: LoopbackStack) -> Target:
-    """A run and a 10 MB artifact of it, written through the front as the stack's admin."""
+    """A run and a 10 MB artifact of it, written to `host`'s nginx as the stack's admin (the stand-in keeps
+    nginx's 1 MB default body limit; the drill only reads through it)."""
     user, password = host.admin_username, host.admin_password
-    status, body = _call(front.port, user, password, "POST", "/api/2.0/mlflow/experiments/create",
+    status, body = _call(host.nginx_port, user, password, "POST", "/api/2.0/mlflow/experiments/create",
                          json.dumps({"name": f"drill-{os.urandom(4).hex()}"}).encode())
     assert status == 200, body
     experiment = json.loads(body)["experiment_id"]
-    status, body = _call(front.port, user, password, "POST", "/api/2.0/mlflow/runs/create",
+    status, body = _call(host.nginx_port, user, password, "POST", "/api/2.0/mlflow/runs/create",
                          json.dumps({"experiment_id": experiment}).encode())
     assert status == 200, body
     run = json.loads(body)["run"]["info"]["run_id"]
     content = os.urandom(ARTIFACT_BYTES)
     path = f"{experiment}/{run}/artifacts/drill.bin"
-    status, body = _call(front.port, user, password, "PUT", f"/api/2.0/mlflow-artifacts/artifacts/{quote(path)}",
+    status, body = _call(host.nginx_port, user, password, "PUT", f"/api/2.0/mlflow-artifacts/artifacts/{quote(path)}",
                          content, "application/octet-stream")
     assert status == 200, body
     return Target(run, path, hashlib.sha256(content).hexdigest())
