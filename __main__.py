@@ -8,7 +8,6 @@ import pulumi
 import pulumi_aws as aws
 
 import config
-import userdata
 from components import preflight
 from components.address import PublicAddress, PublicAddressArgs
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
@@ -16,6 +15,7 @@ from components.client_access import ClientAccess, ClientAccessArgs
 from components.database import Database, DatabaseArgs
 from components.fleet import HostFleet, HostFleetArgs
 from components.host import TrackingHost, TrackingHostArgs
+from components.host_files import HostFileStore, HostFileStoreArgs
 from components.identity import HostIdentity, host_identity_args
 from components.launch_shape import LaunchShape, LaunchShapeArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
@@ -89,7 +89,13 @@ database = Database(
 secrets = ServerSecrets(
     name, ServerSecretsArgs(ssm_prefix=cfg.ssm_prefix, admin_username=cfg.admin_username), with_provider
 )
-identity = HostIdentity(name, host_identity_args(cfg, artifacts.bucket_arn), with_provider)
+# The host's files travel outside the user data (DESIGN decision 16), in a bucket of their own.
+host_file_store = HostFileStore(
+    name, HostFileStoreArgs(project=cfg.project, stack=cfg.stack, protect_data=cfg.protect_data), with_provider
+)
+identity = HostIdentity(
+    name, host_identity_args(cfg, artifacts.bucket_arn, host_file_store.bucket_arn), with_provider
+)
 
 
 def launch_shape(settings: pulumi.Output[HostSettings], subnet_id: pulumi.Output[str] | None = None) -> LaunchShape:
@@ -101,9 +107,7 @@ def launch_shape(settings: pulumi.Output[HostSettings], subnet_id: pulumi.Output
             region=cfg.region,
             instance_profile_name=identity.instance_profile_name,
             security_group_id=network.web_security_group_id,
-            user_data_base64=settings.apply(userdata.ec2_user_data_base64),
-            programs=settings.apply(userdata.programs_bundle),
-            bucket=artifacts.bucket_name,
+            settings=settings,
             tags=stack_tags,
             subnet_id=subnet_id,
             ssh_key_name=cfg.ssh_key_name,
@@ -139,8 +143,8 @@ def deploy_fleet() -> None:
         ),
         with_provider,
     )
-    settings = artifacts.bucket_name.apply(
-        lambda bucket: host_settings_for(cfg, artifact_bucket=bucket, public_ip="")
+    settings = pulumi.Output.all(artifacts.bucket_name, host_file_store.bucket_name).apply(
+        lambda buckets: host_settings_for(cfg, artifact_bucket=buckets[0], host_files_bucket=buckets[1], public_ip="")
     )
     fleet = HostFleet(
         name,
@@ -172,8 +176,8 @@ def deploy_single_host() -> None:
         PublicAddressArgs(serving=serving, domain=cfg.domain, hosted_zone_id=cfg.hosted_zone_id),
         with_provider,
     )
-    settings = pulumi.Output.all(artifacts.bucket_name, address.public_ip).apply(
-        lambda facts: host_settings_for(cfg, artifact_bucket=facts[0], public_ip=facts[1])
+    settings = pulumi.Output.all(artifacts.bucket_name, host_file_store.bucket_name, address.public_ip).apply(
+        lambda facts: host_settings_for(cfg, artifact_bucket=facts[0], host_files_bucket=facts[1], public_ip=facts[2])
     )
     # The host takes nothing from `database`: it reads the DB facts from SSM at boot (design decision 2).
     host = TrackingHost(
@@ -209,6 +213,7 @@ else:
 
 pulumi.export(Outputs.ARTIFACT_BUCKET, artifacts.bucket_name)
 pulumi.export(Outputs.ARTIFACT_DESTINATION, artifacts.bucket_name.apply(lambda bucket: f"s3://{bucket}/"))
+pulumi.export(Outputs.HOST_FILES_BUCKET, host_file_store.bucket_name)
 pulumi.export(Outputs.DB_ENDPOINT, database.endpoint)
 pulumi.export(Outputs.DB_INSTANCE_ID, database.instance_id)
 if database.final_snapshot_identifier is not None:

@@ -1,4 +1,5 @@
-"""From the stack's config and two facts only known once AWS allocates them, to the host's settings.
+"""From the stack's config and the facts only known once AWS allocates them (two buckets' names, the
+Elastic IP), to the host's settings.
 
 `pulumi up` (through TrackingHost) and `mlflow-aws userdata` both call this, so the client prints
 exactly the user data the program sends.
@@ -14,13 +15,15 @@ from config import StackConfig
 from userdata.settings import HostSettings
 
 
-def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, public_ip: str) -> HostSettings:
+def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, host_files_bucket: str, public_ip: str,
+                      ) -> HostSettings:
     single_host = HostSettings(
         project=cfg.project,
         stack=cfg.stack,
         region=cfg.region,
         ssm_prefix=naming.ssm_prefix(cfg.project, cfg.stack),
         artifact_bucket=artifact_bucket,
+        host_files_bucket=host_files_bucket,
         # No domain: the Elastic IP itself, with a Let's Encrypt certificate for the address.
         public_hostname=cfg.domain or public_ip,
         public_ip=public_ip,

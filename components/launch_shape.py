@@ -15,17 +15,18 @@ to the shape is a new version and a new host, launched before the old one goes.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 import naming
+from components.host_files import upload_host_files
 from components.ordering import ready_after
 from components.recorded_image import ROOT_DEVICE_NAME, RecordedImage
 from instance_types import InstanceType
-from userdata.programs import Bundle
+from userdata import ec2_user_data_base64
+from userdata.settings import HostSettings
 
 COMPONENT_TYPE = "mlflow-aws:compute:LaunchShape"
 # Ubuntu, the MLflow venv (~1.5 GB) and the server's temporary directory, where MLflow spools every
@@ -42,10 +43,8 @@ class LaunchShapeArgs:
     region: str
     instance_profile_name: pulumi.Input[str]
     security_group_id: pulumi.Input[str]
-    user_data_base64: pulumi.Output[str]
-    # The host programs' modules (DESIGN decision 16): uploaded here, fetched by the host by key and sha256.
-    programs: pulumi.Output[Bundle]
-    bucket: pulumi.Input[str]  # the artifact bucket, which holds the bundle under programs.BUNDLE_PREFIX
+    # The user data's (a bootstrap) and the host's files' (one S3 object it fetches: DESIGN decision 16).
+    settings: pulumi.Output[HostSettings]
     tags: dict[str, str]  # the stack's: Project, Stack, ManagedBy
     subnet_id: pulumi.Input[str] | None = None  # the single host's; a fleet's group picks its subnets itself
     ssh_key_name: str = ""
@@ -65,16 +64,8 @@ class LaunchShape(pulumi.ComponentResource):
     def __init__(self, name: str, args: LaunchShapeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
 
-        # Named by its sha256: a changed module is a new object (and a new user data), and the objects of
-        # earlier launch template versions stay (retain_on_delete), for a rollback that launches one again.
-        bundle = aws.s3.BucketObjectv2(
-            f"{name}-host-programs",
-            bucket=args.bucket,
-            key=args.programs.apply(lambda shipped: shipped.key),
-            content_base64=args.programs.apply(lambda shipped: base64.b64encode(shipped.archive).decode("ascii")),
-            content_type="application/x-tar",
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
-        )
+        # The object the bootstrap fetches, named by its sha256 (kept after a change, for a rollback).
+        host_files = upload_host_files(name, args.settings, self)
         image = RecordedImage(
             f"{name}-image", architecture=args.instance_type.architecture, region=args.region,
             refresh=args.image_refresh, profile=args.profile, opts=pulumi.ResourceOptions(parent=self),
@@ -113,8 +104,9 @@ class LaunchShape(pulumi.ComponentResource):
                 delete_on_termination="true",
                 security_groups=[args.security_group_id],
             )],
-            # The rendered document, gzipped: in clear it outgrows EC2's 16 KiB limit.
-            user_data=ready_after(args.user_data_base64, bundle),
+            # The rendered document (the bootstrap, the host files' key and sha256), gzipped; a version naming
+            # an object that does not exist yet would boot hosts that cannot get their files.
+            user_data=ready_after(args.settings.apply(ec2_user_data_base64), host_files),
             update_default_version=True,
             tag_specifications=[
                 aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=host_tags(name, args.tags))

@@ -25,13 +25,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import naming
+from userdata.bundle import KEY_PREFIX
 from userdata.settings import HostSettings
 
 # Resource templates, formatted with the stack's facts (StackFacts): {partition}, {region}, {account},
-# {bucket}, {ssm_prefix}, {hosted_zone_id}.
+# {bucket}, {host_files_bucket}, {ssm_prefix}, {hosted_zone_id}.
 ARTIFACT_BUCKET = "arn:{partition}:s3:::{bucket}"
 # Any object of the bucket; this key is one MLflow writes (experiment, run, artifact path).
 ARTIFACT_OBJECT = "arn:{partition}:s3:::{bucket}/1/0123456789abcdef0123456789abcdef/artifacts/model/model.pkl"
+# The object of the host's files (userdata.bundle: host-files/<its sha256>.json).
+HOST_FILES_OBJECT = ("arn:{partition}:s3:::{host_files_bucket}/" + KEY_PREFIX
+                     + "e998e9faed7e25d2434399fc14ae63e8b80a5db9ee7c9565201e7190f45e78df.json")
 HOSTED_ZONE = "arn:{partition}:route53:::hostedzone/{hosted_zone_id}"
 ROUTE53_CHANGE = "arn:{partition}:route53:::change/C2682N5HXP0BZ4"
 # The stack's RDS instance and a snapshot the configure step takes before a migration
@@ -44,9 +48,6 @@ OWN_INSTANCE = "arn:{partition}:ec2:{region}:{account}:instance/{instance_id}"
 # A fleet's target group (the admin restart takes its own host out and back).
 TARGET_GROUP = "arn:{partition}:elasticloadbalancing:{region}:{account}:targetgroup/mlflow-aws-dev/0123456789abcdef"
 ANY_RESOURCE = "*"  # an operation IAM authorizes without a resource (route53:ListHostedZones)
-# The host programs' bundle (userdata/programs.py: BUNDLE_PREFIX, named by its sha256).
-PROGRAMS_BUNDLE = ("arn:{partition}:s3:::{bucket}/mlflow-aws-host-programs/"
-                   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar")
 
 
 def parameter(which: naming.SsmParameter) -> str:
@@ -61,6 +62,7 @@ class StackFacts:
     region: str
     account: str
     bucket: str
+    host_files_bucket: str
     ssm_prefix: str
     hosted_zone_id: str = ""
     db_identifier: str = "mlflow-aws-dev"
@@ -71,7 +73,8 @@ class StackFacts:
 
     def arn(self, template: str) -> str:
         return template.format(partition=self.partition, region=self.region, account=self.account,
-                               bucket=self.bucket, ssm_prefix=self.ssm_prefix, hosted_zone_id=self.hosted_zone_id,
+                               bucket=self.bucket, host_files_bucket=self.host_files_bucket,
+                               ssm_prefix=self.ssm_prefix, hosted_zone_id=self.hosted_zone_id,
                                db_identifier=self.db_identifier, instance_id=self.instance_id)
 
 
@@ -113,6 +116,7 @@ class HostCall:
         return self.operation.split(":", 1)[0]
 
 
+BOOTSTRAP = "mlflow-host-files, the user data's bootstrap (host_programs/bootstrap.py, signed by hand)"
 CONFIGURE = "mlflow-configure (host_programs/configure.py)"
 SERVER = "mlflow server, the artifact proxy (mlflow/store/artifact/s3_artifact_repo.py)"
 PRESIGNED = "a client, with a URL the mlflow server presigns (s3_artifact_repo.py: get_download_presigned_url, " \
@@ -121,11 +125,11 @@ CERTIFICATE_STATE = "mlflow-certificate-state (host_programs/certificate_state.p
 CERTBOT_DNS = "certbot --dns-route53 (certbot_dns_route53/_internal/dns_route53.py)"
 HEALTH_REPORT = "mlflow-health-report (host_programs/health_report.py)"
 ADMIN_RESTART = "mlflow-admin-restart (host_programs/admin_restart.py)"
-FETCH_PROGRAMS = "mlflow-fetch-programs (host_programs/fetch_programs.py)"
 
 SAVED_STATE = tuple(parameter(which) for which in naming.HOST_WRITTEN_PARAMETERS)
 
 HOST_CALLS: tuple[HostCall, ...] = (
+    HostCall(BOOTSTRAP, "s3:GetObject", ("s3:GetObject",), (HOST_FILES_OBJECT,)),
     HostCall(CONFIGURE, "ssm:GetParameters", ("ssm:GetParameters",),
              tuple(parameter(which) for which in naming.HOST_PARAMETERS)),
     HostCall(CONFIGURE, "ssm:GetParameterHistory", ("ssm:GetParameterHistory",),
@@ -140,7 +144,6 @@ HOST_CALLS: tuple[HostCall, ...] = (
     HostCall(SERVER, "s3:ListObjectsV2", ("s3:ListBucket",), (ARTIFACT_BUCKET,)),
     HostCall(SERVER, "s3:DeleteObjects", ("s3:DeleteObject",), (ARTIFACT_OBJECT,)),
     HostCall(PRESIGNED, "s3:GetObject", ("s3:GetObject",), (ARTIFACT_OBJECT,)),
-    HostCall(FETCH_PROGRAMS, "s3:GetObject", ("s3:GetObject",), (PROGRAMS_BUNDLE,)),
     HostCall(PRESIGNED, "s3:PutObject", ("s3:PutObject",), (ARTIFACT_OBJECT,)),
     HostCall(PRESIGNED, "s3:UploadPart", ("s3:PutObject",), (ARTIFACT_OBJECT,)),
     HostCall(CERTIFICATE_STATE, "ssm:GetParameter", ("ssm:GetParameter",), SAVED_STATE, with_certificate_state),

@@ -11,7 +11,7 @@ from typing import Any
 
 import naming
 from host_programs import admin_restart, fence, health_report
-from userdata import layout, programs
+from userdata import layout
 from userdata.files import HostFile
 from userdata.programs import HostProgram
 from userdata.settings import HostSettings
@@ -87,13 +87,12 @@ def handover_programs(s: HostSettings) -> list[HostProgram]:
 
 
 def handover_files(s: HostSettings) -> list[HostFile]:
-    fetch = programs.fetch_command(VENV_PYTHON)
-    files = [HostFile(FENCE_UNIT, fill("mlflow-fence.service", mlflow_unit=layout.UNIT_NAME, fetch_programs=fetch,
+    files = [HostFile(FENCE_UNIT, fill("mlflow-fence.service", mlflow_unit=layout.UNIT_NAME,
                                        script=FENCE_SCRIPT, runtime_directory=layout.RUN_DIR.removeprefix("/run/")),
                       defer=True)]
     if not s.behind_load_balancer:
         files.append(HostFile(HEALTH_REPORT_UNIT, fill(
-            "mlflow-health-report.service", mlflow_unit=layout.UNIT_NAME, fetch_programs=fetch,
+            "mlflow-health-report.service", mlflow_unit=layout.UNIT_NAME,
             script=HEALTH_REPORT_SCRIPT, timeout_seconds=str(HEALTH_REPORT_WAIT_SECONDS + 300)), defer=True))
     return files
 

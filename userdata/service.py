@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import server_guard
 from server_guard import sources
-from userdata import layout, packages, programs, scripts, sizing
+from userdata import layout, packages, scripts, sizing
 from userdata.settings import HostSettings
 from userdata.template import fill
 
@@ -62,7 +62,6 @@ def unit(s: HostSettings) -> str:
         env_file=layout.ENV_FILE,
         packages_script=layout.PACKAGES_SCRIPT,
         install_script=layout.INSTALL_SCRIPT,
-        fetch_programs=programs.fetch_command(f"{layout.VENV_DIR}/bin/python3"),
         configure_script=layout.CONFIGURE_SCRIPT,
         exec_start=shlex.join(server_command(s)),
         source_regex_variable=sources.SOURCE_REGEX_VARIABLE,

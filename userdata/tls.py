@@ -18,7 +18,7 @@ from typing import Any
 
 import naming
 from host_programs import certificate_state
-from userdata import layout, packages, pins, programs, scripts
+from userdata import layout, packages, pins, scripts
 from userdata.files import HostFile
 from userdata.programs import HostProgram
 from userdata.settings import HostSettings
@@ -84,12 +84,10 @@ def tls_files(s: HostSettings) -> list[HostFile]:
     service = _fill(
         "mlflow-certificate.service", hostname=s.public_hostname, issuance_script=ISSUANCE_SCRIPT,
         packages_script=layout.PACKAGES_SCRIPT, install_script=CERTBOT_INSTALL_SCRIPT,
-        fetch_programs=programs.fetch_command(f"{CERTBOT_VENV}/bin/python"),
         run_timeout_seconds=str(run_timeout + packages.MAX_SECONDS + scripts.INSTALL_MAX_SECONDS),
     )
     renewal_service = _fill(
         "mlflow-certificate-renewal.service", hostname=s.public_hostname, install_script=CERTBOT_INSTALL_SCRIPT,
-        fetch_programs=programs.fetch_command(f"{CERTBOT_VENV}/bin/python"),
         renew_command=renew_command(), state_script=STATE_SCRIPT,
         run_timeout_seconds=str(CERTBOT_TIMEOUT_SECONDS + scripts.INSTALL_MAX_SECONDS + 60),
     )

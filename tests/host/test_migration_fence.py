@@ -18,7 +18,7 @@ import pytest
 
 from host_programs import fence
 from tests.host.conftest import require_host_binaries
-from tests.support import loopback
+from tests.support import loopback, ports
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def cluster() -> Iterator[loopback.PostgresCluster]:
     root = Path(tempfile.mkdtemp(prefix="mlflow-fence-"))
     root.chmod(0o711)  # PostgreSQL's own user must reach its directory inside
     base = root / "postgres"
-    postgres = loopback.PostgresCluster(base, port=loopback.free_port(), superuser="mlflow",
+    postgres = loopback.PostgresCluster(base, port=ports.free_port(), superuser="mlflow",
                                         password=secrets.token_hex(12), database="mlflow")
     postgres.init()
     postgres.start()

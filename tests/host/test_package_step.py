@@ -53,7 +53,7 @@ def rendered_step(tmp_path: Path, settings: userdata.HostSettings) -> tuple[Path
         layout.PACKAGES_MARKER, layout.NGINX_DEFAULT_SITE_ENABLED, layout.NGINX_HTTP_SITE_ENABLED,
         layout.NGINX_HTTP_SITE)}
     script = tmp_path / "mlflow-packages"
-    script.write_text(loopback.remap(loopback.rendered_files(userdata.render(settings))[layout.PACKAGES_SCRIPT],
+    script.write_text(loopback.remap(loopback.host_file_contents(settings)[layout.PACKAGES_SCRIPT],
                                      mapping))
     script.chmod(0o755)
     for directory in ("etc/nginx/sites-enabled", "etc/nginx/sites-available"):

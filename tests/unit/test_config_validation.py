@@ -573,7 +573,8 @@ def test_job_runner_and_private_default_are_off_by_default_and_reach_the_host_se
     assert (cfg.job_runner, cfg.default_permission, cfg.extra_allowed_origins) == (False, "READ", ())
     cfg = load({"jobRunner": "true", "instanceType": "t3.medium", "defaultPermission": "NO_PERMISSIONS",
                 "extraAllowedOrigins": '["https://MLflow.corp.example/", "http://10.0.0.5:8080"]'})
-    settings_ = host_settings.host_settings_for(cfg, artifact_bucket="b", public_ip="203.0.113.7")
+    settings_ = host_settings.host_settings_for(cfg, artifact_bucket="b", host_files_bucket="h",
+                                                public_ip="203.0.113.7")
     assert settings_.job_runner and settings_.default_permission == "NO_PERMISSIONS"
     assert settings_.extra_allowed_origins == ("https://mlflow.corp.example", "http://10.0.0.5:8080")
 
