@@ -34,10 +34,10 @@ def write(tmp_path: Path, document: dict[str, Any]) -> str:
 def test_the_settings_file_is_data_only_json_with_one_section_per_program():
     document = settings_document()
     handover = {fence.SECTION, admin_restart.SECTION, health_report.SECTION}
-    assert set(document) == {"region", "programs", configure.SECTION, certificate_state.SECTION, *handover}
-    assert set(settings_document(loopback_settings())) == {"region", "programs", configure.SECTION, *handover}
+    assert set(document) == {"region", configure.SECTION, certificate_state.SECTION, *handover}
+    assert set(settings_document(loopback_settings())) == {"region", configure.SECTION, *handover}
     assert set(settings_document(loopback_settings(load_balancer_cidr="10.0.0.0/16"))) == {
-        "region", "programs", configure.SECTION, fence.SECTION, admin_restart.SECTION}
+        "region", configure.SECTION, fence.SECTION, admin_restart.SECTION}
     assert programs.settings_text(TLS, userdata.host_programs(TLS)) == programs.settings_text(
         TLS, userdata.host_programs(TLS))
 
