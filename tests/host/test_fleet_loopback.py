@@ -28,7 +28,7 @@ import pytest
 import userdata
 from host_programs import configure
 from tests.host.conftest import require_host_binaries
-from tests.support import loopback, ports, replacement_drill
+from tests.support import loopback, ports
 from tests.support.fleet_loopback import FleetHost, LoginLoop, StandInLoadBalancer, fleet_settings
 from tests.support.loopback import LOOPBACK, LoopbackStack
 from userdata import layout
@@ -270,27 +270,6 @@ def test_a_host_drained_replaced_by_a_newer_release_and_put_back_fails_no_reques
     assert "/api/2.0/mlflow/users/get" in _access_log(replacement), "the replacement never served a login"
     assert "holding the schema lock" in replacement.configure_log.read_text()
 
-
-
-def test_a_single_hosts_replacement_behind_its_address_fails_no_request(fleet: Fleet) -> None:
-    """The single host's blue/green, the stand-in playing the Elastic IP: a client logging metrics and reading
-    a 10 MB artifact through it while a new host boots beside the old one, passes the gate, and takes the
-    address; the old host stops once its requests are done. Every request must succeed."""
-    old = fleet.hosts[-1]  # not the primary: it owns PostgreSQL and moto
-    fleet.balancer.set_targets([old.nginx_port])
-    target = replacement_drill.prepare_target(fleet.balancer, old)
-
-    def start_new() -> LoopbackStack:
-        new = FleetHost(fleet.primary, fleet_settings())
-        fleet.hosts.append(new)
-        start_host(new)
-        return new
-
-    _, result = replacement_drill.replace_host(fleet.balancer, old, start_new, target)
-    fleet.hosts.remove(old)
-    print(f"\nsingle host replaced behind its address: {result.sent} requests, {len(result.failures)} failed, "
-          f"longest gap {result.longest_gap:.2f} s")
-    assert result.failures == [], result.failures[:5]
 
 
 def _access_log(host: LoopbackStack) -> str:

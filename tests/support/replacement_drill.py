@@ -11,7 +11,7 @@ PostgreSQL): the new host's configure step snapshots the database, raises the fe
 server's sessions; the old host stands aside (nginx answers 503) while the schemas migrate, and the client
 counts those answers.
 
-Used by tests/host/test_fleet_loopback.py (the counts) and bench/host_replacement.py (the figures).
+Used by bench/host_replacement.py (the figures).
 """
 
 from __future__ import annotations
