@@ -587,6 +587,29 @@ def test_host_heals_itself_through_status_check_alarms(dev: ProgramRun) -> None:
         assert host in alarm.property_dependencies["dimensions"]
 
 
+def test_each_status_check_alarm_fires_on_one_failed_check_in_the_worst_minute_of_its_periods(
+        dev: ProgramRun) -> None:
+    # The values the resource snapshot no longer shows among the user data: held here, one by one.
+    alarms = {a.inputs["metricName"]: a.inputs for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert sorted(alarms) == ["StatusCheckFailed_Instance", "StatusCheckFailed_System"]
+    for alarm in alarms.values():
+        assert alarm["namespace"] == "AWS/EC2"
+        assert alarm["statistic"] == "Maximum"  # a check failed at any point of the minute
+        assert alarm["comparisonOperator"] == "GreaterThanOrEqualToThreshold" and alarm["threshold"] == 1
+        assert alarm["period"] == 60
+    # Hardware is recovered after two failed minutes in a row, a reboot after three.
+    assert alarms["StatusCheckFailed_System"]["evaluationPeriods"] == 2
+    assert alarms["StatusCheckFailed_Instance"]["evaluationPeriods"] == 3
+
+
+def test_rds_runs_the_configured_class_and_may_take_the_major_version_the_config_names(dev: ProgramRun) -> None:
+    assert dev.one(RDS).inputs["instanceClass"] == "db.t4g.micro"  # dbInstanceClass's default
+    assert run_program("dev", {"dbInstanceClass": "db.m7g.large"}).one(RDS).inputs["instanceClass"] == "db.m7g.large"
+    # RDS refuses an engineVersion of another major unless AllowMajorVersionUpgrade is set (ModifyDBInstance,
+    # AWS RDS API reference): without it `pulumi config set dbEngineVersion 18` would fail at `pulumi up`.
+    assert dev.one(RDS).inputs["allowMajorVersionUpgrade"] is True
+
+
 # --- domain and DNS ----------------------------------------------------------------------------
 
 

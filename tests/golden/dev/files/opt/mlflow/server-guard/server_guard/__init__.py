@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+APP_NAME = "mlflow-aws-guard"
+ENTRY_POINT = "server_guard.app:create_app"
+DISTRIBUTION = "mlflow-aws-server-guard"

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_ssm import SSMClient
+
+
+def _client(service: str, region: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(service, region_name=region, config=Config(
+        connect_timeout=5, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}))
+
+
+def ssm_client(region: str) -> SSMClient:
+    client: SSMClient = _client("ssm", region)
+    return client
+
+
+def ec2_client(region: str) -> EC2Client:
+    client: EC2Client = _client("ec2", region)
+    return client
+
+
+def rds_client(region: str) -> RDSClient:
+    client: RDSClient = _client("rds", region)
+    return client
+
+
+def client(service: str, region: str) -> Any:
+    return _client(service, region)
