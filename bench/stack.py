@@ -26,7 +26,7 @@ import naming
 from bench.common import process_tree
 from tests.support.loopback import LoopbackStack, autocommit_cursor, remap
 from tests.support.ports import free_port
-from userdata import layout
+from userdata import layout, nginx
 
 _UPSTREAM_SERVER = f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"
 # Variant name -> (host path, rendered text, replacement) edits of the rendered nginx files.
@@ -47,6 +47,13 @@ NGINX_VARIANTS: dict[str, list[tuple[str, str, str]]] = {
     "buffered": [
         (layout.NGINX_PROXY_SNIPPET, "proxy_request_buffering off;", "proxy_request_buffering on;"),
         (layout.NGINX_PROXY_SNIPPET, "proxy_buffering off;", "proxy_buffering on;"),
+    ],
+    # The site before issue 23: nginx's default header timeout (60 s), the 300 s body timeout, and no limit
+    # of requests in flight per address.
+    "no-client-limits": [
+        (layout.NGINX_PROXY_SNIPPET, "client_header_timeout 10s;\n", ""),
+        (layout.NGINX_PROXY_SNIPPET, "client_body_timeout 60s;\n", "client_body_timeout 300s;\n"),
+        (layout.NGINX_PROXY_SNIPPET, f"    limit_conn {nginx.PER_ADDRESS_ZONE} {nginx.REQUESTS_PER_ADDRESS};\n", ""),
     ],
 }
 

@@ -10,6 +10,9 @@ thread with its own keep-alive session unless said otherwise:
                 a new connection per request
   unguarded     the rendered ExecStart with MLflow's own `--app-name basic-auth` instead of the server
                 guard on another port, the same admin, a new connection per request
+Each measurement also counts the CPU seconds the MLflow processes that served it used, per request: on a
+busy machine a steadier figure of what a request costs the server than requests per second (PostgreSQL's
+CPU, which a non-admin's permission queries also cost, is not in it).
 nginx/direct-fresh is nginx's cost (target: >= 0.90, nginx costs at most 10%); nginx/direct compares with
 a keep-alive client straight to MLflow (which uvicorn slows by ~40 ms a request when --workers > 1,
 Kludex/uvicorn#3149); direct-fresh/unguarded is the server guard's cost (same run, guard on and off),
@@ -25,17 +28,22 @@ same machine, so its CPU competes with the server's.
 from __future__ import annotations
 
 import argparse
+import math
 import secrets
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bench.common import log, print_machine, print_table, ratio, summarize, verdict
+from bench.common import cpu_seconds, log, print_machine, print_table, process_tree, ratio, summarize, verdict
 from bench.host_install import host_venv
 from bench.load import BATCH_METRICS, BODIES, Auth, LoadResult, create_editor, create_run, run_load
 from bench.stack import NGINX_VARIANTS, PlainServer, bench_stack, rendered_workers
 
 TARGET_NGINX_RATIO = 0.90
+TARGET_USER_RATIO = 0.85  # a non-admin's requests/s against the admin's (issue 23)
+TARGET_GUARD_COST = 0.03  # the server guard's share of an admin's request (issue 23)
 THREADS = (1, 8)
 TARGETS = ("nginx", "nginx-user", "direct", "direct-fresh", "unguarded", "plain")
 TARGET_RATIO = ("nginx", "direct-fresh")
@@ -54,80 +62,111 @@ RATIOS = [
 class Target:
     uri: str
     auth: Auth
+    pids: Callable[[], list[int]]  # the MLflow processes that serve it
     fresh_connections: bool = False
 
 
+@dataclass
+class Measured:
+    load: LoadResult
+    cpu_seconds: float
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_seconds / self.load.requests * 1000 if self.load.requests else math.nan
+
+
+def measured_load(target: Target, kind: str, run_id: str, **load: Any) -> Measured:
+    pids = target.pids()
+    before = cpu_seconds(pids)
+    result = run_load(target.uri, target.auth, kind, run_id, fresh_connections=target.fresh_connections, **load)
+    return Measured(result, cpu_seconds(pids) - before)
+
+
 def measure(venv: Path | None, *, memory_mib: int, variant: str, runs: int, max_requests: int,
-            max_seconds: float, targets: list[str]) -> tuple[int, dict[tuple[str, str, int], list[LoadResult]]]:
-    results: dict[tuple[str, str, int], list[LoadResult]] = {}
+            max_seconds: float, targets: list[str]) -> tuple[int, dict[tuple[str, str, int], list[Measured]]]:
+    results: dict[tuple[str, str, int], list[Measured]] = {}
     with bench_stack(venv, variant=variant, instance_memory_mib=memory_mib) as stack, ExitStack() as servers:
         workers = rendered_workers(stack)
         admin: Auth = (stack.admin_username, stack.admin_password)
         run_id = create_run(stack.tracking_uri, admin, "bench-throughput")
+
+        def plain(app_name: str | None) -> Target:
+            server = servers.enter_context(PlainServer(stack, app_name))
+            assert server.process is not None
+            pid = server.process.pid
+            return Target(server.uri, admin if app_name else None, lambda: process_tree(pid), fresh_connections=True)
+
         every = {
-            "nginx": lambda: Target(stack.tracking_uri, admin),
+            "nginx": lambda: Target(stack.tracking_uri, admin, stack.mlflow_process_ids),
             "nginx-user": lambda: Target(stack.tracking_uri, create_editor(
-                stack.tracking_uri, admin, run_id, "bench-editor", secrets.token_urlsafe(16))),
-            "direct": lambda: Target(stack.direct_uri, admin),
-            "direct-fresh": lambda: Target(stack.direct_uri, admin, fresh_connections=True),
-            "unguarded": lambda: Target(servers.enter_context(PlainServer(stack, "basic-auth")).uri, admin,
-                                        fresh_connections=True),
-            "plain": lambda: Target(servers.enter_context(PlainServer(stack)).uri, None, fresh_connections=True),
+                stack.tracking_uri, admin, run_id, "bench-editor", secrets.token_urlsafe(16)),
+                stack.mlflow_process_ids),
+            "direct": lambda: Target(stack.direct_uri, admin, stack.mlflow_process_ids),
+            "direct-fresh": lambda: Target(stack.direct_uri, admin, stack.mlflow_process_ids, fresh_connections=True),
+            "unguarded": lambda: plain("basic-auth"),
+            "plain": lambda: plain(None),
         }
         chosen = {name: every[name]() for name in every if name in targets}
         for target in chosen.values():  # warm every worker's caches and connections
             for kind in BODIES:
-                run_load(target.uri, target.auth, kind, run_id, threads=8, max_requests=80, max_seconds=10,
-                         fresh_connections=target.fresh_connections)
+                measured_load(target, kind, run_id, threads=8, max_requests=80, max_seconds=10)
         for repetition in range(runs):
             for kind in BODIES:
                 for threads in THREADS:
                     for name, target in chosen.items():
-                        result = run_load(target.uri, target.auth, kind, run_id, threads=threads,
-                                          max_requests=max_requests, max_seconds=max_seconds,
-                                          fresh_connections=target.fresh_connections)
-                        if result.errors:
-                            log(f"{name} {kind}: {result.errors} errors, first: {result.first_error}")
+                        result = measured_load(target, kind, run_id, threads=threads, max_requests=max_requests,
+                                               max_seconds=max_seconds)
+                        if result.load.errors:
+                            log(f"{name} {kind}: {result.load.errors} errors, first: {result.load.first_error}")
                         results.setdefault((kind, name, threads), []).append(result)
-                        log(f"rep {repetition + 1}/{runs} {kind} x{threads} {name}: {result.rps:.0f} rps")
+                        log(f"rep {repetition + 1}/{runs} {kind} x{threads} {name}: {result.load.rps:.0f} rps, "
+                            f"{result.cpu_ms_per_request:.2f} ms CPU a request")
     return workers, results
 
 
-def report(results: dict[tuple[str, str, int], list[LoadResult]], *, memory_mib: int, workers: int,
+def report(results: dict[tuple[str, str, int], list[Measured]], *, memory_mib: int, workers: int,
            variant: str) -> None:
     rows: list[list[object]] = []
     for (kind, target, threads), runs in sorted(results.items()):
-        pooled = [latency for run in runs for latency in run.latencies]
-        merged = LoadResult(latencies=pooled)
-        rows.append([kind, threads, target, summarize(r.rps for r in runs).show(0), sum(r.errors for r in runs),
-                     f"{merged.latency_ms(0.50):.1f}", f"{merged.latency_ms(0.95):.1f}",
-                     f"{merged.latency_ms(0.99):.1f}"])
+        merged = LoadResult(latencies=[latency for run in runs for latency in run.load.latencies])
+        rows.append([kind, threads, target, summarize(r.load.rps for r in runs).show(0),
+                     sum(r.load.errors for r in runs), f"{merged.latency_ms(0.50):.1f}",
+                     f"{merged.latency_ms(0.95):.1f}", f"{merged.latency_ms(0.99):.1f}",
+                     summarize(r.cpu_ms_per_request for r in runs).show(2)])
     print_table(f"Throughput ({memory_mib} MiB settings, {workers} worker(s), nginx variant {variant}; "
                 f"log_batch = {BATCH_METRICS} metrics a request)",
                 ["request", "threads", "target", "requests/s median (min, max)", "errors", "p50 ms", "p95 ms",
-                 "p99 ms"], rows)
+                 "p99 ms", "MLflow CPU ms a request"], rows)
 
     present = [(a, b, label) for a, b, label in RATIOS if any(key[1] == a for key in results)
                and any(key[1] == b for key in results)]
-    ratio_rows: list[list[object]] = []
-    for kind in BODIES:
-        for threads in THREADS:
-            def rps(target: str, kind: str = kind, threads: int = threads) -> list[float]:
-                return [r.rps for r in results.get((kind, target, threads), [])]
+    targets = {TARGET_RATIO: TARGET_NGINX_RATIO, ("nginx-user", "nginx"): TARGET_USER_RATIO,
+               ("direct-fresh", "unguarded"): 1 - TARGET_GUARD_COST}
+    for figure, unit in (("rps", "requests/s"), ("cpu", "MLflow CPU a request, inverted: its cost")):
+        ratio_rows: list[list[object]] = []
+        for kind in BODIES:
+            for threads in THREADS:
+                def values(target: str, kind: str = kind, threads: int = threads, figure: str = figure) -> list[float]:
+                    runs = results.get((kind, target, threads), [])
+                    # As a rate, so that for both figures a ratio under 1 means the numerator costs more.
+                    return [r.load.rps if figure == "rps" else 1 / r.cpu_ms_per_request for r in runs]
 
-            row: list[object] = [kind, threads]
-            for numerator, denominator, _ in present:
-                summary = summarize(ratio(a, b) for a, b in zip(rps(numerator), rps(denominator), strict=True))
-                row.append(summary.show(2))
-                if (numerator, denominator) == TARGET_RATIO:
-                    row.append(f"{verdict(summary.median >= TARGET_NGINX_RATIO)} (>= {TARGET_NGINX_RATIO:.2f})")
-            ratio_rows.append(row)
-    headers = ["request", "threads"]
-    for numerator, denominator, label in present:
-        headers.append(f"{numerator}/{denominator} ({label})")
-        if (numerator, denominator) == TARGET_RATIO:
-            headers.append("target")
-    print_table("Throughput ratios (per repetition, then median)", headers, ratio_rows)
+                row: list[object] = [kind, threads]
+                for numerator, denominator, _ in present:
+                    summary = summarize(ratio(a, b) for a, b in zip(values(numerator), values(denominator),
+                                                                   strict=True))
+                    row.append(summary.show(2))
+                    if (numerator, denominator) in targets:
+                        wanted = targets[(numerator, denominator)]
+                        row.append(f"{verdict(summary.median >= wanted)} (>= {wanted:.2f})")
+                ratio_rows.append(row)
+        headers = ["request", "threads"]
+        for numerator, denominator, label in present:
+            headers.append(f"{numerator}/{denominator} ({label})")
+            if (numerator, denominator) in targets:
+                headers.append("target")
+        print_table(f"Ratios of {unit} (per repetition, then median)", headers, ratio_rows)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -139,7 +139,8 @@ class Server:
             return UsersError(f"{subject or 'that'} does not exist on the server ({message}); "
                               "see `mlflow-aws users list`")
         if error_code == "RESOURCE_ALREADY_EXISTS":
-            return UsersError(f"{subject or 'that'} already exists ({message})")
+            # Not the server's message: MLflow's carries its SQL error, the password hash among its values.
+            return UsersError(f"{subject or 'that'} already exists")
         if status == 404:
             return UsersError(f"{path} is not on this server (HTTP 404): its MLflow has no such auth API; "
                               "this command is tested with MLflow 3.16 and 3.17")
@@ -158,7 +159,14 @@ class Server:
         self.call("GET", USERS_GET, query={"username": username}, subject=f"user {username!r}")
 
     def add(self, username: str, password: str, *, admin: bool) -> None:
-        self.call("POST", USERS_CREATE, {"username": username, "password": password}, subject=f"user {username!r}")
+        try:
+            self.call("POST", USERS_CREATE, {"username": username, "password": password},
+                      subject=f"user {username!r}")
+        except UsersError as error:
+            if str(error) != f"user {username!r} already exists":
+                raise
+            raise UsersError(f"{error}: choose another name, or give it a new password with "
+                             f"`mlflow-aws users set-password {username}`") from None
         if admin:
             self.call("PATCH", USERS_UPDATE_ADMIN, {"username": username, "is_admin": True},
                       subject=f"user {username!r}")

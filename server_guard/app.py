@@ -1,5 +1,5 @@
-"""The entry point: basic-auth's app, then the guard's rules on its Flask app (its hook runs after
-basic-auth's, so a request without a valid login is answered 401 first)."""
+"""The entry point: basic-auth's app, the guard's rules in its validators and Flask hooks, and the gate
+(server_guard.gate) around the whole ASGI app, outside basic-auth's own middleware."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Any
 
 from flask import Response, request
 
-from server_guard import locations, sources, users
+from server_guard import BODY_LIMIT_BYTES, basic_auth, locations, sources, traces
+from server_guard.gate import Answer, Gate
+from server_guard.ledger import PostgresLedger
+from server_guard.throttle import LoginThrottle
 
 
 def install_rules(flask_app: Any) -> None:
@@ -16,12 +19,13 @@ def install_rules(flask_app: Any) -> None:
     from mlflow.server import auth
     from mlflow.server.handlers import _get_request_message, catch_mlflow_exception
 
-    if not users.restrict_to_admins(auth.BEFORE_REQUEST_VALIDATORS, auth.validate_can_list_users):
-        raise RuntimeError("server_guard: this MLflow's basic-auth has no users/list validator")
+    basic_auth.harden_validators(auth)
+    basic_auth.cache_run_experiments(auth)
+    basic_auth.remember_users_per_request(auth)
     paths = locations.create_experiment_paths(auth.BEFORE_REQUEST_VALIDATORS.items(),
                                               auth.validate_can_create_experiment)
     if not paths:
-        raise RuntimeError("server_guard: this MLflow's basic-auth has no experiments/create validator")
+        raise basic_auth.BasicAuthMismatch("server_guard: this MLflow's basic-auth has no experiments/create validator")
 
     def artifact_location() -> str:
         location: str = _get_request_message(CreateExperiment()).artifact_location  # type: ignore[no-untyped-call]
@@ -34,6 +38,44 @@ def install_rules(flask_app: Any) -> None:
     flask_app.before_request(guard_request)
 
 
+def unauthenticated_answer(flask_app: Any, auth: Any) -> Answer:
+    """basic-auth's own 401, as its Flask hook sends it."""
+    with flask_app.app_context():
+        response = auth.make_basic_auth_response()
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()
+               if name.lower() != "content-length"]
+    return Answer(response.status_code, response.get_data(), headers)
+
+
+def install_gate(served: Any, flask_app: Any) -> None:
+    from mlflow.server import auth
+    from mlflow.server.handlers import _get_tracking_store
+    from mlflow.tracing.utils.otlp import OTLP_TRACES_PATH
+
+    if not hasattr(served, "add_middleware"):
+        raise basic_auth.BasicAuthMismatch("server_guard: MLflow must serve its ASGI app (uvicorn)")
+
+    def trace_homes(trace_ids: list[str]) -> dict[str, str]:
+        found = _get_tracking_store().batch_get_trace_infos(trace_ids)
+        return {str(info.trace_id): str(info.experiment_id) for info in found}
+
+    served_by_flask = basic_auth.flask_served(served)
+    ledger = PostgresLedger(auth.store.engine)
+    throttle = LoginThrottle(ledger)
+    ledger.watch(throttle.changed)
+    served.add_middleware(
+        Gate,
+        authority=basic_auth.authority(auth, served_by_flask),
+        throttle=throttle,
+        unauthenticated=unauthenticated_answer(flask_app, auth),
+        held_whole=served_by_flask,
+        trace_writes={OTLP_TRACES_PATH: traces.otlp_write,
+                      **dict.fromkeys(traces.start_trace_paths(), traces.start_trace_write)},
+        trace_homes=trace_homes,
+        body_limit=BODY_LIMIT_BYTES,
+    )
+
+
 def create_app() -> Any:
     sources.require_source_regex(os.environ)
     from mlflow.server import app as flask_app
@@ -41,4 +83,5 @@ def create_app() -> Any:
 
     served = create_basic_auth_app(flask_app)
     install_rules(flask_app)
+    install_gate(served, flask_app)
     return served

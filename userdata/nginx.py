@@ -3,10 +3,17 @@ sandbox (a drop-in for the distribution's nginx.service)."""
 
 from __future__ import annotations
 
+import server_guard
 from userdata import layout
 from userdata.files import HostFile
 from userdata.settings import HostSettings
 from userdata.template import fill
+
+# Requests in flight per client address (issue 23, hole 4): more than one client moves at once (MLflow's
+# client: at most 20 artifact transfers; a browser: 6 connections, or its HTTP/2 streams), and a team
+# behind one office address shares it; MLflow's client retries the 429 of the excess.
+REQUESTS_PER_ADDRESS = 128
+PER_ADDRESS_ZONE = "mlflow_per_address"
 
 
 def upstream() -> str:
@@ -14,6 +21,7 @@ def upstream() -> str:
         "nginx-upstream.conf",
         upstream=layout.NGINX_UPSTREAM_NAME,
         server=f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}",
+        per_address_zone=PER_ADDRESS_ZONE,
     )
 
 
@@ -34,6 +42,9 @@ def proxy_snippet(s: HostSettings | None = None) -> str:
         upstream=layout.NGINX_UPSTREAM_NAME,
         forwarded_for=LOAD_BALANCER_FORWARDED_FOR if behind else "$proxy_add_x_forwarded_for",
         forwarded_proto=LOAD_BALANCER_FORWARDED_PROTO if behind else "$scheme",
+        body_limit=f"{server_guard.BODY_LIMIT_MIB}m",
+        per_address_zone=PER_ADDRESS_ZONE,
+        per_address=str(REQUESTS_PER_ADDRESS),
     )
 
 

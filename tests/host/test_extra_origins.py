@@ -32,6 +32,16 @@ def test_the_listed_origin_may_write_through_its_own_host_name(team_stack):
     assert response.status_code == 200, response.text
 
 
+def test_a_browsers_preflight_from_the_listed_origin_is_answered_without_a_login(team_stack):
+    with requests.Session() as session:
+        session.trust_env = False
+        response = session.options(team_stack.tracking_uri + CREATE_EXPERIMENT, timeout=30, headers={
+            "Origin": TEAM_ORIGIN, "Host": TEAM_ORIGIN.split("://", 1)[1], "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] == TEAM_ORIGIN
+
+
 def test_an_unlisted_origin_is_still_refused(team_stack):
     response = ui_write(team_stack, "https://elsewhere.example")
     assert response.status_code == 403

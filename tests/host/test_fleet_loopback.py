@@ -27,8 +27,9 @@ import pytest
 
 import userdata
 from host_programs import configure
+from server_guard import throttle
 from tests.host.conftest import require_host_binaries
-from tests.support import loopback, ports
+from tests.support import loopback, ports, raw_http
 from tests.support.fleet_loopback import FleetHost, LoginLoop, StandInLoadBalancer, fleet_settings
 from tests.support.loopback import LOOPBACK, LoopbackStack
 from userdata import layout
@@ -213,6 +214,27 @@ def test_a_login_made_on_one_host_works_on_the_other(fleet: Fleet) -> None:
     status, _, _ = as_admin(second, "POST", "/api/2.0/mlflow/users/create-ui", body=forged,
                             headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
     assert status == 400
+
+
+def whoami_from(port: int, source: str, user: str, password: str) -> int:
+    return raw_http.request(port, source, "GET", "/api/2.0/mlflow/users/current",
+                            {"Authorization": raw_http.basic(user, password)}).status
+
+
+def test_failed_logins_on_one_host_throttle_the_address_on_the_other(fleet: Fleet) -> None:
+    first, second = fleet.hosts
+    guesser = "127.0.95.2"
+    for attempt in range(throttle.LIMIT):
+        assert whoami_from(first.nginx_port, guesser, f"fleet-guess-{attempt}", "Spring2026!") == 401
+    assert whoami_from(second.nginx_port, guesser, "fleet-guess-next", "Spring2026!") == 429
+
+
+def test_behind_the_load_balancer_each_client_is_throttled_by_its_own_address(fleet: Fleet) -> None:
+    guesser, neighbour = "127.0.96.2", "127.0.96.3"
+    for attempt in range(throttle.LIMIT):
+        whoami_from(fleet.balancer.port, guesser, f"balanced-guess-{attempt}", "Spring2026!")
+    assert whoami_from(fleet.balancer.port, guesser, "balanced-guess-next", "Spring2026!") == 429
+    assert whoami_from(fleet.balancer.port, neighbour, FLEET_USER, FLEET_PASSWORD) == 200
 
 
 def test_a_configure_step_waits_while_another_host_holds_the_schema_lock(fleet: Fleet) -> None:

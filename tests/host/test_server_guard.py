@@ -7,6 +7,7 @@ read): they stay, so a change of MLflow or of the guard cannot reopen them. The 
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -311,6 +312,81 @@ def test_only_admins_list_users(team, path):
 def test_a_user_still_reads_their_own_account(team):
     assert ok(team.alice.get("/api/2.0/mlflow/users/current"))["user"]["username"] == team.alice.username
     assert team.alice.get("/api/2.0/mlflow/users/get", username=team.admin.username).status_code == 403
+
+
+# --- 7. errors, scorers and demo data (issue 23, hole 6) ------------------------------------------
+
+DATABASE_INTERNALS = ("INSERT", "psycopg2", "[SQL", "[parameters", "sqlalche.me", "scrypt:", "pbkdf2:")
+SAFETY_SCORER = json.dumps({"name": "safety", "serialization_version": 1, "builtin_scorer_class": "Safety",
+                            "builtin_scorer_pydantic_data": {"name": "safety",
+                                                             "required_columns": ["outputs", "inputs"]}})
+
+
+def tells_no_internals(response: requests.Response) -> bool:
+    return not any(internal in response.text for internal in DATABASE_INTERNALS)
+
+
+def test_a_taken_experiment_name_is_refused_without_the_databases_words(team):
+    taken = ok(team.admin.get("/api/2.0/mlflow/experiments/get", experiment_id=team.private_experiment_id))[
+        "experiment"]["name"]
+    created = team.alice.post("/api/2.0/mlflow/experiments/create", {"name": taken})
+
+    assert created.status_code == 400 and created.json()["error_code"] == "RESOURCE_ALREADY_EXISTS", created.text
+    assert tells_no_internals(created), created.text
+    assert "already exists" in created.json()["message"]
+
+
+def test_a_taken_user_name_is_refused_without_the_databases_words_or_a_hash(team):
+    created = team.admin.post("/api/2.0/mlflow/users/create",
+                              {"username": team.alice.username, "password": secrets.token_urlsafe(PASSWORD_LENGTH)})
+
+    assert created.status_code == 400 and created.json()["error_code"] == "RESOURCE_ALREADY_EXISTS", created.text
+    assert tells_no_internals(created), created.text
+
+
+@pytest.fixture(scope="module")
+def private_scorer(team: Team) -> str:
+    ok(team.admin.post("/api/3.0/mlflow/scorers/register", {
+        "experiment_id": team.private_experiment_id, "name": "safety", "serialized_scorer": SAFETY_SCORER}))
+    return "safety"
+
+
+@pytest.mark.parametrize("route", ["/api/3.0/mlflow/scorers/get", "/api/3.0/mlflow/scorers/versions"])
+def test_a_scorer_of_a_denied_experiment_is_refused_like_the_experiment(team, private_scorer, route):
+    for name in (private_scorer, "no-such-scorer"):
+        read = team.alice.get(route, experiment_id=team.private_experiment_id, name=name)
+        assert read.status_code == 403, f"{name}: {read.status_code} {read.text}"
+    assert team.admin.get(route, experiment_id=team.private_experiment_id, name=private_scorer).status_code == 200
+
+
+def test_a_scorer_of_a_readable_experiment_is_read(team):
+    shared = ok(team.admin.post("/api/2.0/mlflow/experiments/create", {"name": unique("scored")}))["experiment_id"]
+    ok(team.admin.post("/api/3.0/mlflow/scorers/register",
+                       {"experiment_id": shared, "name": "safety", "serialized_scorer": SAFETY_SCORER}))
+    read = ok(team.alice.get("/api/3.0/mlflow/scorers/get", experiment_id=shared, name="safety"))
+    assert read["scorer"]["scorer_name"] == "safety"
+
+
+def test_only_admins_generate_demo_data_as_only_they_delete_it(team):
+    nothing = {"features": ["no-such-feature"]}  # generates no data, whoever is let through
+    assert team.alice.post("/ajax-api/3.0/mlflow/demo/generate", nothing).status_code == 403
+    assert team.alice.post("/ajax-api/3.0/mlflow/demo/delete", {}).status_code == 403
+    assert team.admin.post("/ajax-api/3.0/mlflow/demo/generate", nothing).status_code == 200
+
+
+def test_a_revoked_permission_takes_effect_on_the_next_request(team):
+    experiment_id = ok(team.admin.post("/api/2.0/mlflow/experiments/create", {"name": unique("revoked")}))[
+        "experiment_id"]
+    run_id = create_run(team.admin, experiment_id)
+    grant = {"username": team.alice.username, "resource_type": "experiment", "resource_id": experiment_id}
+    ok(team.admin.post("/api/3.0/mlflow/users/permissions/grant", {**grant, "permission": "EDIT"}))
+    metric = {"run_id": run_id, "key": "loss", "value": 0.5, "timestamp": 0, "step": 0}
+    assert team.alice.post("/api/2.0/mlflow/runs/log-metric", metric).status_code == 200
+
+    ok(team.admin.post("/api/3.0/mlflow/users/permissions/revoke", grant))
+    ok(team.admin.post("/api/3.0/mlflow/users/permissions/grant", {**grant, "permission": "DENY"}))
+
+    assert team.alice.post("/api/2.0/mlflow/runs/log-metric", metric).status_code == 403
 
 
 # --- what a team does every day -------------------------------------------------------------------

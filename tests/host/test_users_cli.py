@@ -81,6 +81,17 @@ def test_added_user_logs_in_with_the_printed_password_and_is_listed(team_stack, 
     assert any(line.split()[:2] == [team_stack.admin_username, "yes"] for line in out.splitlines())
 
 
+def test_adding_a_user_that_exists_says_so_in_one_line_without_the_servers_internals(team_stack, admin_outputs):
+    name = new_name("bob")
+    add_user(admin_outputs, name)
+
+    code, out, err = users(admin_outputs, "add", name)
+
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [f"mlflow-aws: error: user {name!r} already exists: choose another name, or give it "
+                                f"a new password with `mlflow-aws users set-password {name}`"]
+
+
 def test_a_weak_password_is_refused_before_any_request(team_stack, admin_outputs, monkeypatch):
     def no_request(*args: object, **kwargs: object) -> None:
         raise AssertionError("a request was sent")

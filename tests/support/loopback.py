@@ -718,7 +718,7 @@ class LoopbackStack:
         conf = work / "nginx.conf"
         conf.write_text(
             f"{user}worker_processes 1;\npid {work}/nginx.pid;\nerror_log {self.nginx_log} info;\n"
-            "events { worker_connections 256; }\n"
+            "events { worker_connections 768; }\n"  # as Debian's and Ubuntu's nginx.conf
             "http {\n"
             f"    access_log {self.logs}/nginx-access.log;\n"
             f"    client_body_temp_path {work}/client_body;\n    proxy_temp_path {work}/proxy;\n"

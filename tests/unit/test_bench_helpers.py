@@ -22,7 +22,7 @@ from tests.support.loopback import LoopbackStack, host_file_contents, loopback_s
 from userdata import layout, sizing
 
 BENCH_MODULES = ["common", "host_install", "stack", "load", "install_time", "boot_time", "memory", "throughput",
-                 "large_artifact"]
+                 "large_artifact", "anonymous_bodies", "slow_clients", "login_throttle"]
 
 
 @pytest.mark.parametrize("name", BENCH_MODULES)
@@ -134,6 +134,14 @@ def test_buffered_variant_turns_both_bufferings_on():
     stack.apply_variant(files, "buffered")
     snippet = files[layout.NGINX_PROXY_SNIPPET]
     assert "proxy_request_buffering on;" in snippet and "proxy_buffering on;" in snippet
+
+
+def test_the_no_client_limits_variant_is_the_site_before_issue_23():
+    files = host_file_contents(loopback_settings())
+    stack.apply_variant(files, "no-client-limits")
+    snippet = files[layout.NGINX_PROXY_SNIPPET]
+    assert "limit_conn " not in snippet and "client_header_timeout" not in snippet
+    assert "client_body_timeout 300s;" in snippet
 
 
 def test_plain_server_is_the_rendered_exec_start_without_auth_on_its_own_port():
