@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 import pulumi_aws as aws
 
@@ -18,7 +20,9 @@ from components.host import TrackingHost, TrackingHostArgs
 from components.host_files import HostFileStore, HostFileStoreArgs
 from components.host_logs import HostLogs, HostLogsArgs
 from components.identity import HostIdentity, host_identity_args
+from components.launch_shape import LaunchShape, LaunchShapeArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.naming_rules import database_identifier
 from components.network import Network, NetworkArgs
 from components.reachability import ReachabilityCheck, ReachabilityCheckArgs
 from components.server_restart import ServerRestart, ServerRestartArgs
@@ -26,6 +30,7 @@ from components.server_secrets import ServerSecrets, ServerSecretsArgs
 from host_settings import host_settings_for
 from naming import Outputs
 from userdata import monitoring
+from userdata.settings import HostSettings
 
 # The first engine that honours `replacement_trigger` (pulumi/pulumi#20936): an older one ignores it, and
 # an instanceType change across CPU architectures then fails in place. scripts/_setup.sh checks the same.
@@ -41,6 +46,9 @@ stack_tags = {"Project": cfg.project, "Stack": cfg.stack, "ManagedBy": "pulumi"}
 provider = aws.Provider("aws", region=cfg.region, default_tags=aws.ProviderDefaultTagsArgs(tags=stack_tags))
 with_provider = pulumi.ResourceOptions(providers=[provider])
 name = cfg.stack
+# The dynamic resources (the recorded image, the single host's launch) call AWS with boto3 and the deployer's
+# own credentials: the environment's, or the profile the stack's AWS provider is configured with.
+deployer_profile = pulumi.Config("aws").get("profile") or ""
 
 # Changes AWS would refuse half-way (it is asked what the stack deployed before), before any resource.
 preflight.refuse_unsafe_changes(
@@ -145,13 +153,43 @@ def watch(tracking_uri: pulumi.Input[str], target_group: tuple[pulumi.Input[str]
     )
 
 
+def launch_shape(settings: pulumi.Output[HostSettings], subnet_id: pulumi.Output[str] | None = None) -> LaunchShape:
+    """What every host of the stack is launched as, in either shape (one resource name, one recorded image)."""
+    return LaunchShape(
+        name,
+        LaunchShapeArgs(
+            instance_type=cfg.instance_type,
+            region=cfg.region,
+            instance_profile_name=identity.instance_profile_name,
+            security_group_id=network.web_security_group_id,
+            settings=settings,
+            tags=stack_tags,
+            subnet_id=subnet_id,
+            ssh_key_name=cfg.ssh_key_name,
+            image_refresh=cfg.image_refresh,
+            profile=deployer_profile,
+        ),
+        with_provider,
+    )
+
+
+def admin_restart() -> None:
+    """A new admin name or password in SSM reaches the running server: the hosts restart MLflow, one at a time."""
+    ServerRestart(name, ServerRestartArgs(host_tag_value=name, revision=secrets.admin_revision), with_provider)
+
+
 def deploy_fleet() -> None:
     """hosts >= 2: an Auto Scaling group behind an Application Load Balancer. No Elastic IP, and no
     recovery alarms: the group replaces a host the load balancer finds unhealthy."""
     assert network.alb_security_group_id is not None
+    # The name moves to the load balancer only once the group has its hosts healthy behind it.
+    serving: pulumi.Output[str]
+    fleet_serves: Callable[[pulumi.Output[str]], None]
+    serving, fleet_serves = pulumi.deferred_output()
     balancer = LoadBalancer(
         name,
         LoadBalancerArgs(
+            serving=serving,
             domain=cfg.domain,
             hosted_zone_id=cfg.hosted_zone_id,
             vpc_id=network.vpc_id,
@@ -168,25 +206,15 @@ def deploy_fleet() -> None:
         name,
         HostFleetArgs(
             hosts=cfg.hosts,
-            instance_type=cfg.instance_type,
+            shape=launch_shape(settings),
             subnet_ids=network.public_subnet_ids,
-            security_group_id=network.web_security_group_id,
-            instance_profile_name=identity.instance_profile_name,
             target_group_arn=balancer.target_group_arn,
-            settings=settings,
-            tags=stack_tags,
+            role_name=identity.role_name,
         ),
         with_provider,
     )
-    # Every host of the group, one at a time, so the others keep serving.
-    ServerRestart(
-        name,
-        ServerRestartArgs(
-            target_key="tag:aws:autoscaling:groupName", target_values=[fleet.group_name],
-            revision=secrets.admin_revision, max_concurrency="1",
-        ),
-        with_provider,
-    )
+    fleet_serves(fleet.group_name)
+    admin_restart()
     pulumi.export(Outputs.TRACKING_URI, settings.apply(lambda s: s.tracking_uri))
     pulumi.export(Outputs.HOSTNAME, cfg.domain)
     pulumi.export(Outputs.LOAD_BALANCER_DNS_NAME, balancer.dns_name)
@@ -195,9 +223,13 @@ def deploy_fleet() -> None:
 
 
 def deploy_single_host() -> None:
+    # The domain's record (with a zone) moves to the address only once a healthy host has it.
+    serving: pulumi.Output[str]
+    address_serves: Callable[[pulumi.Output[str]], None]
+    serving, address_serves = pulumi.deferred_output()
     address = PublicAddress(
         name,
-        PublicAddressArgs(domain=cfg.domain, hosted_zone_id=cfg.hosted_zone_id),
+        PublicAddressArgs(serving=serving, domain=cfg.domain, hosted_zone_id=cfg.hosted_zone_id),
         with_provider,
     )
     settings = pulumi.Output.all(artifacts.bucket_name, host_file_store.bucket_name, address.public_ip).apply(
@@ -208,24 +240,19 @@ def deploy_single_host() -> None:
     host = TrackingHost(
         name,
         TrackingHostArgs(
-            instance_type=cfg.instance_type,
             region=cfg.region,
-            subnet_id=network.public_subnet_id,
-            security_group_id=network.web_security_group_id,
-            instance_profile_name=identity.instance_profile_name,
+            shape=launch_shape(settings, subnet_id=network.public_subnet_id),
             eip_allocation_id=address.allocation_id,
-            settings=settings,
-            ssh_key_name=cfg.ssh_key_name,
+            database_identifier=database_identifier(cfg.project, cfg.stack),
+            stack_tags=stack_tags,
+            ready_timeout_seconds=cfg.host_ready_timeout_minutes * 60.0,
+            profile=deployer_profile,
             notify=[alerts.topic_arn] if alerts else [],
         ),
         with_provider,
     )
-    # A new admin name or password in SSM reaches the running server: the host restarts MLflow.
-    ServerRestart(
-        name,
-        ServerRestartArgs(target_key="InstanceIds", target_values=[host.instance_id], revision=secrets.admin_revision),
-        with_provider,
-    )
+    address_serves(host.association_id)
+    admin_restart()
 
     pulumi.export(Outputs.TRACKING_URI, settings.apply(lambda s: s.tracking_uri))
     pulumi.export(Outputs.PUBLIC_IP, address.public_ip)

@@ -46,6 +46,10 @@ DEFAULT_PERMISSIONS = ("READ", "NO_PERMISSIONS")
 # expire", is left out on purpose: logs kept forever are billed forever).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)
+# How long `pulumi up` waits for a new single host to report healthy (components/host_launch.py): a first
+# boot installs MLflow in 3-5 minutes, and a release that migrates a schema snapshots the database first.
+MIN_READY_TIMEOUT_MINUTES, MAX_READY_TIMEOUT_MINUTES = 5, 180
+_IMAGE_REFRESH = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,12 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("logRetentionDays", "integer", 30,
               "Days CloudWatch Logs keeps the hosts' logs: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365 "
               "or one of CloudWatch's longer periods (400 to 3653)."),
+    ConfigKey("hostReadyTimeoutMinutes", "integer", 20,
+              "How long pulumi up waits for a new single host to report healthy before it fails, leaving "
+              "the old host serving (5 to 180)."),
+    ConfigKey("imageRefresh", "string", "",
+              "Any new value (a date, say) moves the hosts to the newest Ubuntu 24.04 image on the next "
+              "pulumi up; until then the image recorded at the first deploy stays."),
 )
 CONFIG_KEY_NAMES = tuple(key.name for key in CONFIG_KEYS)
 
@@ -152,6 +162,8 @@ class StackConfig:
     monitoring: bool = True
     alert_email: str = ""
     log_retention_days: int = 30
+    host_ready_timeout_minutes: int = 20
+    image_refresh: str = ""
 
     @property
     def ssm_prefix(self) -> str:
@@ -497,6 +509,20 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
         )
     origins_raw = reader.string_list("extraAllowedOrigins")
     extra_origins = _check_origins(reader, origins_raw) if origins_raw is not None else ()
+    ready_timeout = reader.integer("hostReadyTimeoutMinutes")
+    if ready_timeout is not None and not MIN_READY_TIMEOUT_MINUTES <= ready_timeout <= MAX_READY_TIMEOUT_MINUTES:
+        reader.problem(
+            f"hostReadyTimeoutMinutes: {ready_timeout} is outside {MIN_READY_TIMEOUT_MINUTES} to "
+            f"{MAX_READY_TIMEOUT_MINUTES}; a first boot alone takes 3 to 5 minutes; "
+            f"{_set_hint('hostReadyTimeoutMinutes', '20')}"
+        )
+        ready_timeout = None
+    image_refresh = reader.string("imageRefresh")
+    if not _IMAGE_REFRESH.match(image_refresh):
+        reader.problem(
+            f"imageRefresh: {image_refresh!r} is not a plain label (letters, digits, '.', '_' and '-', up to 64); "
+            f"{_set_hint('imageRefresh', '2027-01-15')}"
+        )
 
     monitoring = reader.boolean("monitoring")
     alert_email = reader.string("alertEmail")
@@ -546,6 +572,8 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
         monitoring=monitoring,
         alert_email=alert_email,
         log_retention_days=retention if retention is not None else 30,
+        host_ready_timeout_minutes=ready_timeout if ready_timeout is not None else 20,
+        image_refresh=image_refresh,
     )
 
 

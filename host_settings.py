@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import naming
+from components.naming_rules import database_identifier
 from config import StackConfig
 from userdata.settings import HostSettings
 
@@ -35,6 +36,7 @@ def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, host_files_buck
         default_permission=cfg.default_permission,
         extra_allowed_origins=cfg.extra_allowed_origins,
         monitoring=cfg.monitoring,
+        db_identifier=database_identifier(cfg.project, cfg.stack),
     )
     return behind_load_balancer(single_host, cfg) if cfg.fleet else single_host
 

@@ -42,6 +42,16 @@ HOST_PARAMETERS: tuple[SsmParameter, ...] = (
     GATEWAY_KEK_PASSPHRASE,
 )
 
+# Tags a host carries. HOST_TAG (value: the stack's name) marks every MLflow host of a stack, in either
+# shape, for the admin-restart association; HEALTH_TAG is the host's own report that it serves (written by
+# the host on its own instance, read by the deployer's HostLaunch); LAUNCH_TAG marks a host whose launch
+# failed, kept for diagnosis until the next `pulumi up` or `pulumi destroy` terminates it.
+HOST_TAG = "mlflow-aws:host"
+HEALTH_TAG = "mlflow-aws:health"
+HEALTHY = "healthy"  # the health tag's value starts with it once /health answers 200 through nginx
+LAUNCH_TAG = "mlflow-aws:launch"
+FAILED_LAUNCH = "failed"
+
 # Tags on the database and the bucket of a stack with protectData: for people in the AWS console, and
 # for the policy pack, which then holds them to it (policy/rules.py DATA_PROTECTION_TAG).
 DATA_PROTECTION_TAGS = {"DataProtection": "kept-on-destroy"}

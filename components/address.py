@@ -1,6 +1,9 @@
 """PublicAddress: the Elastic IP, allocated before the host so its URL is known before it boots.
 
-With a Route 53 zone, the A record for the domain points at it too. The README lets users create
+With a Route 53 zone, the A record for the domain points at it too, once the address serves: the record
+takes `serving`, a value known only after the host behind the address reported healthy and the address
+moved to it, so a stack going from a fleet back to one host moves its name only to a host that answers.
+The README lets users create
 that record by hand before they set `hostedZoneId`: a record that already points at this stack's
 Elastic IP is adopted (the stack manages it from then on); any other record of that name is refused
 before anything is created (components/preflight.py), since overwriting it would take the name from
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.ordering import ready_when
 from components.preflight import eip_name
 
 RECORD_TTL_SECONDS = 300
@@ -41,6 +45,8 @@ def fleet_record_urn(stack: str, project: str, name: str) -> str:
 
 @dataclass
 class PublicAddressArgs:
+    # Resolves once a healthy host has the address (TrackingHost's association): the record waits for it.
+    serving: pulumi.Input[str]
     domain: str = ""
     hosted_zone_id: str = ""
 
@@ -61,7 +67,7 @@ class PublicAddress(pulumi.ComponentResource):
                 name=args.domain,
                 type="A",
                 ttl=RECORD_TTL_SECONDS,
-                records=[eip.public_ip],
+                records=[ready_when(eip.public_ip, args.serving)],
                 # Only ever a record the preflight checked: none, or one already pointing at this stack's address.
                 allow_overwrite=True,
                 opts=pulumi.ResourceOptions(

@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 import naming
-from components.naming_rules import dns_safe
+from components.naming_rules import RDS_IDENTIFIER_MAX, database_identifier, dns_safe
 from components.network import POSTGRES_PORT
 from components.parameters import put_parameters
 
@@ -26,7 +26,6 @@ PROTECTED_BACKUP_DAYS = 7
 UNPROTECTED_BACKUP_DAYS = 1
 STORAGE_GROWTH_FACTOR = 5
 MAX_STORAGE_GB = 65536  # RDS's ceiling for PostgreSQL on gp3, for allocated and autoscaled storage alike
-RDS_IDENTIFIER_MAX = 63
 # RDS rejects '/', '@', '"' and spaces; letters and digits also need no escaping in a database URI.
 PASSWORD_LENGTH = 40
 SNAPSHOT_SUFFIX_BYTES = 4
@@ -80,13 +79,16 @@ class Database(pulumi.ComponentResource):
             description=f"{args.project} {args.stack}: private subnets of the MLflow backend store",
             opts=kept,
         )
+        # Declared with or without protectData: a stack turning protection off (the README's way to retire
+        # it) registers the suffix unprotected, which lifts its `protect` in state; were it no longer
+        # declared, that `pulumi up` would try to delete a protected resource, and Pulumi refuses.
+        suffix = random.RandomId(f"{name}-final-snapshot-suffix", byte_length=SNAPSHOT_SUFFIX_BYTES, opts=kept)
         snapshot_name: pulumi.Output[str] | None = None
         if args.protect_data:
-            suffix = random.RandomId(f"{name}-final-snapshot-suffix", byte_length=SNAPSHOT_SUFFIX_BYTES, opts=kept)
             snapshot_name = suffix.hex.apply(lambda hex_: final_snapshot_identifier(args.project, args.stack, hex_))
         instance = aws.rds.Instance(
             f"{name}-postgres",
-            identifier=dns_safe(f"{args.project}-{args.stack}", RDS_IDENTIFIER_MAX),
+            identifier=database_identifier(args.project, args.stack),
             engine="postgres",
             engine_version=args.engine_version,
             instance_class=args.instance_class,

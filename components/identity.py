@@ -6,11 +6,15 @@ parameters (and the history of the admin's name alone, so a renamed admin can be
 writes exactly two of them when TLS is on, the host's saved ACME account and certificate
 (naming.HOST_WRITTEN_PARAMETERS). AWS's `AmazonSSMManagedEC2InstanceDefaultPolicy` lets the SSM agent
 serve Session Manager (no SSH needed) and run the restart on an admin change, and reads no parameter.
-With a Route 53 zone, the host may also change records in that zone, for certbot's DNS-01 challenge.
-With monitoring, it may write to exactly the stack's log groups and put metrics only in the stack's
-namespace. The two parameters the host writes are created here, holding naming.UNSAVED_STATE until the
-host saves (their value is then the host's, never reset by `pulumi up`), so that `pulumi destroy`
-removes them and the private key in them.
+With a Route 53 zone, the host may also change records in that zone, for certbot's DNS-01 challenge. The
+single host may tag its own instance, and only with its health report (naming.HEALTH_TAG), which the
+deployer waits for; every host may snapshot the stack's database, under the upgrade prefix only, before a
+release migrates a schema. With monitoring, it may write to exactly the stack's log groups and put
+metrics only in the stack's namespace. The two parameters the host writes are created here, holding
+naming.UNSAVED_STATE until the host saves (their value is then the host's, never reset by `pulumi up`), so
+that `pulumi destroy` removes them and the private key in them. They stay while the stack is a fleet (whose
+hosts neither read nor write them), so a fleet going back to one host restores the certificate it had
+instead of ordering one.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import pulumi
 import pulumi_aws as aws
 
 import naming
+from components.naming_rules import database_identifier
 from components.ordering import ready_after
 from config import StackConfig
+from host_programs import schema_upgrade
 from userdata import monitoring
 from userdata.bundle import KEY_PREFIX
 
@@ -60,6 +66,19 @@ ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
 # out: the stack creates the groups with their retention, so neither is granted.
 LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 METRIC_ACTIONS = ["cloudwatch:PutMetricData"]
+# The health report tags the host's own instance (host_programs/health_report.py), and no other: the tagged
+# instance's ARN (aws:ARN, the request's resource) must be the ARN of the instance whose role credentials
+# sign the request (ec2:SourceInstanceARN, present only then, used as a policy variable); IAM refuses a
+# bare variable as the Resource, which must be an ARN. The tag's key can only be the health report's.
+HEALTH_REPORT_ACTIONS = ["ec2:CreateTags"]
+OWN_INSTANCE = {"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": [naming.HEALTH_TAG]}}
+# Before a release migrates a schema, the configure step snapshots the stack's database and waits for the
+# snapshot (host_programs/schema_upgrade.py). CreateDBSnapshot is authorized against both the instance and
+# the new snapshot, and copies the instance's tags to it (copy_tags_to_snapshot); the snapshot's name must
+# start with schema_upgrade.snapshot_prefix.
+SNAPSHOT_CREATE_ACTIONS = ["rds:CreateDBSnapshot", "rds:AddTagsToResource"]
+SNAPSHOT_READ_ACTIONS = ["rds:DescribeDBSnapshots"]
 
 
 @dataclass
@@ -69,7 +88,10 @@ class HostIdentityArgs:
     bucket_arn: pulumi.Input[str]
     host_files_bucket_arn: pulumi.Input[str]
     hosted_zone_id: str = ""
-    saves_certificate: bool = True  # tls: letsencrypt; the host keeps its certificate in SSM
+    keeps_certificate: bool = True  # tls: letsencrypt; the stack keeps the certificate's state in SSM
+    saves_certificate: bool = True  # ...and the host reads and writes it (the single host; a fleet's is ACM's)
+    reports_health: bool = True  # the single host tags itself healthy for the deployer's HostLaunch
+    database_identifier: str = ""  # the stack's RDS instance: the host may snapshot it before a migration
     # With monitoring: the log groups the host's agent writes and the one namespace its metrics go to.
     log_group_names: tuple[str, ...] = ()
     metrics_namespace: str = ""
@@ -109,6 +131,13 @@ def log_group_arns(partition: str, region: str, account_id: str, names: tuple[st
     groups = [f"arn:{partition}:logs:{region}:{account_id}:log-group:{name}" for name in names]
     return [arn for group in groups for arn in (group, f"{group}:*")]
 
+def database_arn(partition: str, region: str, account_id: str, identifier: str) -> str:
+    return f"arn:{partition}:rds:{region}:{account_id}:db:{identifier}"
+
+
+def snapshots_arn(partition: str, region: str, account_id: str, identifier: str) -> str:
+    return f"arn:{partition}:rds:{region}:{account_id}:snapshot:{schema_upgrade.snapshot_prefix(identifier)}*"
+
 
 def host_identity_args(
     cfg: StackConfig, bucket_arn: pulumi.Input[str], host_files_bucket_arn: pulumi.Input[str],
@@ -124,7 +153,12 @@ def host_identity_args(
         host_files_bucket_arn=host_files_bucket_arn,
         # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
         hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
+        # The saved certificate outlives a spell as a fleet, whose hosts neither read nor write it.
+        keeps_certificate=cfg.tls == "letsencrypt",
         saves_certificate=certificate_on_host,
+        # The single host tells the deployer it serves; a fleet's hosts tell the load balancer.
+        reports_health=not cfg.fleet,
+        database_identifier=database_identifier(cfg.project, cfg.stack),
         log_group_names=tuple(
             naming.log_group_name(cfg.project, cfg.stack, group)
             for group in monitoring.log_groups(certificate=certificate_on_host)
@@ -151,13 +185,19 @@ def host_policy(args: HostIdentityArgs, *, bucket_arn: str, host_files_bucket_ar
         ),
         log_group_arns=log_group_arns(partition, args.region, account_id, args.log_group_names),
         metrics_namespace=args.metrics_namespace,
+        instances_arn=f"arn:{partition}:ec2:{args.region}:{account_id}:instance/*" if args.reports_health else "",
+        database_arn=database_arn(partition, args.region, account_id, args.database_identifier)
+        if args.database_identifier else "",
+        snapshots_arn=snapshots_arn(partition, args.region, account_id, args.database_identifier)
+        if args.database_identifier else "",
     )
 
 
 def host_policy_document(
     *, bucket_arn: str, host_files_arn: str, parameters_arn: str, admin_name_arn: str, partition: str,
     hosted_zone_id: str = "", written_parameter_arns: list[str] | None = None,
-    log_group_arns: list[str] | None = None, metrics_namespace: str = "",
+    log_group_arns: list[str] | None = None, metrics_namespace: str = "", instances_arn: str = "",
+    database_arn: str = "", snapshots_arn: str = "",
 ) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "ListArtifactBucket", "Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
@@ -179,6 +219,17 @@ def host_policy_document(
             "Sid": "PublishStackMetrics", "Effect": "Allow", "Action": METRIC_ACTIONS, "Resource": "*",
             "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
         })
+    if instances_arn:
+        statements.append({
+            "Sid": "ReportOwnHealth", "Effect": "Allow", "Action": HEALTH_REPORT_ACTIONS, "Resource": instances_arn,
+            "Condition": OWN_INSTANCE,
+        })
+    if database_arn:
+        statements += [
+            {"Sid": "SnapshotOwnDatabase", "Effect": "Allow", "Action": SNAPSHOT_CREATE_ACTIONS,
+             "Resource": [database_arn, snapshots_arn]},
+            {"Sid": "WatchOwnSnapshots", "Effect": "Allow", "Action": SNAPSHOT_READ_ACTIONS, "Resource": snapshots_arn},
+        ]
     if hosted_zone_id:
         statements += [
             {"Sid": "Route53Lookups", "Effect": "Allow", "Action": ROUTE53_READ_ACTIONS, "Resource": "*"},
@@ -238,7 +289,7 @@ class HostIdentity(pulumi.ComponentResource):
                 description=f"Written by the MLflow host: its saved {parameter.suffix}",
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value", "tier"]),
             )
-            for parameter in (naming.HOST_WRITTEN_PARAMETERS if args.saves_certificate else ())
+            for parameter in (naming.HOST_WRITTEN_PARAMETERS if args.keeps_certificate else ())
         ]
 
         self.role_name = role.name

@@ -2,7 +2,10 @@
 
 HTTPS on 443 with an ACM certificate for `domain`, validated by a record in the Route 53 zone (ACM
 renews it by itself while the record stays); port 80 only redirects to 443. One target group, HTTP on
-port 80, health-checked on `/health`; the Route 53 alias for `domain` points at the load balancer.
+port 80, health-checked on `/health`; the Route 53 alias for `domain` points at the load balancer once
+the fleet serves: the alias takes `serving`, known only when the Auto Scaling group has its `hosts` healthy
+in the target group (its wait_for_elb_capacity), so a single host going to a fleet keeps its name until the
+fleet answers.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import address
+from components.ordering import ready_when
 from components.preflight import load_balancer_name
 from userdata.nginx import LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
 
@@ -50,6 +54,7 @@ def single_host_record_urn(stack: str, project: str, name: str) -> str:
 
 @dataclass
 class LoadBalancerArgs:
+    serving: pulumi.Input[str]  # resolves once the fleet's hosts are healthy behind the load balancer
     domain: str
     hosted_zone_id: str
     vpc_id: pulumi.Input[str]
@@ -155,7 +160,7 @@ class LoadBalancer(pulumi.ComponentResource):
             name=args.domain,
             type="A",
             aliases=[aws.route53.RecordAliasArgs(
-                name=balancer.dns_name, zone_id=balancer.zone_id, evaluate_target_health=True
+                name=ready_when(balancer.dns_name, args.serving), zone_id=balancer.zone_id, evaluate_target_health=True
             )],
             allow_overwrite=False,
             # The single host's A record of the same name: `hosts: 1` -> 2 updates that record into this

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import re
 
+# RDS DB instance identifiers: 1 to 63 letters, digits and hyphens.
+RDS_IDENTIFIER_MAX = 63
+
+
+def database_identifier(project: str, stack: str) -> str:
+    """The stack's RDS instance identifier, known before the instance exists (no dependency on it): the
+    Database names the instance so, the host snapshots it, the single host's launch waits for it."""
+    return dns_safe(f"{project}-{stack}", RDS_IDENTIFIER_MAX)
+
 
 def dns_safe(text: str, max_length: int) -> str:
     """Lower-case letters, digits and single hyphens, starting with a letter: valid for S3 and RDS names."""

@@ -29,6 +29,7 @@ HTTP_PORT = 80
 SSH_PORT = 22
 POSTGRES_PORT = 5432
 PRIVATE_SUBNET_COUNT = 2
+WEB_GROUP_DESCRIPTION = "MLflow hosts: web traffic (from allowedCidrs, or from the load balancer)"
 
 
 @dataclass
@@ -119,8 +120,8 @@ class Network(pulumi.ComponentResource):
         )
         gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child)
 
-        # The host gets its public address from the Elastic IP on its network interface, so the
-        # subnet never hands out ephemeral public IPs.
+        # Hosts ask for their own public address in the launch template (components/launch_shape.py); the
+        # subnet gives none to anything else launched in it.
         public_subnet = aws.ec2.Subnet(
             f"{name}-public",
             vpc_id=vpc.id,
@@ -129,7 +130,8 @@ class Network(pulumi.ComponentResource):
             map_public_ip_on_launch=False,
             tags={"Name": f"{name}-public"},
             # A new zone (an instanceType the old one lacks) means a new subnet with the same range, which
-            # AWS refuses while the old one exists; the host and its interface are replaced along with it.
+            # AWS refuses while the old one exists: the one change that replaces the host old-first (the
+            # host is in the subnet), so the server is down while the new host boots.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         public_routes = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id, opts=child)
@@ -179,11 +181,14 @@ class Network(pulumi.ComponentResource):
             )
             public_subnets.append(second_public)
 
-        web_description = (
-            "MLflow hosts: HTTP from the load balancer only" if args.load_balanced
-            else "MLflow host: HTTP/HTTPS from allowedCidrs"
+        # One group for the hosts of either shape, so that `hosts` 1 <-> 2 keeps it, and with it the
+        # database's rule that admits it: the hosts still serving keep reaching the database throughout.
+        # AWS cannot change a group's description (the provider replaces the group), so it says nothing
+        # shape-specific, and a group created with an earlier, shape-specific one keeps it.
+        web = aws.ec2.SecurityGroup(
+            f"{name}-web", vpc_id=vpc.id, description=WEB_GROUP_DESCRIPTION,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["description"]),
         )
-        web = aws.ec2.SecurityGroup(f"{name}-web", vpc_id=vpc.id, description=web_description, opts=child)
         rules: list[pulumi.CustomResource] = []
         alb = self._load_balancer_group(name, args, vpc.id, web.id, child) if args.load_balanced else None
         if alb is not None:
@@ -236,6 +241,8 @@ class Network(pulumi.ComponentResource):
         database = aws.ec2.SecurityGroup(
             f"{name}-db", vpc_id=vpc.id, description="RDS PostgreSQL: 5432 from the MLflow host only", opts=kept
         )
+        # The same rule in both shapes (one hosts' group): going from one host to a fleet or back never
+        # moves the database's door away from the hosts that still serve.
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-db-from-web",
             security_group_id=database.id,

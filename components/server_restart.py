@@ -1,40 +1,43 @@
-"""ServerRestart: restarts MLflow on the host whenever the admin's SSM parameters change.
+"""ServerRestart: restarts MLflow on the stack's hosts whenever the admin's SSM parameters change.
 
-The host reads the admin's name and password from SSM when mlflow.service starts (its configure
-step), so a rename or a new password in SSM alone changes nothing on a running host. This State
-Manager association runs a shell command on the host through the SSM agent; AWS runs an association
-again each time it is updated, and the command carries the parameters' versions (never their
-values), so every `pulumi up` that changes one restarts the service, whose configure step then makes
-the new admin (and demotes a renamed one). A service still starting for the first time is left alone.
+The host reads the admin's name and password from SSM when mlflow.service starts (its configure step), so
+a rename or a new password in SSM alone changes nothing on a running host. This State Manager association
+runs the host's restart step (userdata: layout.ADMIN_RESTART_SCRIPT) through the SSM agent, on every host
+carrying the stack's naming.HOST_TAG, one host at a time. AWS runs an association again each time it is
+updated, and on every new instance its targets come to include, so what it carries changes only with what
+it is for: the parameters' versions (never their values). The targets (a tag both shapes' hosts carry), the
+command and the concurrency are the same for a single host and a fleet, so neither a host replacement nor
+`hosts` 1 <-> 2 changes the association. The step itself restarts MLflow only where the running server
+started before those versions (a new host already read them), and in a fleet takes the host out of the
+load balancer's target group first.
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+import naming
 from userdata import layout
 
 RUN_SHELL_DOCUMENT = "AWS-RunShellScript"
+# One host at a time: the others keep serving while it restarts.
+MAX_CONCURRENCY = "1"
 
 
 @dataclass
 class ServerRestartArgs:
-    # Which hosts: "InstanceIds" and the single host's id, or a fleet's group by its tag.
-    target_key: str
-    target_values: pulumi.Input[list[pulumi.Input[str]]]
+    host_tag_value: str  # naming.HOST_TAG's value on the stack's hosts
     revision: pulumi.Input[str]  # what the command is keyed on: parameter versions, no secret
-    max_concurrency: str | None = None  # "1": a fleet restarts one host at a time
 
 
 def restart_command(revision: str) -> str:
-    service = layout.UNIT_NAME
     return (
         "# mlflow-aws: the admin's SSM parameters changed; MLflow re-reads them when it starts\n"
-        f"# {revision}\n"
-        f"if systemctl is-active --quiet {service}; then systemctl restart {service}; fi\n"
+        f"{layout.ADMIN_RESTART_SCRIPT} {shlex.quote(revision)}\n"
     )
 
 
@@ -45,9 +48,9 @@ class ServerRestart(pulumi.ComponentResource):
             f"{name}-admin-restart",
             association_name=f"{name}-mlflow-admin-restart",
             name=RUN_SHELL_DOCUMENT,
-            targets=[aws.ssm.AssociationTargetArgs(key=args.target_key, values=args.target_values)],
+            targets=[aws.ssm.AssociationTargetArgs(key=f"tag:{naming.HOST_TAG}", values=[args.host_tag_value])],
             parameters={"commands": pulumi.Output.from_input(args.revision).apply(restart_command)},
-            max_concurrency=args.max_concurrency,
+            max_concurrency=MAX_CONCURRENCY,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})

@@ -38,6 +38,15 @@ HOST_FILES_OBJECT = ("arn:{partition}:s3:::{host_files_bucket}/" + KEY_PREFIX
                      + "e998e9faed7e25d2434399fc14ae63e8b80a5db9ee7c9565201e7190f45e78df.json")
 HOSTED_ZONE = "arn:{partition}:route53:::hostedzone/{hosted_zone_id}"
 ROUTE53_CHANGE = "arn:{partition}:route53:::change/C2682N5HXP0BZ4"
+# The stack's RDS instance and a snapshot the configure step takes before a migration
+# (host_programs/schema_upgrade.py: snapshot_identifier, under the prefix the policy allows).
+DATABASE = "arn:{partition}:rds:{region}:{account}:db:{db_identifier}"
+UPGRADE_SNAPSHOT = ("arn:{partition}:rds:{region}:{account}:snapshot:{db_identifier}-upgrade-"
+                    "3-16-1-to-3-17-2-20261207t043000z")
+# The host's own instance (the health report tags it; AWS checks it against ec2:SourceInstanceARN).
+OWN_INSTANCE = "arn:{partition}:ec2:{region}:{account}:instance/{instance_id}"
+# A fleet's target group (the admin restart takes its own host out and back).
+TARGET_GROUP = "arn:{partition}:elasticloadbalancing:{region}:{account}:targetgroup/mlflow-aws-dev/0123456789abcdef"
 ANY_RESOURCE = "*"  # an operation IAM authorizes without a resource (route53:ListHostedZones)
 
 
@@ -73,13 +82,16 @@ class StackFacts:
     project: str
     stack: str
     hosted_zone_id: str = ""
+    db_identifier: str = "mlflow-aws-dev"
+    instance_id: str = "i-0123456789abcdef0"
 
     def arn(self, template: str) -> str:
         """A template (a resource, or a condition key's value) with this stack's facts."""
         return template.format(partition=self.partition, region=self.region, account=self.account,
                                bucket=self.bucket, host_files_bucket=self.host_files_bucket,
                                ssm_prefix=self.ssm_prefix, hosted_zone_id=self.hosted_zone_id,
-                               project=self.project, stack=self.stack)
+                               project=self.project, stack=self.stack, db_identifier=self.db_identifier,
+                               instance_id=self.instance_id)
 
     def context(self, call: HostCall) -> dict[str, str]:
         """The call's condition keys with their values for this stack."""
@@ -93,6 +105,15 @@ def always(settings: HostSettings) -> bool:
 def with_certificate_state(settings: HostSettings) -> bool:
     """A host that orders its own certificate keeps it in SSM (tls: letsencrypt, not behind a load balancer)."""
     return settings.tls == "letsencrypt"
+
+
+def single_host(settings: HostSettings) -> bool:
+    """The single host reports its health to the deployer (a fleet's hosts report to the load balancer)."""
+    return not settings.behind_load_balancer
+
+
+def behind_load_balancer(settings: HostSettings) -> bool:
+    return settings.behind_load_balancer
 
 
 def with_dns_challenge(settings: HostSettings) -> bool:
@@ -139,6 +160,8 @@ CLOUDWATCH_AGENT = "amazon-cloudwatch-agent (userdata/monitoring.py)"
 CERTIFICATE_REPORT = "mlflow-certificate-state report (host_programs/certificate_state.py)"
 
 HOST_LOGS = (naming.SERVER_LOG, naming.NGINX_LOG, naming.ACCESS_LOG)  # every monitored host's; not the certificate's
+HEALTH_REPORT = "mlflow-health-report (host_programs/health_report.py)"
+ADMIN_RESTART = "mlflow-admin-restart (host_programs/admin_restart.py)"
 
 SAVED_STATE = tuple(parameter(which) for which in naming.HOST_WRITTEN_PARAMETERS)
 
@@ -162,6 +185,24 @@ HOST_CALLS: tuple[HostCall, ...] = (
     HostCall(PRESIGNED, "s3:UploadPart", ("s3:PutObject",), (ARTIFACT_OBJECT,)),
     HostCall(CERTIFICATE_STATE, "ssm:GetParameter", ("ssm:GetParameter",), SAVED_STATE, with_certificate_state),
     HostCall(CERTIFICATE_STATE, "ssm:PutParameter", ("ssm:PutParameter",), SAVED_STATE, with_certificate_state),
+    # CreateDBSnapshot is authorized on the instance and on the new snapshot (RDS's Service Authorization
+    # Reference); the instance's copy_tags_to_snapshot adds its tags with rds:AddTagsToResource.
+    HostCall(CONFIGURE, "rds:CreateDBSnapshot", ("rds:CreateDBSnapshot", "rds:AddTagsToResource"),
+             (DATABASE, UPGRADE_SNAPSHOT)),
+    HostCall(CONFIGURE, "rds:DescribeDBSnapshots", ("rds:DescribeDBSnapshots",), (UPGRADE_SNAPSHOT,)),
+    # Signed with the instance's own role session: AWS sets ec2:SourceInstanceARN to that instance.
+    HostCall(HEALTH_REPORT, "ec2:CreateTags", ("ec2:CreateTags",), (OWN_INSTANCE,), single_host,
+             (("aws:ARN", OWN_INSTANCE), ("ec2:SourceInstanceARN", OWN_INSTANCE), ("aws:TagKeys", naming.HEALTH_TAG))),
+    HostCall(ADMIN_RESTART, "autoscaling:DescribeAutoScalingInstances", ("autoscaling:DescribeAutoScalingInstances",),
+             (ANY_RESOURCE,), behind_load_balancer),
+    HostCall(ADMIN_RESTART, "autoscaling:DescribeAutoScalingGroups", ("autoscaling:DescribeAutoScalingGroups",),
+             (ANY_RESOURCE,), behind_load_balancer),
+    HostCall(ADMIN_RESTART, "elbv2:DeregisterTargets", ("elasticloadbalancing:DeregisterTargets",),
+             (TARGET_GROUP,), behind_load_balancer),
+    HostCall(ADMIN_RESTART, "elbv2:RegisterTargets", ("elasticloadbalancing:RegisterTargets",),
+             (TARGET_GROUP,), behind_load_balancer),
+    HostCall(ADMIN_RESTART, "elbv2:DescribeTargetHealth", ("elasticloadbalancing:DescribeTargetHealth",),
+             (ANY_RESOURCE,), behind_load_balancer),
     HostCall(CERTBOT_DNS, "route53:ListHostedZones", ("route53:ListHostedZones",), (ANY_RESOURCE,),
              with_dns_challenge),
     HostCall(CERTBOT_DNS, "route53:ChangeResourceRecordSets", ("route53:ChangeResourceRecordSets",),

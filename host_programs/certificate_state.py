@@ -21,17 +21,22 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from host_programs import aws
+from host_programs import aws, metadata
 from host_programs.settings_file import SettingsError, load
 
 PROGRAM = "mlflow-certificate-state"
 SECTION = "certificate_state"
-USAGE = f"usage: {PROGRAM} save [--unless-saved] | restore | report"
+USAGE = f"usage: {PROGRAM} save [--unless-saved] | restore | report | wait-for-address"
+# What `restore` found, for the health report (host_programs/health_report.py): RESTORED when a certificate
+# for the name is in place (restored, or there already), else why none is.
+RESTORED = "restored"
+ADDRESS_POLL_SECONDS = 5.0
 # SSM's Intelligent-Tiering: standard up to 4 KB, advanced (8 KB) above.
 PARAMETER_TIER: Final[Literal["Intelligent-Tiering"]] = "Intelligent-Tiering"
 
@@ -47,6 +52,9 @@ class Settings:
     unsaved: str  # the value the stack creates the parameters with: nothing saved yet
     metrics_namespace: str  # the stack's CloudWatch namespace, the only one the host's role may put metrics in
     days_left_metric: str
+    restore_outcome: Path  # what the last restore found (RESTORED, or why not)
+    public_ip: str  # the Elastic IP: an HTTP-01 order waits until it is this instance's
+    address_wait_seconds: float  # one wait for it; the issuance timer runs again after
 
     @property
     def live(self) -> Path:
@@ -66,6 +74,9 @@ def read_settings(path: str) -> Settings:
         unsaved=section.text("unsaved"),
         metrics_namespace=section.text("metrics_namespace"),
         days_left_metric=section.text("days_left_metric"),
+        restore_outcome=Path(section.text("restore_outcome")),
+        public_ip=section.text("public_ip"),
+        address_wait_seconds=section.number("address_wait_seconds"),
     )
 
 
@@ -158,8 +169,14 @@ def put_in_place(staged: Path, config_dir: Path) -> None:
             target.chmod(0o600)
 
 
+def record_outcome(settings: Settings, outcome: str) -> None:
+    settings.restore_outcome.parent.mkdir(parents=True, exist_ok=True)
+    settings.restore_outcome.write_text(outcome + "\n")
+
+
 def restore(settings: Settings) -> int:
     if (settings.live / "fullchain.pem").exists():
+        record_outcome(settings, RESTORED)
         return 0
     settings.config_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     client, staged = aws.ssm_client(settings.region), Path(tempfile.mkdtemp(dir=settings.config_dir))
@@ -171,6 +188,7 @@ def restore(settings: Settings) -> int:
                 value = settings.unsaved
             if value == settings.unsaved:
                 log(f"nothing saved in {name}; a certificate will be ordered")
+                record_outcome(settings, "nothing saved")
                 return 0
             with tarfile.open(fileobj=io.BytesIO(base64.b64decode(value)), mode="r:gz") as tar:
                 check_members(name, tar, prefixes)
@@ -178,9 +196,11 @@ def restore(settings: Settings) -> int:
         why, serial, left = why_not_restored(settings, staged)
         if why:
             log(f"the saved certificate (serial {serial:x}) is not restored: {why}")
+            record_outcome(settings, f"not restored: {why}")
             return 0
         put_in_place(staged, settings.config_dir)
         log(f"restored the certificate (serial {serial:x}, {left.total_seconds() / 3600:.0f} h left)")
+        record_outcome(settings, RESTORED)
         return 0
     finally:
         shutil.rmtree(staged)
@@ -207,15 +227,43 @@ def report(settings: Settings) -> int:
     return 0
 
 
+def wait_for_address(settings: Settings, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Until the Elastic IP is this instance's public address (the metadata service says so once it is
+    associated): an HTTP-01 order before that fails, and failed orders back off and count against Let's
+    Encrypt's limits. A new stack's host reports healthy over HTTP first; the address moves to it after.
+    0 once it is here, 1 when the wait ends first (the issuance timer runs again)."""
+    deadline = time.monotonic() + settings.address_wait_seconds
+    logged = ""
+    while True:
+        try:
+            current = metadata.public_ipv4()
+        except metadata.MetadataUnavailable as error:
+            current = f"unknown ({error})"
+        if current == settings.public_ip:
+            log(f"the Elastic IP {settings.public_ip} is this instance's")
+            return 0
+        if current != logged:
+            log(f"waiting for the Elastic IP {settings.public_ip} to reach this instance (its address now: "
+                f"{current or 'none'})")
+            logged = current
+        if time.monotonic() >= deadline:
+            log(f"the Elastic IP {settings.public_ip} did not reach this instance in "
+                f"{settings.address_wait_seconds:.0f} s; the timer tries again")
+            return 1
+        sleep(ADDRESS_POLL_SECONDS)
+
+
 def main(arguments: Sequence[str], settings_file: str) -> int:
     os.umask(0o077)
     command = list(arguments)
-    if command not in (["save"], ["save", "--unless-saved"], ["restore"], ["report"]):
+    if command not in (["save"], ["save", "--unless-saved"], ["restore"], ["report"], ["wait-for-address"]):
         sys.exit(USAGE)
     try:
         settings = read_settings(settings_file)
     except SettingsError as error:
         sys.exit(f"{PROGRAM}: {error}")
+    if command == ["wait-for-address"]:
+        return wait_for_address(settings)
     try:
         if command == ["report"]:
             return report(settings)

@@ -8,9 +8,10 @@ as EC2 receives it: gzipped, as EC2 takes at most 16 KiB.
 The host's files travel outside the user data (DESIGN decision 16): the document carries a small
 bootstrap (userdata.bootstrap) with the object's key and sha256, so any change to a host file still
 changes the user data. On first boot the bootstrap writes the files that are not deferred, cloud-init
-installs nginx and creates the mlflow user, the bootstrap writes the deferred files, and mlflow.service
-starts, which installs the pinned MLflow before its first start; TLS (userdata.tls) adds its files and
-commands after those.
+creates the mlflow user, the bootstrap writes the deferred files, our package step installs nginx
+(userdata.packages, which waits on apt's lock and is retried by the services), and mlflow.service starts,
+which installs the pinned MLflow before its first start; the handover's units (userdata.handover) and TLS
+(userdata.tls) add their files and commands after those.
 """
 
 from __future__ import annotations
@@ -20,7 +21,20 @@ import dataclasses
 import functools
 from typing import Any
 
-from userdata import bootstrap, cloud_config, guard, layout, monitoring, nginx, pins, programs, scripts, service, tls
+from userdata import (
+    bootstrap,
+    cloud_config,
+    guard,
+    handover,
+    layout,
+    monitoring,
+    nginx,
+    packages,
+    programs,
+    scripts,
+    service,
+    tls,
+)
 from userdata.bundle import HostBundle, bundle_of
 from userdata.deflate import gzip_bytes
 from userdata.files import HostFile
@@ -34,8 +48,9 @@ EC2_USER_DATA_LIMIT = 16 * 1024
 
 
 def host_programs(s: HostSettings) -> list[HostProgram]:
-    """The host's own programs (host_programs/) this document ships: the configure step, and TLS's."""
-    return [scripts.CONFIGURE, *tls.tls_programs(s)]
+    """The host's own programs (host_programs/) this document ships: the configure step, the handover's
+    (health report, fence, admin restart), and TLS's."""
+    return [scripts.CONFIGURE, *handover.handover_programs(s), *tls.tls_programs(s)]
 
 
 def host_files(s: HostSettings) -> list[HostFile]:
@@ -43,10 +58,12 @@ def host_files(s: HostSettings) -> list[HostFile]:
     TLS, then monitoring. The bootstrap writes them as cloud-init's write_files would: those not deferred
     before the packages, the others after the packages and users exist."""
     return [
+        HostFile(layout.PACKAGES_SCRIPT, packages.packages_script(s), permissions="0755", defer=True),
         HostFile(layout.INSTALL_SCRIPT, scripts.install_script(s), permissions="0755", defer=True),
         *(dataclasses.replace(file, defer=True) for file in guard.guard_files()),
         *(dataclasses.replace(file, defer=True) for file in programs.program_files(s, host_programs(s))),
         HostFile(layout.UNIT_PATH, service.unit(s), defer=True),
+        *handover.handover_files(s),
         *nginx.nginx_files(s),
         *tls.tls_files(s),
         *monitoring.monitoring_files(s),
@@ -55,13 +72,15 @@ def host_files(s: HostSettings) -> list[HostFile]:
 
 def boot_commands(s: HostSettings) -> list[str]:
     return [
+        # Bounded; should apt still fail, mlflow.service and the certificate service retry it.
+        layout.PACKAGES_SCRIPT,
         f"install -d -m 0700 -o {layout.MLFLOW_USER} -g {layout.MLFLOW_USER} {layout.CONFIG_DIR}",
         "systemctl daemon-reload",
         f"systemctl enable {layout.UNIT_NAME}",
         # Not waited for: the service installs MLflow first (retrying until PyPI answers), and the
         # configure step may wait many minutes for RDS, created in parallel.
         f"systemctl start --no-block {layout.UNIT_NAME}",
-        *nginx.http_site_commands(s),
+        *handover.handover_boot_commands(s),
         # Not waited for either: the agent's install retries on its own timer.
         *monitoring.monitoring_boot_commands(s),
         *tls.tls_boot_commands(s),
@@ -76,10 +95,8 @@ def host_bundle(s: HostSettings) -> HostBundle:
 
 def document(s: HostSettings) -> dict[str, Any]:
     bundle = host_bundle(s)
+    # No `packages:` (nor package_update): the package step waits on apt's lock and retries (userdata/packages.py).
     return {
-        "package_update": True,
-        # TLS adds none: certbot comes from PyPI (userdata.tls).
-        "packages": [*pins.UBUNTU_PACKAGES, *(pins.MONITORING_PACKAGES if s.monitoring else ())],
         "users": [
             "default",
             {

@@ -22,6 +22,8 @@ ENV_FILE = f"{CONFIG_DIR}/mlflow.env"
 AUTH_CONFIG = f"{CONFIG_DIR}/basic_auth.ini"
 
 SBIN_DIR = "/usr/local/sbin"
+PACKAGES_SCRIPT = f"{SBIN_DIR}/mlflow-packages"  # Ubuntu's packages and nginx's site (userdata/packages.py)
+PACKAGES_MARKER = "/var/lib/mlflow-aws/packages-installed"
 INSTALL_SCRIPT = f"{SBIN_DIR}/mlflow-install"
 INSTALL_MARKER_NAME = ".mlflow-aws-installed"  # in VENV_DIR: the requirements the venv was completed with
 CONFIGURE_SCRIPT = f"{SBIN_DIR}/mlflow-configure"
@@ -31,6 +33,9 @@ HOST_PROGRAMS_DIR = "/usr/local/lib/mlflow-aws"  # holds the package host_progra
 HOST_SETTINGS_DIR = "/etc/mlflow-aws"
 HOST_SETTINGS = f"{HOST_SETTINGS_DIR}/host-settings.json"
 CONFIGURE_STATE = f"{STATE_DIR}/configured.json"  # the configure step's record of its last complete run
+ADMIN_RESTART_SCRIPT = f"{SBIN_DIR}/mlflow-admin-restart"  # run by the admin-restart association
+HOST_ID_FILE = f"{STATE_DIR}/host-id"  # this host's id in the fence (host_programs/fence.py)
+ADMIN_REVISION_FILE = f"{STATE_DIR}/admin-revision"  # the admin parameters' versions the server started with
 
 SYSTEMD_DIR = "/etc/systemd/system"
 UNIT_NAME = "mlflow.service"
@@ -43,9 +48,13 @@ NGINX_WRITABLE_PATHS = ("/var/log/nginx", "/var/lib/nginx", "/run")
 NGINX_UPSTREAM = f"{NGINX_DIR}/conf.d/mlflow-upstream.conf"
 NGINX_PROXY_SNIPPET = f"{NGINX_DIR}/snippets/mlflow-proxy.conf"
 NGINX_ERRORS_SNIPPET = f"{NGINX_DIR}/snippets/mlflow-errors.conf"  # 502/503/504 answered by nginx
+# Exists while this host is fenced off (another host migrates the schema): nginx answers 503 to everything.
+RUN_DIR = "/run/mlflow-aws"
+FENCE_FLAG = f"{RUN_DIR}/fenced"
 NGINX_HTTP_SITE = f"{NGINX_DIR}/sites-available/mlflow"
 NGINX_HTTP_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/mlflow"
 NGINX_DEFAULT_SITE_ENABLED = f"{NGINX_DIR}/sites-enabled/default"
+TLS_SITE_SWITCH = f"{SBIN_DIR}/mlflow-tls-site"  # points nginx at the pending or the https site (userdata.tls)
 NGINX_UPSTREAM_NAME = "mlflow"  # `proxy_pass http://mlflow` in every site
 HTTP_PORT = 80
 

@@ -49,7 +49,7 @@ def proxy_snippet(s: HostSettings | None = None) -> str:
 
 
 def errors_snippet() -> str:
-    return fill("nginx-errors.conf")
+    return fill("nginx-errors.conf", fence_flag=layout.FENCE_FLAG)
 
 
 def http_site(s: HostSettings) -> str:
@@ -77,6 +77,7 @@ def load_balancer_site(s: HostSettings) -> str:
         forwarded_for=LOAD_BALANCER_FORWARDED_FOR,
         forwarded_proto=LOAD_BALANCER_FORWARDED_PROTO,
         proxy_snippet=layout.NGINX_PROXY_SNIPPET,
+        errors_snippet=layout.NGINX_ERRORS_SNIPPET,
     )
 
 
@@ -97,12 +98,3 @@ def nginx_files(s: HostSettings) -> list[HostFile]:
         files.append(HostFile(layout.NGINX_HTTP_SITE, http_site(s), defer=True))
     return files
 
-
-def http_site_commands(s: HostSettings) -> list[str]:
-    if s.tls != "off":
-        return []
-    return [
-        f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}",
-        f"ln -sfn {layout.NGINX_HTTP_SITE} {layout.NGINX_HTTP_SITE_ENABLED}",
-        "nginx -t && systemctl reload-or-restart nginx",
-    ]

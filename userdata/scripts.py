@@ -14,6 +14,10 @@ from userdata.programs import HostProgram
 from userdata.settings import HostSettings
 from userdata.template import fill
 
+# RDS snapshots a small database in minutes; a large one can take much longer, and the migration waits.
+SNAPSHOT_WAIT_SECONDS = 3600
+# The other hosts' watchers stop their servers within their poll (2 s); their sessions are ended meanwhile.
+FENCE_WAIT_SECONDS = 30
 # Each of the configure step's waits (SSM parameters, PostgreSQL, a fleet's schema lock) gives up after this long.
 CONFIGURE_WAIT_SECONDS = 1200
 # Each of the install's downloads (uv, then MLflow and its dependencies): tries, each bounded, and the
@@ -77,6 +81,12 @@ def configure_settings(s: HostSettings) -> dict[str, Any]:
         # Behind a load balancer, the hosts that start together (the fleet's first boot, an instance
         # refresh) take turns from the auth database to the end of the schema upgrades.
         "schema_lock": s.behind_load_balancer,
+        # Before a release migrates a schema: the snapshot of the stack's database, then the fence.
+        "db_identifier": s.db_identifier,
+        "snapshot_wait_seconds": SNAPSHOT_WAIT_SECONDS,
+        "fence_wait_seconds": FENCE_WAIT_SECONDS,
+        "host_id_file": layout.HOST_ID_FILE,
+        "admin_revision_file": layout.ADMIN_REVISION_FILE,
     }
 
 

@@ -7,12 +7,14 @@ from urllib.parse import urlsplit
 
 import server_guard
 from server_guard import sources
-from userdata import layout, scripts, sizing
+from userdata import layout, packages, scripts, sizing
 from userdata.settings import HostSettings
 from userdata.template import fill
 
-# The install, both of the configure step's waits, plus the schema upgrade.
-START_TIMEOUT_SECONDS = scripts.INSTALL_MAX_SECONDS + 2 * scripts.CONFIGURE_WAIT_SECONDS + 600
+# The packages, the install, both of the configure step's waits, a snapshot before a migration, plus the
+# schema upgrade.
+START_TIMEOUT_SECONDS = (packages.MAX_SECONDS + scripts.INSTALL_MAX_SECONDS + 2 * scripts.CONFIGURE_WAIT_SECONDS
+                         + scripts.SNAPSHOT_WAIT_SECONDS + 600)
 
 
 def allowed_hosts(s: HostSettings) -> list[str]:
@@ -58,6 +60,7 @@ def unit(s: HostSettings) -> str:
         job_execution="true" if s.job_runner else "false",
         pycache_dir=layout.PYCACHE_DIR,
         env_file=layout.ENV_FILE,
+        packages_script=layout.PACKAGES_SCRIPT,
         install_script=layout.INSTALL_SCRIPT,
         configure_script=layout.CONFIGURE_SCRIPT,
         exec_start=shlex.join(server_command(s)),

@@ -38,6 +38,8 @@ class HostSettings:
     def behind_load_balancer(self) -> bool:
         return bool(self.load_balancer_cidr)
     default_permission: str = "READ"  # basic-auth's default_permission: READ or NO_PERMISSIONS
+    # The stack's RDS instance: the configure step snapshots it before a release migrates a schema.
+    db_identifier: str = ""
     extra_allowed_origins: tuple[str, ...] = ()  # "https://localhost:8443": more origins the UI may write from
     # The CloudWatch agent and nginx's JSON access log (userdata.monitoring).
     monitoring: bool = False

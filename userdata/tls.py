@@ -19,7 +19,7 @@ from typing import Any
 
 import naming
 from host_programs import certificate_state
-from userdata import layout, pins, scripts
+from userdata import layout, packages, pins, scripts
 from userdata.files import HostFile
 from userdata.programs import HostProgram
 from userdata.settings import HostSettings
@@ -30,12 +30,16 @@ PENDING_SITE = f"{SITES_AVAILABLE}/mlflow-pending"
 HTTPS_SITE = f"{SITES_AVAILABLE}/mlflow-https"
 # The one enabled MLflow site, whichever it is (the plain-HTTP site of `tls: off` uses it too).
 ENABLED_SITE = layout.NGINX_HTTP_SITE_ENABLED
-SITE_SWITCH = f"{layout.SBIN_DIR}/mlflow-tls-site"
+SITE_SWITCH = layout.TLS_SITE_SWITCH
 ISSUANCE_SCRIPT = f"{layout.SBIN_DIR}/mlflow-certificate"
 ISSUANCE_SERVICE = f"{layout.SYSTEMD_DIR}/mlflow-certificate.service"
 ISSUANCE_TIMER = f"{layout.SYSTEMD_DIR}/mlflow-certificate.timer"
 ISSUANCE_STATE = "/var/lib/mlflow-certificate/failed-runs"
 SAVED_STATE_MARKER = "/var/lib/mlflow-certificate/saved"  # digest of the state last put to SSM
+RESTORE_OUTCOME = "/var/lib/mlflow-certificate/restore-outcome"  # what the last restore found (the health report)
+# An HTTP-01 order waits this long, in one run, for the Elastic IP to reach the host (a new stack's host
+# reports healthy first, then gets the address): as long as `pulumi up` waits for the report, at most.
+ADDRESS_WAIT_SECONDS = 3600
 ACME_WEBROOT = "/var/lib/mlflow-acme"
 LETSENCRYPT_DIR = "/etc/letsencrypt"
 CERTBOT_WORK_DIR = "/var/lib/letsencrypt"
@@ -77,11 +81,11 @@ def tls_files(s: HostSettings) -> list[HostFile]:
     if s.tls == "off":
         return []
     attempts = 1 + len(ATTEMPT_DELAYS_SECONDS)
-    run_timeout = sum(ATTEMPT_DELAYS_SECONDS) + attempts * CERTBOT_TIMEOUT_SECONDS + 60
+    run_timeout = ADDRESS_WAIT_SECONDS + sum(ATTEMPT_DELAYS_SECONDS) + attempts * CERTBOT_TIMEOUT_SECONDS + 60
     service = _fill(
         "mlflow-certificate.service", hostname=s.public_hostname, issuance_script=ISSUANCE_SCRIPT,
-        install_script=CERTBOT_INSTALL_SCRIPT,
-        run_timeout_seconds=str(run_timeout + scripts.INSTALL_MAX_SECONDS),
+        packages_script=layout.PACKAGES_SCRIPT, install_script=CERTBOT_INSTALL_SCRIPT,
+        run_timeout_seconds=str(run_timeout + packages.MAX_SECONDS + scripts.INSTALL_MAX_SECONDS),
     )
     renewal_service = _fill(
         "mlflow-certificate-renewal.service", hostname=s.public_hostname, install_script=CERTBOT_INSTALL_SCRIPT,
@@ -137,9 +141,8 @@ def https_site(s: HostSettings) -> str:
 def tls_boot_commands(s: HostSettings) -> list[str]:
     if s.tls == "off":
         return []
+    # nginx's pending site is put in place by the package step (userdata/packages.py), once nginx exists.
     commands = [
-        f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}",
-        f"{SITE_SWITCH} pending",
         "systemctl daemon-reload",
         "systemctl enable mlflow-certificate.timer mlflow-certificate-renewal.timer",
         "systemctl start mlflow-certificate.timer mlflow-certificate-renewal.timer",
@@ -224,6 +227,10 @@ def certificate_state_settings(s: HostSettings) -> dict[str, Any]:
         "unsaved": naming.UNSAVED_STATE,
         "metrics_namespace": naming.metrics_namespace(s.project, s.stack),
         "days_left_metric": naming.CERTIFICATE_DAYS_LEFT_METRIC,
+        "restore_outcome": RESTORE_OUTCOME,
+        # The single host's Elastic IP ("" behind a load balancer, which runs no certbot).
+        "public_ip": s.public_ip,
+        "address_wait_seconds": ADDRESS_WAIT_SECONDS,
     }
 
 
@@ -241,10 +248,19 @@ def certbot_account_args(s: HostSettings) -> str:
     return "--register-unsafely-without-email"
 
 
+def address_wait(s: HostSettings) -> str:
+    """HTTP-01 proves the name from the Elastic IP: no order before the address is this host's (a new stack's
+    host gets it only after it reported healthy). The wait is not a failed run; the timer runs again."""
+    if s.acme_dns_route53:
+        return ""
+    return f"{STATE_SCRIPT} wait-for-address || exit 1"
+
+
 def issuance_script(s: HostSettings) -> str:
     return _fill(
         "mlflow-certificate.sh",
         hostname=s.public_hostname,
+        address_wait=address_wait(s),
         directory=s.acme_directory,
         certificate=certificate_path(s),
         enabled_site=ENABLED_SITE,

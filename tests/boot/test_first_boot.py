@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from userdata import layout, monitoring
 pytestmark = pytest.mark.boot
 
 MISSING = naming.DB_PASSWORD  # a SecureString: its value is also one the secret scan looks for
+HEALTH_REPORT_TIMEOUT_SECONDS = 120.0  # its poll (3 s), or its retry after a failed start (30 s), after /health
 FIRST_BOOT_TIMEOUT_SECONDS = 900.0  # packages, MLflow's install (cold download caches), schemas
 PARAMETER_PICKUP_TIMEOUT_SECONDS = 180.0  # the configure step retries every 10 s at most
 REBOOT_TIMEOUT_SECONDS = 300.0
@@ -138,6 +140,22 @@ def test_no_unit_failed_and_the_system_is_running(healthy):
     container = healthy.running()
     assert container.check(["systemctl", "--failed", "--no-legend", "--plain"]).strip() == ""
     assert container.run(["systemctl", "is-system-running"]).stdout.strip() == "running"
+
+
+def test_the_host_reports_its_health_on_its_own_instance_for_the_deployer(healthy):
+    """The blue/green gate's input (components/host_launch.py waits for it): mlflow-health-report finds its
+    instance id through the metadata stand-in and tags it through moto, as the instance role."""
+    ec2 = healthy.stack.moto.client("ec2", healthy.settings.region)
+    deadline = time.monotonic() + HEALTH_REPORT_TIMEOUT_SECONDS
+    while True:
+        tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [healthy.instance_id]},
+                                          {"Name": "key", "Values": [naming.HEALTH_TAG]}])["Tags"]
+        if tags or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    journal = "" if tags else healthy.running().journal("--unit", "mlflow-health-report.service", "--output", "cat")
+    assert [tag["Value"] for tag in tags] == [f"{naming.HEALTHY} mlflow {healthy.settings.mlflow_version} http"], (
+        journal[-3000:])
 
 
 def test_the_bootstrap_fetched_the_host_files_from_s3_as_the_role_through_the_metadata_service(healthy):

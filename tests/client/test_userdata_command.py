@@ -62,6 +62,7 @@ def test_prints_the_user_data_for_the_stack_config_and_its_allocated_bucket_and_
         tls="letsencrypt",
         acme_email="ops@example.org",
         monitoring=True,  # the default: the CloudWatch agent and the JSON access log
+        db_identifier="mlflow-aws-staging",
     )
     assert printed == userdata.render(expected)
     assert printed.startswith("#cloud-config")

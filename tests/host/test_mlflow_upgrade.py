@@ -25,6 +25,7 @@ import pytest
 import requests
 
 import userdata
+from host_programs import fence
 from tests.host.conftest import require_host_binaries
 from tests.support import loopback
 from tests.support.mlflow_venv import mlflow_venv
@@ -191,6 +192,23 @@ def test_users_and_their_grants_survive_and_still_work(upgraded):
         response = session.post(f"{stack.tracking_uri}/api/2.0/mlflow/runs/create", timeout=30,
                                 json={"experiment_id": written["experiment_id"]})
     assert response.status_code == 200, response.text
+
+
+def test_a_snapshot_named_for_both_releases_was_taken_before_the_schemas_migrated(upgraded):
+    stack, _, _ = upgraded
+    rds = stack.moto.client("rds", stack.region)
+    found = rds.describe_db_snapshots(DBInstanceIdentifier=stack.settings.db_identifier)["DBSnapshots"]
+    names = [snapshot["DBSnapshotIdentifier"] for snapshot in found]
+    upgrade = f"{stack.settings.db_identifier}-upgrade-{UPGRADE_FROM.replace('.', '-')}-to-" \
+              f"{pins.TESTED_MLFLOW_VERSION.replace('.', '-')}-"
+    assert [name for name in names if name.startswith(upgrade)] != [], names
+
+
+def test_the_fence_is_lifted_for_the_new_release_once_it_migrated(upgraded):
+    stack, _, _ = upgraded
+    with loopback.autocommit_cursor(stack.postgres_dsn) as cursor:
+        row = fence.read_row(cursor)
+    assert row is not None and (row.state, row.release) == (fence.SERVING, pins.TESTED_MLFLOW_VERSION)
 
 
 def test_going_back_to_the_older_release_is_refused_before_it_serves(upgraded):

@@ -17,6 +17,7 @@ import botocore.exceptions
 import pytest
 
 import naming
+from tests.support import host_role
 from tests.support.host_role import RoleCredentials
 from tests.support.loopback import MotoServer, loopback_settings
 
@@ -181,3 +182,31 @@ def test_every_decision_is_logged(moto: MotoServer, role: RoleCredentials, tmp_p
     lines = [line for line in moto.log.read_text().splitlines() if line.startswith("moto-authorization:")]
     assert any(line.startswith("moto-authorization: allowed arn:aws:sts::123456789012:assumed-role/mlflow-aws-host/")
                and " ssm:GetParameters: ssm:GetParameters on " in line for line in lines)
+
+
+def test_the_single_host_tags_its_own_instance_with_the_health_key_and_nothing_else(moto, role):
+    ec2 = as_host(moto, role, "ec2")
+    own, other = host_role.INSTANCE_ID, "i-0fedcba9876543210"
+    ec2.create_tags(Resources=[own], Tags=[{"Key": naming.HEALTH_TAG, "Value": "healthy"}])
+    assert error_code(lambda: ec2.create_tags(Resources=[other], Tags=[{"Key": naming.HEALTH_TAG,
+                                                                         "Value": "healthy"}])) == "AccessDenied"
+    assert error_code(lambda: ec2.create_tags(Resources=[own], Tags=[{"Key": "Name", "Value": "x"}])) == (
+        "AccessDenied")
+    tags = moto.client("ec2", SETTINGS.region).describe_tags(
+        Filters=[{"Name": "resource-id", "Values": [own, other]}])["Tags"]
+    assert [(tag["ResourceId"], tag["Key"]) for tag in tags] == [(own, naming.HEALTH_TAG)]
+
+
+def test_the_host_role_snapshots_its_own_database_under_the_upgrade_prefix_only(moto, role):
+    admin = moto.client("rds", SETTINGS.region)
+    for identifier in (SETTINGS.db_identifier, "mlflow-aws-other-stack"):
+        admin.create_db_instance(DBInstanceIdentifier=identifier, DBInstanceClass="db.t4g.micro", Engine="postgres",
+                                 MasterUsername="mlflow", MasterUserPassword="Secret123456", AllocatedStorage=20)
+    rds = as_host(moto, role, "rds")
+    upgrade = f"{SETTINGS.db_identifier}-upgrade-3-16-1-to-3-17-2-20261207t043000z"
+    rds.create_db_snapshot(DBSnapshotIdentifier=upgrade, DBInstanceIdentifier=SETTINGS.db_identifier)
+    assert rds.describe_db_snapshots(DBSnapshotIdentifier=upgrade)["DBSnapshots"][0]["Status"] == "available"
+    assert error_code(lambda: rds.create_db_snapshot(DBSnapshotIdentifier="mlflow-aws-other-stack-upgrade-x",
+                                                     DBInstanceIdentifier="mlflow-aws-other-stack")) == "AccessDenied"
+    assert error_code(lambda: rds.create_db_snapshot(DBSnapshotIdentifier=f"{SETTINGS.db_identifier}-nightly",
+                                                     DBInstanceIdentifier=SETTINGS.db_identifier)) == "AccessDenied"

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.support.loopback import LoopbackStack
+from userdata import layout
 
 pytestmark = pytest.mark.host
 
@@ -133,3 +134,20 @@ def test_mlflows_own_answers_pass_through_unchanged(loopback_stack):
     anonymous = get(loopback_stack, SEARCH, None)
     assert anonymous.status_code == 401 and "not authenticated" in anonymous.text
     assert anonymous.headers["Server"] == "nginx"
+
+
+def test_a_fenced_host_answers_every_request_503_in_mlflows_json_while_mlflow_still_runs(loopback_stack):
+    """While another host migrates the schema, this host's fence flag makes nginx answer 503 (MLflow's
+    clients retry it) to every request, /health included, so a load balancer takes the host out too."""
+    flag = loopback_stack.path(layout.FENCE_FLAG)
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.touch()
+    try:
+        for path, auth in ((SEARCH, admin(loopback_stack)), ("/health", None), (SEARCH, None)):
+            fenced = get(loopback_stack, path, auth)
+            assert_generic(fenced, 503, database="postgres")
+            assert fenced.headers["Retry-After"] == "10"
+        assert get(loopback_stack, "/health", None, direct=True).status_code == 200, "MLflow itself was not asked"
+    finally:
+        flag.unlink()
+    assert get(loopback_stack, SEARCH, admin(loopback_stack)).status_code == 200

@@ -1,7 +1,7 @@
 """`systemd-analyze verify` accepts every unit the user data writes, with nothing on stderr.
 
 verify resolves the units' dependencies and executables inside `--root`: the tree gets this
-machine's system units, the rendered files at their host paths, a copy of the venv's `mlflow`, and
+machine's system units, the rendered files at their host paths, a copy of the venv's `mlflow` and `python3`, and
 what this machine's nginx.service runs (the user data adds a drop-in to the distribution's unit).
 """
 
@@ -39,6 +39,8 @@ def host_root(tmp_path: Path, files: dict[str, str]) -> Path:
     mlflow = root / layout.VENV_DIR.lstrip("/") / "bin" / "mlflow"
     mlflow.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(sys.prefix) / "bin" / "mlflow", mlflow)
+    # The handover's units (the fence's watcher, the health report) run in MLflow's venv.
+    shutil.copy2(Path(sys.prefix) / "bin" / "python3", mlflow.parent / "python3")
     if tls.CERTBOT_INSTALL_SCRIPT in files:  # the renewal unit runs the venv's certbot
         certbot = root / tls.CERTBOT.lstrip("/")
         certbot.parent.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,7 @@ def test_the_stack_passes_the_stack_rules(program: tuple[ProgramRun, bool]) -> N
 
 GUARDED_TYPES = {
     rules.BUCKET, rules.PUBLIC_ACCESS_BLOCK, rules.VERSIONING, rules.ENCRYPTION, rules.RDS_INSTANCE,
-    rules.EC2_INSTANCE, rules.SECURITY_GROUP, rules.INGRESS_RULE, rules.ROLE_POLICY,
+    rules.LAUNCH_TEMPLATE, rules.SECURITY_GROUP, rules.INGRESS_RULE, rules.ROLE_POLICY,
 }
 
 
@@ -100,11 +100,13 @@ def test_the_rules_read_the_programs_property_names(program: tuple[ProgramRun, b
     assert fires(database, spoiled(database, storageEncrypted=False), "storageEncrypted is not true")
     assert fires(database, spoiled(database, backupRetentionPeriod=0), "turns automated backups off")
 
-    host = run.one(rules.EC2_INSTANCE)
+    # The single host is launched from the stack's launch template, as a fleet's hosts are.
+    host = run.one(rules.LAUNCH_TEMPLATE)
     metadata = {**host.inputs["metadataOptions"], "httpTokens": "optional"}
     assert fires(host, spoiled(host, metadataOptions=metadata), "httpTokens is 'optional'")
-    root = {**host.inputs["rootBlockDevice"], "encrypted": False}
-    assert fires(host, spoiled(host, rootBlockDevice=root), "rootBlockDevice is not encrypted")
+    (root,) = host.inputs["blockDeviceMappings"]
+    unencrypted = [{**root, "ebs": {**root["ebs"], "encrypted": "false"}}]
+    assert fires(host, spoiled(host, blockDeviceMappings=unencrypted), "blockDeviceMappings[0].ebs is not encrypted")
 
     # Each bucket's: the artifacts' and the host files' (components/host_files.py).
     for block in run.of_type(rules.PUBLIC_ACCESS_BLOCK):

@@ -63,7 +63,7 @@ CACHE_ROOT = Path(os.environ.get("MLFLOW_AWS_BOOT_CACHE", "/var/cache/mlflow-aws
 DOWNLOAD_CACHES = (
     ("uv", layout.UV_CACHE_DIR),  # the install step's uv cache (layout.UV_CACHE_DIR)
     ("pip", "/root/.cache/pip"),  # pip's cache, for the install step's `pip install uv`
-    ("apt-archives", "/var/cache/apt/archives"),  # the .debs cloud-init's package step downloads
+    ("apt-archives", "/var/cache/apt/archives"),  # the .debs the user data's package step downloads
 )
 
 # Test-only files go under this directory of the root (never a path the user data writes).

@@ -25,7 +25,6 @@ edit of a rendered file:
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,9 @@ import naming
 import userdata
 from config import load_config
 from host_settings import host_settings_for
-from tests.support import boot, loopback
+from tests.support import boot, host_role, loopback
 from tests.support.imds import InstanceMetadata
-from userdata import layout, tls
+from userdata import handover, layout, tls
 from userdata.settings import HostSettings
 
 # us-east-1: the loopback stack creates its bucket without a location constraint, as that region wants.
@@ -46,6 +45,11 @@ ARTIFACT_BUCKET = "mlflow-aws-boot-artifacts"
 HOST_FILES_BUCKET = "mlflow-aws-boot-host-files"
 CERTIFICATE_UNITS = tuple(Path(unit).name for unit in (tls.ISSUANCE_SERVICE, tls.RENEWAL_SERVICE))
 TEST_DROP_IN = "90-mlflow-aws-test"
+
+
+def handover_unit_names(settings: HostSettings) -> list[str]:
+    """The fence's watcher, and the single host's health report: both call AWS and the metadata service."""
+    return [Path(unit).name for unit in handover.handover_units(settings)]
 
 
 def boot_settings(**config: Any) -> HostSettings:
@@ -77,7 +81,7 @@ class BootedHost:
         self.user_data_base64 = userdata.ec2_user_data_base64(settings)
         self.user_data = userdata.render(settings)
         self.files = loopback.host_file_contents(settings)
-        self.instance_id = f"i-{secrets.token_hex(8)}"
+        self.instance_id = host_role.INSTANCE_ID  # the role session's instance (the health report tags it)
         self.stack = loopback.LoopbackStack(settings, start=False)
         self._exit = contextlib.ExitStack()
         self.imds: InstanceMetadata | None = None
@@ -141,12 +145,13 @@ class BootedHost:
         # Every unit that installs from PyPI or calls AWS: MLflow's, and with TLS the certificate's
         # (certbot's install, the saved state in SSM), each with the test's own additions; and cloud-init's,
         # whose bootcmd and runcmd run the bootstrap, which fetches the host's files from moto with the
-        # role's credentials from the metadata stand-in (botocore's two variables, nothing else).
+        # role's credentials from the metadata stand-in (botocore's two variables, nothing else). The
+        # handover's units (the fence's watcher, the health report) call AWS and the metadata service too.
         bootstrap = {"AWS_ENDPOINT_URL": self.stack.moto.endpoint,
                      "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds.endpoint}
         units = {
             **{unit: bootstrap for unit in boot.cloud_init_units(self.root)},
-            **{unit: stand_ins for unit in (layout.UNIT_NAME,
+            **{unit: stand_ins for unit in (layout.UNIT_NAME, *handover_unit_names(self.settings),
                                             *(CERTIFICATE_UNITS if self.settings.tls != "off" else ()))},
         }
         self.unit_environments = {unit: {**environment, **self.extra_drop_ins.get(unit, {})}

@@ -26,6 +26,9 @@ from userdata.settings import HostSettings
 HOST_ROLE = "mlflow-aws-host"
 PARTITION = "aws"
 ACCOUNT_ID = "123456789012"  # moto's default account, where the admin and every resource live
+# The instance the host's role session belongs to: EC2 names an instance role's session for its instance,
+# which is what ec2:SourceInstanceARN carries (the metadata stand-in serves it as instance-id).
+INSTANCE_ID = "i-0123456789abcdef0"
 # The longest session a role allows (MaxSessionDuration): the credentials outlive any test session.
 SESSION_SECONDS = 12 * 3600
 
@@ -56,6 +59,10 @@ def identity_args(settings: HostSettings, *, hosted_zone_id: str = "") -> HostId
             for group in monitoring.log_groups(certificate=certificate_on_host)
         ) if settings.monitoring else (),
         metrics_namespace=naming.metrics_namespace(settings.project, settings.stack) if settings.monitoring else "",
+        # A fleet keeps the certificate's parameters too (the config allows a fleet only with TLS).
+        keeps_certificate=settings.tls == "letsencrypt" or settings.behind_load_balancer,
+        reports_health=not settings.behind_load_balancer,
+        database_identifier=settings.db_identifier,
     )
 
 
@@ -106,7 +113,7 @@ def create_host_role(iam: Any, sts: Any, admin_arn: str, policy: dict[str, Any])
                            MaxSessionDuration=SESSION_SECONDS,
                            Description="the MLflow host's instance role, as the program renders its policy")["Role"]
     put_host_policy(iam, policy)
-    session = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="i-0123456789abcdef0",
+    session = sts.assume_role(RoleArn=role["Arn"], RoleSessionName=INSTANCE_ID,
                               DurationSeconds=SESSION_SECONDS)["Credentials"]
     return RoleCredentials(session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"],
                            session["Expiration"])

@@ -7,7 +7,10 @@ allowed when some statement allows it and none denies it, otherwise denied, expl
 applies when its Action (or NotAction) matches the action, case-insensitively, and its Resource (or
 NotResource) the resource, case-sensitively, with `*` and `?` wildcards, and its Condition holds for the
 request's context keys. Conditions: StringEquals, StringNotEquals, StringLike, ArnEquals and ArnLike, on
-single values; anything else (another operator, a Principal, a policy variable) is refused with
+single values, and ForAllValues:StringEquals on a key of several values (written "a,b" in the context);
+a condition value may be a policy variable (`${ec2:SourceInstanceARN}`), replaced by that key's value in
+the context, and a condition with a variable whose key is absent does not hold (AWS's "Policy variables
+with no value"). Anything else (another operator, a Principal, a variable in a Resource) is refused with
 ValueError rather than guessed at.
 """
 
@@ -55,7 +58,24 @@ _OPERATORS = {
     "StringLike": lambda wanted, actual: _matches(wanted, actual, ignore_case=False),
     "ArnEquals": lambda wanted, actual: actual in wanted,
     "ArnLike": lambda wanted, actual: _matches(wanted, actual, ignore_case=False),
+    "ForAllValues:StringEquals": lambda wanted, actual: all(value in wanted for value in actual.split(",")),
 }
+_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+def _context_value(context: Mapping[str, str], key: str) -> str | None:
+    return next((value for name, value in context.items() if name.lower() == key.lower()), None)
+
+
+def _resolved(wanted: list[str], context: Mapping[str, str]) -> list[str] | None:
+    """The condition's values with each policy variable replaced from the context; None when one is absent."""
+    resolved = []
+    for value in wanted:
+        keys = _VARIABLE.findall(value)
+        if any(_context_value(context, key) is None for key in keys):
+            return None
+        resolved.append(_VARIABLE.sub(lambda match: _context_value(context, match.group(1)) or "", value))
+    return resolved
 
 
 def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
@@ -66,12 +86,13 @@ def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping
         if operator not in _OPERATORS:
             raise ValueError(f"condition operator {operator} is not evaluated here")
         for key, wanted in tests.items():
-            actual = next((value for name, value in context.items() if name.lower() == key.lower()), None)
+            actual = _context_value(context, key)
             if actual is None:
                 if operator.startswith("StringNot"):
                     continue  # a negated operator holds when the key is absent
                 return False
-            if not _OPERATORS[operator](_listed(wanted), actual):
+            values = _resolved(_listed(wanted), context)
+            if values is None or not _OPERATORS[operator](values, actual):
                 return False
     return True
 

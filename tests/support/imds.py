@@ -19,10 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support import host_role
 from tests.support.host_role import RoleCredentials
 
 TOKEN_PATH = "/latest/api/token"
 CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
+INSTANCE_ID_PATH = "/latest/meta-data/instance-id"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 
@@ -80,6 +82,8 @@ def _handler(metadata: InstanceMetadata, lock: threading.Lock) -> type[BaseHTTPR
                 self._answer(401, "unauthorized")
             elif self.path == CREDENTIALS_PATH:
                 self._answer(200, metadata.role)
+            elif self.path == INSTANCE_ID_PATH:
+                self._answer(200, host_role.INSTANCE_ID)
             elif self.path == CREDENTIALS_PATH + metadata.role:
                 with lock:
                     metadata.credential_reads += 1

@@ -84,6 +84,7 @@ import psycopg2
 
 import naming
 import userdata
+from components import naming_rules
 from tests.support import host_role
 from tests.support.imds import InstanceMetadata, running_instance_metadata
 from tests.support.ports import free_port
@@ -140,6 +141,7 @@ def loopback_settings(**overrides: Any) -> HostSettings:
         mlflow_version=importlib.metadata.version("mlflow"),
         instance_memory_mib=1024,  # t3.micro: one worker, the tightest fit and the fastest start
         tls="off",
+        db_identifier=naming_rules.database_identifier(project, stack),
     )
     return dataclasses.replace(base, **overrides)
 
@@ -159,7 +161,7 @@ def loopback_replacements(root: Path, *, venv: Path, mlflow_port: int, nginx_por
         for directory in (layout.CONFIG_DIR, layout.STATE_DIR, layout.SBIN_DIR, layout.SYSTEMD_DIR,
                           layout.NGINX_DIR, layout.UV_DIR, layout.UV_CACHE_DIR, layout.CACHE_DIR, layout.GUARD_DIR,
                           layout.HOST_PROGRAMS_DIR, layout.HOST_SETTINGS_DIR, layout.NGINX_LOG_DIR,
-                          monitoring.STATE_DIR)
+                          monitoring.STATE_DIR, layout.RUN_DIR)
     }
     bind = f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"
     return {
@@ -573,6 +575,7 @@ class LoopbackStack:
         self.s3_client().create_bucket(Bucket=self.bucket)
         self.put_host_files()
         self.put_parameters()
+        self.create_database_instance()
         self.start_instance_metadata(self.moto.start_host_role(self.settings, self.policy_change))
         self._prepared = True
 
@@ -592,6 +595,13 @@ class LoopbackStack:
         s3.create_bucket(Bucket=self.settings.host_files_bucket)
         s3.put_object(Bucket=self.settings.host_files_bucket, Key=self.host_bundle.key, Body=self.host_bundle.body,
                       ContentType="application/json")
+
+    def create_database_instance(self) -> None:
+        """The stack's RDS instance as moto knows it (PostgreSQL itself is the local cluster): what the
+        configure step snapshots before a release migrates a schema."""
+        self.moto.client("rds", self.region).create_db_instance(
+            DBInstanceIdentifier=self.settings.db_identifier, DBInstanceClass="db.t4g.micro", Engine="postgres",
+            MasterUsername=DB_USERNAME, MasterUserPassword=secrets.token_hex(12), AllocatedStorage=20)
 
     def put_parameters(self) -> None:
         """The stack's parameters, as components.database and components.server_secrets put them."""

@@ -25,15 +25,19 @@ Four things in that keep moto from judging the host's policy as AWS would, which
 2. SSM's resource is "*", which no statement scoped to the stack's parameters matches: moto would deny
    every call the host's policy allows.
    -> The parameters the request names (Name, or each of Names) as ARNs, each one authorized.
-   S3's DeleteObjects is authorized per key the same way (moto gives it the bucket's ARN).
+   S3's DeleteObjects is authorized per key the same way (moto gives it the bucket's ARN), and RDS's
+   snapshot calls on the instance and the snapshot they name; EC2's CreateTags on the instances it names.
 3. A presigned S3 URL (query-string signature, no Authorization header) raises a KeyError: HTTP 500.
    -> Authorized as the identity that signed it (its access key and session token in the query),
    refused once expired; its signature itself is not recomputed (neither does moto).
-4. Conditions, as above (the host's policy has one: PutMetricData only in the stack's namespace).
+4. Conditions, as above (the host's policy has two: PutMetricData only in the stack's namespace, and
+   CreateTags only on the host's own instance, with the health report's key).
    -> The request's condition keys (CONDITION_KEYS: cloudwatch:namespace from PutMetricData's
-   Namespace) are evaluated by tests/support/iam_policy.py's condition_holds, as IAM does: a statement
-   whose Condition holds counts without it, one whose Condition fails (or names a key the request lacks)
-   does not count; moto's evaluator then judges actions and resources as before.
+   Namespace; for CreateTags, aws:TagKeys and ec2:SourceInstanceARN from the instance role's session
+   name; aws:ARN, each resource the request reaches) are evaluated by tests/support/iam_policy.py's
+   condition_holds, as IAM does: a statement whose Condition holds counts without it, one whose Condition
+   fails (or names a key the request lacks) does not count; moto's evaluator then judges actions and
+   resources as before.
 And one addition: a call made with the host role's credentials that aws_calls.py does not declare is
 refused, so the list stays complete.
 
@@ -46,7 +50,7 @@ import datetime
 import json
 import sys
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -105,13 +109,50 @@ def deleted_keys(body: bytes) -> list[str]:
     return [element.text or "" for element in root.iter() if element.tag.rsplit("}", 1)[-1] == "Key"]
 
 
+def rds_resources(operation: str, request: Mapping[str, list[str]], partition: str, region: str,
+                  account: str) -> list[str]:
+    """The instance and snapshot an RDS request names, as ARNs (CreateDBSnapshot is authorized on both)."""
+    arns = []
+    if operation == "CreateDBSnapshot" and "DBInstanceIdentifier" in request:
+        arns.append(f"arn:{partition}:rds:{region}:{account}:db:{request['DBInstanceIdentifier'][0]}")
+    if "DBSnapshotIdentifier" in request:
+        arns.append(f"arn:{partition}:rds:{region}:{account}:snapshot:{request['DBSnapshotIdentifier'][0]}")
+    return arns
+
+
+def tagged_instances(request: Mapping[str, list[str]], partition: str, region: str, account: str) -> list[str]:
+    """The instances an EC2 CreateTags request names (ResourceId.N), as ARNs."""
+    return [f"arn:{partition}:ec2:{region}:{account}:instance/{values[0]}"
+            for key, values in sorted(request.items()) if key.startswith("ResourceId.")]
+
+
+def tagging_context(service: str, operation: str, request: Mapping[str, list[str]], principal: str,
+                    partition: str, region: str, account: str) -> dict[str, str]:
+    """The condition keys AWS sets for the requests whose statements carry a Condition (EC2's CreateTags):
+    ec2:SourceInstanceARN for an instance role's session (EC2 names it for its instance), aws:TagKeys."""
+    if (service, operation) != ("ec2", "CreateTags"):
+        return {}
+    context = {"aws:TagKeys": ",".join(values[0] for key, values in sorted(request.items())
+                                        if key.startswith("Tag.") and key.endswith(".Key"))}
+    session = principal.rsplit("/", 1)[-1]
+    if ":assumed-role/" in principal and session.startswith("i-"):
+        context["ec2:SourceInstanceARN"] = f"arn:{partition}:ec2:{region}:{account}:instance/{session}"
+    return context
+
+
 def required_permissions(service: str, operation: str, resource: str, body: bytes, *, partition: str,
-                         region: str, account: str) -> tuple[tuple[str, str], ...]:
-    """(IAM action, resource ARN) AWS would check for this request, each one."""
+                         region: str, account: str, query: Mapping[str, list[str]] | None = None,
+                         ) -> tuple[tuple[str, str], ...]:
+    """(IAM action, resource ARN) AWS would check for this request, each one; `query`: the parameters of
+    a query-protocol request (EC2, RDS) as moto parsed them."""
     actions = aws_calls.actions_for(f"{service}:{operation}") or (f"{service}:{operation}",)
     resources = [resource]
     if service == "ssm":
         resources = ssm_resources(body, partition, region, account) or [resource]
+    elif service == "ec2" and operation == "CreateTags":
+        resources = tagged_instances(query or {}, partition, region, account) or [resource]
+    elif service == "rds":
+        resources = rds_resources(operation, query or {}, partition, region, account) or [resource]
     elif service == "s3" and operation == "DeleteObjects":
         bucket = resource.rstrip("/")
         resources = [f"{bucket}/{key}" for key in deleted_keys(body)] or [resource]
@@ -140,14 +181,15 @@ def with_conditions_decided(document: dict[str, Any], context: dict[str, str]) -
 def evaluate(policies: list[Any], permissions: tuple[tuple[str, str], ...],
              context: dict[str, str] | None = None) -> str:
     """"" when moto's evaluator allows every permission under `policies` (any Deny wins), each policy's
-    conditions decided for the request's `context` first, else why not."""
+    conditions decided for the request's `context` first (with aws:ARN, each resource), else why not."""
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
     # IAMPolicy reads moto's policy objects (a managed policy's default version, an inline document).
-    documents = [json.dumps(with_conditions_decided(IAMPolicy(policy)._policy_json, context or {}))
-                 for policy in policies]
+    raw = [IAMPolicy(policy)._policy_json for policy in policies]
     keys = "".join(f" with {key}={value}" for key, value in sorted((context or {}).items()))
     for action, resource in permissions:
+        request = {**(context or {}), "aws:ARN": resource}
+        documents = [json.dumps(with_conditions_decided(document, request)) for document in raw]
         results = [IAMPolicy(document).is_action_permitted(action, resource) for document in documents]
         if PermissionResult.DENIED in results:
             return f"explicitly denied: {action} on {resource}{keys}"
@@ -259,9 +301,13 @@ def install(host_role: str, log: Callable[[str], None] = lambda line: print(line
                 decision = Decision(False, access_key.arn, f"{service}:{operation}", (), "the URL has expired")
                 log(decision.line())
                 refuse(response, service, decision)
+        query = getattr(response, "querystring", None) or {}
         permissions = required_permissions(service, operation, resource, response.raw_body or b"",
-                                           partition=get_partition(region), region=region, account=account)
-        context = request_context(service, operation, response._get_param)
+                                           partition=get_partition(region), region=region, account=account,
+                                           query=query)
+        context = {**request_context(service, operation, response._get_param),
+                   **tagging_context(service, operation, query, access_key.arn, get_partition(region), region,
+                                     account)}
         reason = evaluate(access_key.collect_policies(), permissions, context)
         if not reason and request is not None and request._is_assuming_role_operation(resource):
             reason = "" if request._check_role_trust_relationship(resource) else "the role's trust policy refuses"

@@ -35,6 +35,9 @@ PROJECT_DIR = pathlib.Path(__file__).resolve().parents[2]
 ACCOUNT_ID = "123456789012"
 PUBLIC_IP = "203.0.113.10"
 AMI_ID = "ami-0123456789abcdef0"
+INSTANCE_ID = "i-0123456789abcdef0"
+RECORDED_IMAGE = "pulumi-python:dynamic/mlflow-aws:RecordedImage"
+HOST_LAUNCH = "pulumi-python:dynamic/mlflow-aws:HostLaunch"
 
 
 @dataclass
@@ -50,6 +53,7 @@ class RegisteredResource:
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
     replacement_trigger: Any = None
+    aliases: list[str] = field(default_factory=list)  # the URNs this resource was known by before
     dependencies: set[str] = field(default_factory=set)
     property_dependencies: dict[str, set[str]] = field(default_factory=dict)
 
@@ -202,7 +206,14 @@ class ProgramMocks(pulumi.runtime.Mocks):
             computed = {"arn": arn, "name": f"{name}-abc123"}
         elif args.typ == "aws:ec2/instance:Instance":
             computed = {"arn": arn, "publicIp": PUBLIC_IP}
-            return "i-0123456789abcdef0", {**inputs, **computed}
+            return INSTANCE_ID, {**inputs, **computed}
+        elif args.typ == RECORDED_IMAGE:
+            # The newest image of the architecture, as the provider's create would find it (recorded once).
+            computed = {"image_id": AMI_ID, "image_name": inputs["name_pattern"].replace("*", "20261120")}
+            return AMI_ID, {**inputs, **computed}
+        elif args.typ == HOST_LAUNCH:
+            computed = {"instance_id": INSTANCE_ID, "private_ip": "10.20.0.10", "report": "healthy"}
+            return INSTANCE_ID, {**inputs, **computed}
         elif args.typ == "aws:ssm/parameter:Parameter":
             computed = {"arn": arn, "version": self.account.put_parameter(inputs["name"], str(inputs["value"]))}
         else:
@@ -304,6 +315,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                         rpc.deserialize_property(json_format.MessageToDict(request.replacement_trigger))
                         if request.HasField("replacement_trigger") else None
                     ),
+                    aliases=[*request.aliasURNs, *(alias.urn for alias in request.aliases if alias.urn)],
                     dependencies=set(request.dependencies),
                     property_dependencies={
                         key: set(value.urns) for key, value in request.propertyDependencies.items()

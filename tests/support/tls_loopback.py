@@ -27,7 +27,7 @@ import yaml
 
 from tests.support import loopback, ports
 from tests.support.loopback import LoopbackStack
-from userdata import layout, tls
+from userdata import layout, packages, tls
 from userdata.settings import HostSettings
 
 STARTUP_TIMEOUT_SECONDS = 30.0
@@ -115,12 +115,16 @@ class TlsHost:
 
     @property
     def user_data_boot_commands(self) -> list[str]:
-        """The TLS lines of the rendered runcmd (they come last, after nginx and MLflow are up)."""
+        """What a boot runs for TLS once nginx is installed: the package step's site setup (its last lines,
+        as rendered), then the TLS lines of the rendered runcmd (they come last, after MLflow started)."""
         runcmd: list[str] = yaml.safe_load(self.stack.user_data)["runcmd"]
         tls_commands = tls.tls_boot_commands(self.settings)
         if runcmd[-len(tls_commands):] != tls_commands:
             raise AssertionError(f"the rendered runcmd does not end with the TLS commands: {runcmd}")
-        return runcmd[-len(tls_commands):]
+        setup = packages.site_setup(self.settings)
+        if "\n".join(setup) not in self.stack.files[layout.PACKAGES_SCRIPT]:
+            raise AssertionError("the rendered package step does not set up the site")
+        return [*setup, *runcmd[-len(tls_commands):]]
 
     def path(self, host_path: str) -> Path:
         return self.stack.path(host_path)

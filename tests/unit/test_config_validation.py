@@ -616,3 +616,25 @@ def test_log_retention_must_be_a_period_cloudwatch_keeps_logs_for(given: int, ne
 
 def test_every_period_cloudwatch_offers_is_accepted() -> None:
     assert all(load({"logRetentionDays": str(days)}).log_retention_days == days for days in config.LOG_RETENTION_DAYS)
+
+
+# --- changing a running stack: the host's health wait and the recorded image ------------------------
+
+
+def test_the_wait_for_a_new_host_is_20_minutes_by_default_and_the_image_recorded() -> None:
+    cfg = load({})
+    assert cfg.host_ready_timeout_minutes == 20
+    assert cfg.image_refresh == ""
+    assert load({"hostReadyTimeoutMinutes": "45", "imageRefresh": "2027-01-15"}).host_ready_timeout_minutes == 45
+
+
+@pytest.mark.parametrize("bad", ["4", "181", "0"])
+def test_the_wait_for_a_new_host_is_bounded(bad: str) -> None:
+    assert_names(the_problem({"hostReadyTimeoutMinutes": bad}), "hostReadyTimeoutMinutes", bad, "5 to 180",
+                 "pulumi config set hostReadyTimeoutMinutes 20")
+
+
+@pytest.mark.parametrize("bad", ["next week", "2027/01/15", "x" * 65])
+def test_image_refresh_is_a_plain_label(bad: str) -> None:
+    assert_names(the_problem({"imageRefresh": bad}), "imageRefresh", bad[:20],
+                 "letters, digits", "pulumi config set imageRefresh 2027-01-15")

@@ -14,7 +14,16 @@ import userdata
 from components import address, fleet, load_balancer
 from host_settings import host_settings_for
 from naming import Outputs
-from tests.support.pulumi_program import Account, ProgramFailed, ProgramRun, Record, RegisteredResource, run_program
+from tests.support.pulumi_program import (
+    HOST_LAUNCH,
+    RECORDED_IMAGE,
+    Account,
+    ProgramFailed,
+    ProgramRun,
+    Record,
+    RegisteredResource,
+    run_program,
+)
 from tests.support.resource_snapshot import snapshot, snapshot_path
 
 FLEET = {"hosts": 3, "domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABC"}
@@ -38,6 +47,12 @@ def fleet_run(request: pytest.FixtureRequest) -> ProgramRun:
 @pytest.fixture(scope="module")
 def dev_fleet() -> ProgramRun:
     return run_program("dev", FLEET)
+
+
+def host_policy(run: ProgramRun) -> RegisteredResource:
+    """The hosts' own policy (components/identity.py), beside the fleet's rotation policy."""
+    (policy,) = [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-policy")]
+    return policy
 
 
 def group_urn(run: ProgramRun, suffix: str) -> str:
@@ -247,7 +262,7 @@ def test_launched_hosts_and_volumes_carry_the_stack_tags(fleet_run: ProgramRun) 
 
 
 def test_fleet_hosts_get_no_route53_rights_since_they_run_no_certbot(fleet_run: ProgramRun) -> None:
-    policy: Any = fleet_run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"]
+    policy: Any = host_policy(fleet_run).inputs["policy"]
     document = json.loads(policy)
     assert not [s for s in document["Statement"] if any("route53" in a for a in s["Action"])]
 
@@ -303,3 +318,87 @@ def test_going_from_one_host_to_a_fleet_and_back_updates_the_one_record_of_the_n
     # creating a second one of the same name (which Route 53 refuses) and deleting the first.
     assert load_balancer.single_host_record_urn("dev", "mlflow-aws", "dev") == single_record.urn
     assert address.fleet_record_urn("dev", "mlflow-aws", "dev") == fleet_record.urn
+
+
+# --- moving between the two shapes --------------------------------------------------------------
+
+HOSTED_SINGLE = {"domain": FLEET["domain"], "hostedZoneId": FLEET["hostedZoneId"]}
+
+
+@pytest.fixture(scope="module")
+def hosted_single() -> ProgramRun:
+    return run_program("dev", HOSTED_SINGLE)
+
+
+def test_both_shapes_launch_from_one_template_and_one_recorded_image(hosted_single: ProgramRun,
+                                                                     dev_fleet: ProgramRun) -> None:
+    """`hosts` 1 <-> 2 updates the one template in place (a new version) and keeps the recorded image."""
+    for type_token in (TEMPLATE, RECORDED_IMAGE):
+        assert hosted_single.one(type_token).urn == dev_fleet.one(type_token).urn
+    assert hosted_single.one(RECORDED_IMAGE).inputs == dev_fleet.one(RECORDED_IMAGE).inputs
+    assert dev_fleet.one(TEMPLATE).urn in dev_fleet.one(GROUP).property_dependencies["launchTemplate"]
+    assert dev_fleet.one(TEMPLATE).urn in hosted_single.one(HOST_LAUNCH).property_dependencies["launch_template_id"]
+    # A fleet deployed before the shapes shared the template keeps its template (and hosts): same resource.
+    former_parent = "mlflow-aws:compute:HostFleet"
+    assert dev_fleet.one(TEMPLATE).aliases == [
+        f"urn:pulumi:dev::mlflow-aws::{former_parent}$aws:ec2/launchTemplate:LaunchTemplate::dev-launch-template"]
+
+
+def test_one_host_to_a_fleet_and_back_keeps_the_hosts_group_and_the_databases_rule(
+        hosted_single: ProgramRun, dev_fleet: ProgramRun) -> None:
+    """The hosts still serving keep reaching the database: the group and the rule admitting it stay as they are."""
+    def door(run: ProgramRun) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
+        web = next(g for g in run.of_type(SECURITY_GROUP) if g.name.endswith("-web"))
+        (rule,) = rules_of(run, INGRESS, "-db")
+        return web.urn, web.inputs, rule.urn, rule.inputs
+
+    single_web_urn, single_web, single_rule_urn, single_rule = door(hosted_single)
+    fleet_web_urn, fleet_web, fleet_rule_urn, fleet_rule = door(dev_fleet)
+    assert (single_web_urn, single_rule_urn) == (fleet_web_urn, fleet_rule_urn)
+    assert single_web["description"] == fleet_web["description"], "AWS replaces a group whose description changes"
+    assert single_rule == fleet_rule
+    web = next(g for g in dev_fleet.of_type(SECURITY_GROUP) if g.name.endswith("-web"))
+    assert web.ignore_changes == ["description"], "a group made with an earlier description is kept"
+
+
+def test_the_name_moves_to_the_load_balancer_only_once_the_fleet_is_healthy(dev_fleet: ProgramRun) -> None:
+    alias = next(r for r in dev_fleet.of_type(RECORD) if r.name == load_balancer.alias_record_name("dev"))
+    group = dev_fleet.one(GROUP)
+    assert group.inputs["waitForElbCapacity"] == 3  # the group's create returns once 3 hosts are healthy
+    assert dev_fleet.depends_on(alias, group)
+
+
+def test_the_name_moves_back_to_the_address_only_once_a_healthy_host_has_it(hosted_single: ProgramRun) -> None:
+    record = hosted_single.one(RECORD)
+    association = hosted_single.one("aws:ec2/eipAssociation:EipAssociation")
+    assert hosted_single.depends_on(record, association)
+    assert hosted_single.depends_on(association, hosted_single.one(HOST_LAUNCH))
+
+
+def test_the_saved_certificate_outlives_a_spell_as_a_fleet(hosted_single: ProgramRun, dev_fleet: ProgramRun) -> None:
+    """A fleet keeps the certificate's two parameters (its hosts neither read nor write them), so going back to one
+    host restores the certificate, which still covers the domain, instead of ordering one."""
+    def saved(run: ProgramRun) -> dict[str, str]:
+        parameters = run.of_type("aws:ssm/parameter:Parameter")
+        return {r.urn: r.inputs["name"] for r in parameters if "/tls/" in r.inputs["name"]}
+
+    assert saved(dev_fleet) == saved(hosted_single) and len(saved(dev_fleet)) == 2
+    policy = json.loads(host_policy(dev_fleet).inputs["policy"])
+    assert not [s for s in policy["Statement"] if "ssm:PutParameter" in s["Action"]]
+
+
+def test_fleet_hosts_report_to_the_load_balancer_not_by_tagging_themselves(dev_fleet: ProgramRun) -> None:
+    policy = json.loads(host_policy(dev_fleet).inputs["policy"])
+    assert not [s for s in policy["Statement"] if "ec2:CreateTags" in s["Action"]]
+    assert not dev_fleet.of_type(HOST_LAUNCH)
+
+
+def test_a_fleet_host_may_take_itself_out_of_its_target_group_for_an_admin_restart(dev_fleet: ProgramRun) -> None:
+    policies = dev_fleet.of_type("aws:iam/rolePolicy:RolePolicy")
+    (rotation,) = [policy for policy in policies if policy.name.endswith("-restart-rotation")]
+    assert dev_fleet.one(TARGET_GROUP).urn in rotation.property_dependencies["policy"]
+    statements = {s["Sid"]: s for s in json.loads(rotation.inputs["policy"])["Statement"]}
+    assert statements["RotateOwnTargetGroup"]["Resource"] == "arn:aws:mock:eu-west-1:123456789012:dev-hosts"
+    assert set(statements["RotateOwnTargetGroup"]["Action"]) == {
+        "elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"}
+    assert all(action.split(":")[1].startswith("Describe") for action in statements["FindOwnTargetGroup"]["Action"])

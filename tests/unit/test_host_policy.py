@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 import userdata
+from components.fleet import rotation_policy
 from components.identity import host_identity_args, host_policy
+from components.naming_rules import database_identifier
 from config import StackConfig, load_config
 from host_programs import aws_calls
-from host_programs.aws_calls import HOST_CALLS, HostCall, StackFacts
+from host_programs.aws_calls import HOST_CALLS, TARGET_GROUP, HostCall, StackFacts
 from host_settings import host_settings_for
 from tests.support import host_role
 from tests.support.iam_policy import Outcome, evaluate
@@ -42,15 +44,18 @@ def stack(name: str) -> tuple[StackConfig, HostSettings, dict[str, Any]]:
     settings = host_settings_for(cfg, artifact_bucket=BUCKET, host_files_bucket=HOST_FILES_BUCKET,
                                  public_ip="203.0.113.10")
     bucket_arn, host_files_arn = f"arn:{PARTITION}:s3:::{BUCKET}", f"arn:{PARTITION}:s3:::{HOST_FILES_BUCKET}"
-    policy = host_policy(host_identity_args(cfg, bucket_arn, host_files_arn), bucket_arn=bucket_arn,
-                         host_files_bucket_arn=host_files_arn, partition=PARTITION, account_id=ACCOUNT)
-    return cfg, settings, json.loads(policy)
+    policy = json.loads(host_policy(host_identity_args(cfg, bucket_arn, host_files_arn), bucket_arn=bucket_arn,
+                                    host_files_bucket_arn=host_files_arn, partition=PARTITION, account_id=ACCOUNT))
+    if cfg.fleet:  # the fleet's role also carries the admin restart's rotation policy (components/fleet.py)
+        policy["Statement"] += json.loads(rotation_policy(facts(cfg).arn(TARGET_GROUP)))["Statement"]
+    return cfg, settings, policy
 
 
 def facts(cfg: StackConfig) -> StackFacts:
     return StackFacts(partition=PARTITION, region=REGION, account=ACCOUNT, bucket=BUCKET,
-                      host_files_bucket=HOST_FILES_BUCKET, ssm_prefix=cfg.ssm_prefix, project=cfg.project,
-                      stack=cfg.stack, hosted_zone_id=cfg.hosted_zone_id)
+                      host_files_bucket=HOST_FILES_BUCKET,
+                      ssm_prefix=cfg.ssm_prefix, project=cfg.project, stack=cfg.stack,
+                      hosted_zone_id=cfg.hosted_zone_id, db_identifier=database_identifier(cfg.project, cfg.stack))
 
 
 def refusals(policy: dict[str, Any], calls: list[HostCall], stack_facts: StackFacts) -> list[str]:
@@ -169,3 +174,27 @@ def test_each_operation_is_declared_with_one_set_of_actions():
     found = {operation: {call.actions for call in HOST_CALLS if call.operation == operation}
              for operation in operations}
     assert {operation: actions for operation, actions in found.items() if len(actions) > 1} == {}
+
+
+def test_the_health_report_may_tag_only_its_own_instance_and_only_with_the_health_key():
+    cfg, _, policy = stack("dev")
+    (tagging,) = [call for call in HOST_CALLS if call.operation == "ec2:CreateTags"]
+    own = facts(cfg).context(tagging)
+    other = facts(cfg).arn("arn:{partition}:ec2:{region}:{account}:instance/i-0fedcba9876543210")
+    assert evaluate(policy, "ec2:CreateTags", own["aws:ARN"], own) is Outcome.ALLOWED
+    assert evaluate(policy, "ec2:CreateTags", other, {**own, "aws:ARN": other}) is Outcome.IMPLICITLY_DENIED
+    assert evaluate(policy, "ec2:CreateTags", own["aws:ARN"], {**own, "aws:TagKeys": "Name"}) is (
+        Outcome.IMPLICITLY_DENIED)
+
+
+def test_the_role_snapshots_only_its_own_database_under_the_upgrade_prefix():
+    _, _, policy = stack("dev")
+    database = f"arn:{PARTITION}:rds:{REGION}:{ACCOUNT}:db:mlflow-aws-dev"
+    snapshot = f"arn:{PARTITION}:rds:{REGION}:{ACCOUNT}:snapshot:mlflow-aws-dev-upgrade-3-16-1-to-3-17-2-x"
+    assert evaluate(policy, "rds:CreateDBSnapshot", database) is Outcome.ALLOWED
+    assert evaluate(policy, "rds:CreateDBSnapshot", snapshot) is Outcome.ALLOWED
+    assert evaluate(policy, "rds:CreateDBSnapshot", f"arn:{PARTITION}:rds:{REGION}:{ACCOUNT}:db:mlflow-aws-prod") is (
+        Outcome.IMPLICITLY_DENIED)
+    assert evaluate(policy, "rds:CreateDBSnapshot",
+                    f"arn:{PARTITION}:rds:{REGION}:{ACCOUNT}:snapshot:mlflow-aws-dev-nightly") is (
+        Outcome.IMPLICITLY_DENIED)

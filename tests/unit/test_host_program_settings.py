@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import userdata
-from host_programs import certificate_state, configure
+from host_programs import admin_restart, certificate_state, configure, fence, health_report
 from host_programs.settings_file import SettingsError, load
 from tests.support.loopback import host_file_contents, loopback_replacements, loopback_settings, remap
 from userdata import layout, programs
@@ -33,8 +33,11 @@ def write(tmp_path: Path, document: dict[str, Any]) -> str:
 
 def test_the_settings_file_is_data_only_json_with_one_section_per_program():
     document = settings_document()
-    assert set(document) == {"region", configure.SECTION, certificate_state.SECTION}
-    assert set(settings_document(loopback_settings())) == {"region", configure.SECTION}
+    handover = {fence.SECTION, admin_restart.SECTION, health_report.SECTION}
+    assert set(document) == {"region", configure.SECTION, certificate_state.SECTION, *handover}
+    assert set(settings_document(loopback_settings())) == {"region", configure.SECTION, *handover}
+    assert set(settings_document(loopback_settings(load_balancer_cidr="10.0.0.0/16"))) == {
+        "region", configure.SECTION, fence.SECTION, admin_restart.SECTION}
     assert programs.settings_text(TLS, userdata.host_programs(TLS)) == programs.settings_text(
         TLS, userdata.host_programs(TLS))
 
@@ -148,3 +151,11 @@ def test_the_rendered_executable_runs_the_shipped_modules_and_names_a_bad_key(tm
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"mlflow-configure: FAILED: settings file {settings_file}: configure.wait_seconds must be a positive number"]
+
+
+def test_the_handover_programs_read_the_rendered_file(tmp_path):
+    path = write(tmp_path, settings_document())
+    assert fence.read_settings(path).unit == "mlflow.service"
+    assert admin_restart.read_settings(path).unit == "mlflow.service"
+    assert health_report.read_settings(path).hostname == TLS.public_hostname
+    assert configure.read_settings(path).db_identifier == TLS.db_identifier

@@ -132,6 +132,6 @@ def test_the_restart_association_gives_the_agent_no_parameter_to_resolve(dev):
     (association,) = dev.of_type(ASSOCIATION)
     assert association.inputs["name"] == RUN_SHELL_DOCUMENT
     parameters = json.dumps(association.inputs["parameters"])
-    assert "mlflow.service" in parameters  # the command itself, not an empty stand-in
+    assert "mlflow-admin-restart" in parameters  # the command itself, not an empty stand-in
     assert AGENT_PARAMETER_REFERENCE.search(parameters) is None
     assert AGENT_PARAMETER_REFERENCE.search("echo {{ssm:/mlflow-aws/dev/mlflow/admin-username}}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import TypedDict
 from urllib.parse import parse_qs, urlparse
 
 import boto3
@@ -19,7 +20,14 @@ from tests.support.moto_authorization import (
     required_permissions,
 )
 
-FACTS = {"partition": "aws", "region": "eu-west-1", "account": "111122223333"}
+
+class Facts(TypedDict):
+    partition: str
+    region: str
+    account: str
+
+
+FACTS: Facts = {"partition": "aws", "region": "eu-west-1", "account": "111122223333"}
 BUCKET = "arn:aws:s3:::team-artifacts"
 
 

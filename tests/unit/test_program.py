@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import gzip
 import ipaddress
 import json
@@ -14,11 +15,14 @@ import config
 import naming
 import userdata
 from components.database import final_snapshot_identifier
+from host_programs import schema_upgrade
 from host_settings import host_settings_for
 from naming import Outputs
 from tests.support.pulumi_program import (
+    HOST_LAUNCH,
     PROJECT_DIR,
     PUBLIC_IP,
+    RECORDED_IMAGE,
     Account,
     ProgramFailed,
     ProgramRun,
@@ -31,7 +35,8 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 BUCKET = "aws:s3/bucket:Bucket"
 RDS = "aws:rds/instance:Instance"
-EC2 = "aws:ec2/instance:Instance"
+TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+EIP_ASSOCIATION = "aws:ec2/eipAssociation:EipAssociation"
 PARAMETER = "aws:ssm/parameter:Parameter"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 RANDOM_ID = "random:index/randomId:RandomId"
@@ -143,7 +148,7 @@ def test_removing_an_allowed_cidr_leaves_the_other_rules_untouched() -> None:
 
 
 def test_host_waits_for_its_security_group_rules(dev: ProgramRun) -> None:
-    host = dev.one(EC2)
+    host = dev.one(HOST_LAUNCH)
     egress = dev.one("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
     assert egress.inputs["cidrIpv4"] == "0.0.0.0/0" and egress.inputs["ipProtocol"] == "-1"
     for rule in (egress, *ingress_of(dev, "-web")):
@@ -158,7 +163,7 @@ def test_ssh_opens_only_to_ssh_cidrs_when_asked() -> None:
     run = run_program("dev", {"sshCidrs": ["198.51.100.4/32"], "sshKeyName": "ops"})
     ssh = [r for r in run.of_type(INGRESS) if r.inputs.get("fromPort") == 22]
     assert [(r.inputs["cidrIpv4"], r.inputs["toPort"]) for r in ssh] == [("198.51.100.4/32", 22)]
-    assert run.one(EC2).inputs["keyName"] == "ops"
+    assert run.one(TEMPLATE).inputs["keyName"] == "ops"
 
 
 def test_database_group_admits_5432_only_from_the_web_group(dev: ProgramRun) -> None:
@@ -371,7 +376,32 @@ def test_host_may_read_and_write_exactly_its_saved_acme_account_and_certificate(
     assert resources["ssm:GetParameter"] == saved
     writes = {action for action in resources if not action.startswith(("ssm:Get", "s3:List", "s3:Get"))}
     assert writes == {"ssm:PutParameter", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-                      "logs:CreateLogStream", "logs:PutLogEvents", "cloudwatch:PutMetricData"}
+                      "logs:CreateLogStream", "logs:PutLogEvents", "cloudwatch:PutMetricData",
+                      "ec2:CreateTags", "rds:CreateDBSnapshot", "rds:AddTagsToResource", "rds:DescribeDBSnapshots"}
+
+
+def test_host_may_snapshot_only_its_own_database_and_only_under_the_upgrade_prefix(dev: ProgramRun) -> None:
+    resources = host_policy_resources(dev)
+    database = "arn:aws:rds:eu-west-1:123456789012:db:mlflow-aws-dev"
+    snapshots = "arn:aws:rds:eu-west-1:123456789012:snapshot:mlflow-aws-dev-upgrade-*"
+    assert dev.one(RDS).inputs["identifier"] == "mlflow-aws-dev"
+    assert resources["rds:CreateDBSnapshot"] == {database, snapshots}
+    assert resources["rds:AddTagsToResource"] == {database, snapshots}
+    assert resources["rds:DescribeDBSnapshots"] == {snapshots}
+    assert not [action for action in resources if action.startswith("rds:") and "Delete" in action]
+    when = datetime.datetime(2026, 12, 7, 12, 3, 4, tzinfo=datetime.timezone.utc)
+    assert schema_upgrade.snapshot_identifier("mlflow-aws-dev", "3.16.1", "3.17.2", when) == (
+        "mlflow-aws-dev-upgrade-3-16-1-to-3-17-2-20261207t120304z")
+
+
+def test_host_may_tag_only_its_own_instance_and_only_with_its_health_report(dev: ProgramRun) -> None:
+    (statement,) = [s for s in host_policy(dev)["Statement"] if "ec2:CreateTags" in s["Action"]]
+    assert statement == {
+        "Sid": "ReportOwnHealth", "Effect": "Allow", "Action": ["ec2:CreateTags"],
+        "Resource": "arn:aws:ec2:eu-west-1:123456789012:instance/*",
+        "Condition": {"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
+                      "ForAllValues:StringEquals": {"aws:TagKeys": [naming.HEALTH_TAG]}},
+    }
 
 
 def test_with_tls_off_the_host_writes_no_parameter() -> None:
@@ -385,7 +415,7 @@ def test_the_stack_owns_the_parameters_the_host_saves_its_certificate_in(dev: Pr
     """Created empty-handed (destroy then deletes the saved private key), before the host boots."""
     saved = {r.inputs["name"]: r for r in dev.of_type(PARAMETER) if "/tls/" in r.inputs["name"]}
     assert sorted(saved) == ["/mlflow-aws/dev/tls/acme-account", "/mlflow-aws/dev/tls/certificate"]
-    host = dev.one(EC2)
+    host = dev.one(HOST_LAUNCH)
     for parameter in saved.values():
         value = parameter.inputs["value"]  # pulumi-aws marks a SecureString's value secret
         assert (parameter.inputs["type"], value.get("value") if isinstance(value, dict) else value) == (
@@ -406,11 +436,11 @@ def test_role_uses_no_inline_or_managed_policy_lists(dev: ProgramRun) -> None:
 def test_instance_profile_carries_the_role(dev: ProgramRun) -> None:
     profile = dev.one("aws:iam/instanceProfile:InstanceProfile")
     assert dev.one("aws:iam/role:Role").urn in profile.property_dependencies["role"]
-    assert profile.urn in dev.one(EC2).property_dependencies["iamInstanceProfile"]
+    assert profile.urn in dev.one(TEMPLATE).property_dependencies["iamInstanceProfile"]
 
 
 def test_host_boots_with_its_permissions_already_attached(dev: ProgramRun) -> None:
-    host = dev.one(EC2)
+    host = dev.one(HOST_LAUNCH)
     assert dev.depends_on(host, dev.one("aws:iam/rolePolicy:RolePolicy"))
     assert dev.depends_on(host, dev.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment"))
 
@@ -418,62 +448,101 @@ def test_host_boots_with_its_permissions_already_attached(dev: ProgramRun) -> No
 # --- address and host --------------------------------------------------------------------------
 
 
-def test_elastic_ip_is_a_vpc_address_associated_with_the_hosts_interface(dev: ProgramRun) -> None:
+def test_elastic_ip_is_a_vpc_address_associated_with_the_host_once_it_reported_healthy(dev: ProgramRun) -> None:
     eip = dev.one("aws:ec2/eip:Eip")
     assert eip.inputs["domain"] == "vpc"
-    association = dev.one("aws:ec2/eipAssociation:EipAssociation")
-    interface = dev.one("aws:ec2/networkInterface:NetworkInterface")
+    association = dev.one(EIP_ASSOCIATION)
     assert eip.urn in association.property_dependencies["allocationId"]
-    assert interface.urn in association.property_dependencies["networkInterfaceId"]
-    host = dev.one(EC2)
-    assert interface.urn in host.property_dependencies["primaryNetworkInterface"]
-    assert association.urn in host.dependencies, "the address must be attached before the host boots"
+    # The instance id comes from the HostLaunch, whose create returns only once the host reported healthy.
+    assert association.property_dependencies["instanceId"] == {dev.one(HOST_LAUNCH).urn}
+    assert association.inputs["allowReassociation"] is True
+    assert not dev.of_type("aws:ec2/instance:Instance") and not dev.of_type("aws:ec2/networkInterface:NetworkInterface")
+
+
+def test_a_replacement_is_launched_gated_moved_to_and_only_then_the_old_host_deleted(dev: ProgramRun) -> None:
+    """The order of a host replacement, from the resource graph: the launch template's new version replaces the
+    HostLaunch; Pulumi creates the replacement first (no delete_before_replace), and that create is the gate (it
+    returns once the new host reported healthy); the association, which takes its instance id, is replaced next
+    (create first, so AssociateAddress moves the address); the superseded association and the old HostLaunch
+    (which terminates the old host) are deleted at the end of the update, in reverse dependency order."""
+    template, host, association = dev.one(TEMPLATE), dev.one(HOST_LAUNCH), dev.one(EIP_ASSOCIATION)
+    assert template.urn in host.property_dependencies["launch_template_version"]
+    assert host.urn in association.property_dependencies["instanceId"]
+    for resource in (template, host, association):
+        assert not resource.delete_before_replace, f"{resource.name} would go before its successor exists"
+    assert not dev.depends_on(host, association), "the address would have to move before the new host is checked"
+    assert host.inputs["allocation_id"] == "eipalloc-0abc"  # to name the host still serving if the gate fails
+
+
+def test_the_wait_for_the_new_host_is_bounded_by_the_config_key() -> None:
+    assert run_program("dev").one(HOST_LAUNCH).inputs["timeout_seconds"] == 20 * 60
+    assert run_program("dev", {"hostReadyTimeoutMinutes": 45}).one(HOST_LAUNCH).inputs["timeout_seconds"] == 45 * 60
+
+
+def test_the_wait_starts_its_clock_with_the_database_without_depending_on_it(dev: ProgramRun) -> None:
+    host = dev.one(HOST_LAUNCH)
+    assert host.inputs["database_identifier"] == dev.one(RDS).inputs["identifier"]
+    assert not dev.depends_on(host, dev.one(RDS)), "the host would boot only after RDS exists"
 
 
 def test_address_and_host_wait_for_the_public_subnets_route_to_the_internet(dev: ProgramRun) -> None:
     gateway = dev.one("aws:ec2/internetGateway:InternetGateway")
     route = named(dev, "aws:ec2/route:Route", "-public-default")
     association = named(dev, "aws:ec2/routeTableAssociation:RouteTableAssociation", "-public-rta")
-    for waiter in (dev.one("aws:ec2/eipAssociation:EipAssociation"), dev.one(EC2)):
+    for waiter in (dev.one(EIP_ASSOCIATION), dev.one(HOST_LAUNCH)):
         for needed in (gateway, route, association):
             assert dev.depends_on(waiter, needed), f"{waiter.name} does not wait for {needed.name}"
 
 
-def test_a_change_of_cpu_architecture_replaces_the_host(dev: ProgramRun) -> None:
+def test_the_image_follows_the_architecture_of_the_instance_type(dev: ProgramRun) -> None:
+    """t3.small -> t4g.small: the recorded image's architecture changes, which its provider answers with a new
+    lookup (tests/unit/test_recorded_image.py), so the template and the host get an arm64 image."""
     graviton = run_program("dev", {"instanceType": "t4g.small"})
-    assert dev.one(EC2).ignore_changes == ["ami"]
-    assert (dev.one(EC2).replacement_trigger, graviton.one(EC2).replacement_trigger) == ("amd64", "arm64")
+    assert (dev.one(RECORDED_IMAGE).inputs["architecture"], graviton.one(RECORDED_IMAGE).inputs["architecture"]) == (
+        "amd64", "arm64")
+    assert "arm64" in graviton.one(RECORDED_IMAGE).inputs["name_pattern"]
+    for run in (dev, graviton):
+        assert run.one(RECORDED_IMAGE).urn in run.one(TEMPLATE).property_dependencies["imageId"]
+        assert not run.one(TEMPLATE).ignore_changes, "an ignored image would keep the old architecture's"
 
 
 def test_host_requires_imdsv2(dev: ProgramRun) -> None:
-    assert dev.one(EC2).inputs["metadataOptions"]["httpTokens"] == "required"
+    assert dev.one(TEMPLATE).inputs["metadataOptions"]["httpTokens"] == "required"
+
+
+def root_volume(run: ProgramRun) -> dict[str, Any]:
+    (mapping,) = run.one(TEMPLATE).inputs["blockDeviceMappings"]
+    assert mapping["deviceName"] == "/dev/sda1"
+    volume: dict[str, Any] = mapping["ebs"]
+    return volume
 
 
 def test_host_root_volume_is_encrypted_gp3(dev: ProgramRun) -> None:
-    volume = dev.one(EC2).inputs["rootBlockDevice"]
-    assert volume["encrypted"] is True and volume["volumeType"] == "gp3"
+    volume = root_volume(dev)
+    assert volume["encrypted"] == "true" and volume["volumeType"] == "gp3"
 
 
 def test_host_disk_has_room_for_the_artifacts_mlflow_spools(dev: ProgramRun) -> None:
     # Ubuntu and the venv take ~5 GB; MLflow writes each proxied artifact whole to its temporary directory.
-    assert dev.one(EC2).inputs["rootBlockDevice"]["volumeSize"] >= 30
+    assert root_volume(dev)["volumeSize"] >= 30
 
 
-def test_host_runs_ubuntu_2404_from_canonical(dev: ProgramRun) -> None:
-    (ami_call,) = [i for i in dev.invokes if i.token == "aws:ec2/getAmi:getAmi"]
-    assert ami_call.args["owners"] == ["099720109477"]
-    filters = {f["name"]: f["values"] for f in ami_call.args["filters"]}
-    assert filters["name"] == ["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"]
-    assert filters["architecture"] == ["x86_64"]
-    assert "ami" in dev.one(EC2).ignore_changes, "a new AMI release must not replace the server"
+def test_host_runs_ubuntu_2404_from_canonical_recorded_not_looked_up_every_run(dev: ProgramRun) -> None:
+    image = dev.one(RECORDED_IMAGE).inputs
+    assert image["owner"] == "099720109477"
+    assert image["name_pattern"] == "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+    assert dev.one(TEMPLATE).inputs["imageId"] == "ami-0123456789abcdef0"
+    assert not [i for i in dev.invokes if i.token == "aws:ec2/getAmi:getAmi"], "a data source looks again every run"
 
 
-def test_graviton_instance_types_get_the_arm64_image() -> None:
-    run = run_program("dev", {"instanceType": "t4g.small"})
-    (ami_call,) = [i for i in run.invokes if i.token == "aws:ec2/getAmi:getAmi"]
-    filters = {f["name"]: f["values"] for f in ami_call.args["filters"]}
-    assert filters["architecture"] == ["arm64"]
-    assert "arm64" in filters["name"][0]
+def test_an_unrelated_up_asks_for_no_new_image_and_image_refresh_does() -> None:
+    """The image's inputs are the same on every run until the architecture or imageRefresh changes: its
+    provider's diff then replaces it (a new lookup), and otherwise reports nothing to do."""
+    first, again = run_program("dev"), run_program("dev", {"adminUsername": "mlops", "mlflowVersion": "3.17.1"})
+    assert again.one(RECORDED_IMAGE).inputs == first.one(RECORDED_IMAGE).inputs
+    refreshed = run_program("dev", {"imageRefresh": "2027-01-15"})
+    assert refreshed.one(RECORDED_IMAGE).inputs["refresh"] == "2027-01-15"
+    assert first.one(RECORDED_IMAGE).inputs["refresh"] == ""
 
 
 def test_user_data_is_exactly_what_userdata_render_returns(dev: ProgramRun) -> None:
@@ -482,9 +551,9 @@ def test_user_data_is_exactly_what_userdata_render_returns(dev: ProgramRun) -> N
         host_settings_for(cfg, artifact_bucket=dev.outputs[Outputs.ARTIFACT_BUCKET],
                           host_files_bucket=dev.outputs[Outputs.HOST_FILES_BUCKET], public_ip=PUBLIC_IP)
     )
-    host = dev.one(EC2).inputs
-    assert gzip.decompress(base64.b64decode(host["userDataBase64"])).decode() == expected
-    assert host["userDataReplaceOnChange"] is True
+    template = dev.one(TEMPLATE).inputs
+    assert gzip.decompress(base64.b64decode(template["userData"])).decode() == expected
+    assert template["updateDefaultVersion"] is True
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -492,7 +561,7 @@ def test_no_generated_secret_reaches_user_data_or_plain_outputs(stack: str) -> N
     run = run_program(stack, {"clientAccess": True})
     secrets = run.generated_secrets
     assert len(secrets) == 5  # DB password, admin password, Flask secret key, gateway passphrase, client secret key
-    user_data = gzip.decompress(base64.b64decode(run.one(EC2).inputs["userDataBase64"])).decode()
+    user_data = gzip.decompress(base64.b64decode(run.one(TEMPLATE).inputs["userData"])).decode()
     plain_outputs = json.dumps({k: v for k, v in run.outputs.items() if k not in run.secret_outputs})
     for secret in secrets:
         assert secret not in user_data
@@ -500,7 +569,7 @@ def test_no_generated_secret_reaches_user_data_or_plain_outputs(stack: str) -> N
 
 
 def test_instance_does_not_wait_for_the_database(dev: ProgramRun) -> None:
-    host = dev.one(EC2)
+    host = dev.one(HOST_LAUNCH)
     rds = dev.one(RDS)
     assert not dev.depends_on(host, rds)
     # The parameters the program writes (the database's among them); the two the host writes itself
@@ -517,7 +586,7 @@ def test_host_heals_itself_through_status_check_alarms(dev: ProgramRun) -> None:
     alarms = {a.inputs["metricName"]: a for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert alarms["StatusCheckFailed_System"].inputs["alarmActions"] == ["arn:aws:automate:eu-west-1:ec2:recover"]
     assert alarms["StatusCheckFailed_Instance"].inputs["alarmActions"] == ["arn:aws:automate:eu-west-1:ec2:reboot"]
-    host = dev.one(EC2).urn
+    host = dev.one(HOST_LAUNCH).urn
     for alarm in alarms.values():
         assert host in alarm.property_dependencies["dimensions"]
 
@@ -685,7 +754,7 @@ def test_prod_protects_the_database_the_bucket_and_what_they_cannot_live_without
 
 def test_prod_leaves_what_upgrades_replace_unprotected(prod: ProgramRun) -> None:
     # mlflowVersion and instanceType changes replace these: protect would refuse those updates.
-    for type_token in (EC2, "aws:ec2/networkInterface:NetworkInterface", "aws:ec2/eipAssociation:EipAssociation"):
+    for type_token in (HOST_LAUNCH, TEMPLATE, RECORDED_IMAGE, EIP_ASSOCIATION):
         assert not prod.one(type_token).protect
     assert not named(prod, SUBNET, "-public").protect
 
@@ -694,12 +763,16 @@ def test_dev_protects_nothing_so_destroy_takes_it_all(dev: ProgramRun) -> None:
     assert [r.name for r in dev.resources if r.protect] == []
 
 
-def test_turning_protect_data_off_lifts_every_protect_so_the_readme_destroy_path_goes_through() -> None:
+def test_turning_protect_data_off_lifts_every_protect_so_the_readme_destroy_path_goes_through(prod: ProgramRun) -> None:
     # The README's path: `pulumi config set protectData false && pulumi up`, then destroy. The engine
     # records the protect flag each run registers, so this run leaves nothing protected in state.
     run = run_program("prod", {"protectData": "false"})
     assert [r.name for r in run.resources if r.protect] == []
     assert run.one(RDS).inputs["deletionProtection"] is False
+    # Still declared, now unprotected: a resource the program stopped declaring would be deleted by that
+    # same `pulumi up`, and Pulumi refuses to delete what its state still marks protected.
+    assert not named(run, RANDOM_ID, "-final-snapshot-suffix").protect
+    assert {r.name for r in prod.resources if r.protect} - {r.name for r in run.resources} == set()
 
 
 def test_the_final_snapshot_is_named_for_this_database_and_exported(prod: ProgramRun) -> None:
@@ -791,7 +864,9 @@ def test_an_instance_type_no_zone_offers_fails_naming_it_before_anything_is_crea
 def restart_command(run: ProgramRun) -> str:
     association = run.one(ASSOCIATION)
     assert association.inputs["name"] == "AWS-RunShellScript"
-    assert association.inputs["targets"] == [{"key": "InstanceIds", "values": [run.outputs[Outputs.INSTANCE_ID]]}]
+    # Every host of the stack by its tag, in either shape: a new host or `hosts` 1 <-> 2 changes nothing here.
+    assert association.inputs["targets"] == [{"key": "tag:mlflow-aws:host", "values": [run.stack]}]
+    assert association.inputs["maxConcurrency"] == "1"
     command: str = association.inputs["parameters"]["commands"]
     return command
 
@@ -799,9 +874,19 @@ def restart_command(run: ProgramRun) -> str:
 def test_the_host_restarts_mlflow_when_asked_by_the_association(dev: ProgramRun) -> None:
     command = restart_command(dev)
     assert dev.one(ASSOCIATION).inputs["associationName"] == "dev-mlflow-admin-restart"  # the README names it
-    assert "if systemctl is-active --quiet mlflow.service; then systemctl restart mlflow.service; fi" in command
-    assert "admin-username=v1 admin-password=v1" in command
+    assert "/usr/local/sbin/mlflow-admin-restart 'admin-username=v1 admin-password=v1'" in command
     assert not [secret for secret in dev.generated_secrets if secret in command]
+
+
+def test_a_host_replacement_or_another_shape_leaves_the_restart_association_as_it_was() -> None:
+    """AWS runs an association again whenever it is updated: it must change only with the admin's versions."""
+    account = Account()
+    before = run_program("dev", account=account).one(ASSOCIATION).inputs
+    for change in ({"mlflowVersion": "3.17.1"}, {"instanceType": "t4g.small"},
+                   {"hosts": 2, "domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABC"}):
+        assert run_program("dev", change, account).one(ASSOCIATION).inputs == before, change
+    host_tags = run_program("dev", account=account).one(TEMPLATE).inputs["tagSpecifications"]
+    assert all(spec["tags"]["mlflow-aws:host"] == "dev" for spec in host_tags)
 
 
 def test_renaming_the_admin_reruns_the_restart_on_the_next_up() -> None:
@@ -849,3 +934,17 @@ def test_an_older_pulumi_cli_stops_the_program_before_any_resource() -> None:
 def test_the_deploy_scripts_accept_the_same_oldest_cli_as_the_program() -> None:
     setup = (PROJECT_DIR / "scripts" / "_setup.sh").read_text()
     assert 'PULUMI_MIN_VERSION="3.208.0"' in setup
+
+
+def test_the_host_files_are_uploaded_before_the_launch_template_can_boot_a_host(dev: ProgramRun) -> None:
+    """DESIGN decision 16: the user data's bootstrap names one object (key, sha256) of the host's files; the
+    launch template's user data waits for its upload, and earlier versions' objects stay for a rollback."""
+    cfg = config.from_stack_files(".", "dev")
+    settings = host_settings_for(cfg, artifact_bucket=dev.outputs[Outputs.ARTIFACT_BUCKET],
+                                 host_files_bucket=dev.outputs[Outputs.HOST_FILES_BUCKET], public_ip=PUBLIC_IP)
+    shipped = userdata.host_bundle(settings)
+    (uploaded,) = dev.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    assert (uploaded.inputs["key"], uploaded.inputs["content"]) == (shipped.key, shipped.text)
+    assert uploaded.retain_on_delete, "an earlier template version's hosts (a rollback) still fetch their files"
+    assert uploaded.urn in dev.one(TEMPLATE).property_dependencies["userData"], (
+        "a host must not boot before its files exist")

@@ -93,7 +93,8 @@ def test_the_hosts_programs_are_the_modules_the_tests_import(name):
 
 def test_the_programs_ship_every_module_they_import_and_no_other():
     shipped = programs.shipped_modules([scripts.CONFIGURE])
-    assert shipped == ["host_programs", "host_programs.aws", "host_programs.configure", "host_programs.settings_file"]
+    assert shipped == ["host_programs", "host_programs.aws", "host_programs.configure", "host_programs.fence",
+                       "host_programs.schema_upgrade", "host_programs.settings_file"]
     assert "host_programs.certificate_state" in programs.shipped_modules(HOST_PROGRAMS)
 
 
@@ -119,10 +120,11 @@ def test_the_rendered_host_programs_are_their_modules_and_executables_calling_ma
         ast.parse(executable)
 
 
-# What the venvs hold besides the standard library: MLflow's (MLflow, boto3, psycopg2, werkzeug) and certbot's
-# (cryptography, boto3); mypy_boto3 only for the type checker (imported under TYPE_CHECKING).
-HOST_VENV_PACKAGES = {"host_programs", "boto3", "botocore", "psycopg2", "mlflow", "werkzeug", "cryptography",
-                      "mypy_boto3_ssm", "mypy_boto3_cloudwatch"}
+# What the venvs hold besides the standard library: MLflow's (MLflow, boto3, psycopg2, werkzeug, alembic, which
+# reads a release's migration heads) and certbot's (cryptography, boto3); mypy_boto3 only for the type checker
+# (imported under TYPE_CHECKING).
+HOST_VENV_PACKAGES = {"host_programs", "boto3", "botocore", "psycopg2", "mlflow", "werkzeug", "alembic", "cryptography",
+                      "mypy_boto3_ssm", "mypy_boto3_rds", "mypy_boto3_ec2", "mypy_boto3_cloudwatch"}
 
 
 @pytest.mark.parametrize("name", sorted(programs.source_files(HOST_PROGRAMS)))

@@ -25,8 +25,8 @@ STACKS: dict[str, dict[str, Any]] = {
     "tls-off": {"tls": "off"},
     "dns-01": {"domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"},
 }
-SHELL_SCRIPTS = {layout.INSTALL_SCRIPT, tls.ISSUANCE_SCRIPT, tls.CERTBOT_INSTALL_SCRIPT, tls.SITE_SWITCH,
-                 monitoring.INSTALL_SCRIPT}
+SHELL_SCRIPTS = {layout.PACKAGES_SCRIPT, layout.INSTALL_SCRIPT, tls.ISSUANCE_SCRIPT, tls.CERTBOT_INSTALL_SCRIPT,
+                 tls.SITE_SWITCH, monitoring.INSTALL_SCRIPT}
 
 
 def settings(stack: str) -> HostSettings:
@@ -39,11 +39,12 @@ def shell_scripts(s: HostSettings) -> dict[str, str]:
     return {f.path: f.content for f in userdata.host_files(s) if f.content.startswith("#!/bin/bash\n")}
 
 
-def test_the_shell_scripts_are_the_five_known_ones_and_each_kind_of_stack_has_some():
+def test_the_shell_scripts_are_the_six_known_ones_and_each_kind_of_stack_has_some():
     found = {path for stack in STACKS for path in shell_scripts(settings(stack))}
     assert found == SHELL_SCRIPTS
     # monitoring is on by default: the CloudWatch agent's install is every stack's
-    assert set(shell_scripts(settings("tls-off"))) == {layout.INSTALL_SCRIPT, monitoring.INSTALL_SCRIPT}
+    assert set(shell_scripts(settings("tls-off"))) == {layout.PACKAGES_SCRIPT, layout.INSTALL_SCRIPT,
+                                                             monitoring.INSTALL_SCRIPT}
 
 
 @pytest.mark.parametrize("stack", sorted(STACKS))

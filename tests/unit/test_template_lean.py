@@ -18,6 +18,7 @@ SETTINGS = HostSettings(
     artifact_bucket="mlflow-aws-dev-artifacts-0123abcd", host_files_bucket="mlflow-aws-dev-host-files-0123abcd",
     public_hostname="203-0-113-10.sslip.io",
     public_ip="203.0.113.10", mlflow_version="3.17.2", instance_memory_mib=2048, tls="letsencrypt",
+    db_identifier="mlflow-aws-dev",
 )
 
 

@@ -45,7 +45,7 @@ def test_fleet_hosts_serve_plain_http_for_the_load_balancer_and_the_stack_serves
 
 def test_fleet_hosts_run_no_certbot() -> None:
     document = yaml.safe_load(userdata.render(fleet_settings()))
-    assert not [p for p in document["packages"] if "certbot" in p]
+    assert "certbot" not in files(fleet_settings())[layout.PACKAGES_SCRIPT]
     assert not set(files(fleet_settings())) & {tls.ISSUANCE_SCRIPT, tls.ISSUANCE_TIMER, tls.HTTPS_SITE}
     assert not [c for c in document["runcmd"] if "certificate" in c]
 
@@ -93,7 +93,9 @@ def configure_calls(settings: HostSettings, monkeypatch: pytest.MonkeyPatch, tmp
             return result
         return step
 
-    monkeypatch.setattr(configure, "read_parameters", recorded("read_parameters"))
+    monkeypatch.setattr(configure, "read_parameters_and_revision",
+                        recorded("read_parameters", (None, "admin-username=v1 admin-password=v1")))
+    monkeypatch.setattr(configure, "write_private", lambda path, text: None)
     monkeypatch.setattr(configure, "check_parameters", recorded("check_parameters"))
     monkeypatch.setattr(configure, "take_schema_lock", recorded("take_schema_lock", Connection()))
     monkeypatch.setattr(configure, "write_configuration", recorded("write_configuration"))
@@ -124,3 +126,10 @@ def test_hosts_keep_the_load_balancers_connections_open_longer_than_its_idle_tim
     site = files(fleet_settings())[layout.NGINX_HTTP_SITE]
     (keepalive,) = re.findall(r"keepalive_timeout (\d+)s;", site)
     assert int(keepalive) > IDLE_TIMEOUT_SECONDS
+
+
+def test_a_fleet_host_answers_outages_and_its_fence_in_mlflows_json_like_the_single_host() -> None:
+    site = files(fleet_settings())[layout.NGINX_HTTP_SITE]
+    assert f"include {layout.NGINX_ERRORS_SNIPPET};" in site
+    errors = files(fleet_settings())[layout.NGINX_ERRORS_SNIPPET]
+    assert f"if (-f {layout.FENCE_FLAG}) {{\n    return 503;\n}}" in errors

@@ -22,7 +22,7 @@ import server_guard
 import userdata
 from host_programs import configure
 from tests.support.loopback import unit_directives
-from userdata import bundle, deflate, layout, pins, scripts, service, sizing, tls
+from userdata import bundle, deflate, layout, packages, pins, scripts, service, sizing, tls
 from userdata.files import HostFile
 from userdata.settings import HostSettings
 
@@ -38,6 +38,7 @@ SETTINGS = HostSettings(
     mlflow_version="3.17.2",
     instance_memory_mib=2048,
     tls="off",
+    db_identifier="mlflow-aws-dev",
 )
 TLS_SETTINGS = dataclasses.replace(SETTINGS, tls="letsencrypt", public_hostname="mlflow.example.com")
 IP_TLS_SETTINGS = dataclasses.replace(SETTINGS, tls="letsencrypt")
@@ -74,7 +75,8 @@ def option(command: list[str], name: str) -> str:
 def test_document_is_yaml_cloud_config_with_only_the_expected_modules(settings):
     text = userdata.render(settings)
     assert text.startswith("#cloud-config\n")
-    assert set(yaml.safe_load(text)) == {"package_update", "packages", "users", "bootcmd", "runcmd"}
+    # No `packages:`: cloud-init gives up on apt's lock after 30 s; the package step waits and retries.
+    assert set(yaml.safe_load(text)) == {"users", "bootcmd", "runcmd"}
 
 
 def test_render_is_deterministic():
@@ -108,9 +110,27 @@ def test_nginx_is_sandboxed_by_a_drop_in_that_exists_before_the_package_starts_i
 
 
 def test_packages_are_ubuntu_ones_and_tls_adds_none_since_certbot_comes_from_pypi():
-    assert document()["packages"] == ["nginx", "python3-venv"]
-    assert document(TLS_SETTINGS)["packages"] == ["nginx", "python3-venv"]
-    assert document(IP_TLS_SETTINGS)["packages"] == ["nginx", "python3-venv"]
+    for settings in (SETTINGS, TLS_SETTINGS, IP_TLS_SETTINGS):
+        assert "readonly PACKAGES=(nginx python3-venv)" in files(settings)[layout.PACKAGES_SCRIPT]["content"]
+
+
+def test_the_package_step_waits_on_apts_lock_and_bounds_each_attempt():
+    script = files()[layout.PACKAGES_SCRIPT]["content"]
+    assert f"-o DPkg::Lock::Timeout={packages.LOCK_TIMEOUT_SECONDS}" in script
+    assert packages.LOCK_TIMEOUT_SECONDS >= 300, "Ubuntu's first-boot unattended upgrade holds the lock for minutes"
+    assert f'timeout {packages.ATTEMPT_TIMEOUT_SECONDS} "${{APT[@]}}" update' in script
+    assert packages.ATTEMPT_TIMEOUT_SECONDS > packages.LOCK_TIMEOUT_SECONDS
+    assert f"if ((attempt > {packages.ATTEMPTS})); then" in script
+
+
+def test_the_package_step_runs_first_at_boot_and_again_before_every_service_start():
+    # Right after the bootstrap has written the deferred files (the package step among them).
+    assert document()["runcmd"][1] == layout.PACKAGES_SCRIPT
+    pre = [line.removeprefix("ExecStartPre=") for line in unit_lines() if line.startswith("ExecStartPre=")]
+    assert pre[0] == f"+{layout.PACKAGES_SCRIPT}"
+    certificate = files(TLS_SETTINGS)[tls.ISSUANCE_SERVICE]["content"]
+    assert f"ExecStartPre={layout.PACKAGES_SCRIPT}\nExecStartPre={tls.CERTBOT_INSTALL_SCRIPT}" in certificate
+    assert service.START_TIMEOUT_SECONDS > packages.MAX_SECONDS + scripts.INSTALL_MAX_SECONDS
 
 
 def test_mlflow_is_an_unprivileged_system_user_next_to_the_default_user():
@@ -141,7 +161,7 @@ def test_secure_parameters_are_named_only_in_the_configure_steps_settings_and_re
         name = naming.parameter_name(SETTINGS.ssm_prefix, parameter)
         assert name in settings["configure"]["parameters"].values()
         assert not any(name in text for text in others)
-    shipped = files()[f"{layout.HOST_PROGRAMS_DIR}/host_programs/configure.py"]["content"]
+    shipped = userdata.programs.source_files(userdata.host_programs(SETTINGS))["configure.py"]
     assert "WithDecryption=True" in shipped
 
 
@@ -172,7 +192,7 @@ def test_install_pins_mlflow_and_its_companions_and_leaves_bytecode_to_the_servi
 
 def test_the_service_installs_mlflow_as_root_before_each_start_and_cloud_init_does_not():
     pre = [line.removeprefix("ExecStartPre=") for line in unit_lines() if line.startswith("ExecStartPre=")]
-    assert pre == [f"+{layout.INSTALL_SCRIPT}", layout.CONFIGURE_SCRIPT]
+    assert pre == [f"+{layout.PACKAGES_SCRIPT}", f"+{layout.INSTALL_SCRIPT}", layout.CONFIGURE_SCRIPT]
     assert not [command for command in document()["runcmd"] if layout.INSTALL_SCRIPT in command]
 
 
@@ -355,10 +375,12 @@ def test_plain_http_site_only_when_tls_is_off():
     assert layout.NGINX_UPSTREAM in files(TLS_SETTINGS)
 
 
-def test_http_site_replaces_the_default_site():
-    runcmd = document()["runcmd"]
-    assert f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}" in runcmd
-    assert f"ln -sfn {layout.NGINX_HTTP_SITE} {layout.NGINX_HTTP_SITE_ENABLED}" in runcmd
+def test_http_site_replaces_the_default_site_once_nginx_is_installed():
+    setup = packages.site_setup(SETTINGS)
+    assert setup[:2] == [f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}",
+                         f"ln -sfn {layout.NGINX_HTTP_SITE} {layout.NGINX_HTTP_SITE_ENABLED}"]
+    script = files()[layout.PACKAGES_SCRIPT]["content"]
+    assert script.index("until installed; do") < script.index("\n".join(setup)) < script.index('> "$MARKER"')
 
 
 # -- boot order and the TLS contract --------------------------------------------------------------

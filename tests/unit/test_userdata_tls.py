@@ -27,7 +27,7 @@ from host_programs import certificate_state
 from host_settings import host_settings_for
 from tests.support.loopback import remap
 from tests.support.tls_loopback import host_replacements
-from userdata import layout, pins, programs, tls
+from userdata import layout, packages, pins, programs, tls
 from userdata.bundle import files_of
 from userdata.files import HostFile
 from userdata.settings import LETSENCRYPT_DIRECTORY, HostSettings
@@ -38,7 +38,7 @@ DEFAULT = HostSettings(
     project="mlflow-aws", stack="dev", region="eu-west-1", ssm_prefix="/mlflow-aws/dev",
     artifact_bucket="mlflow-aws-dev-artifacts", host_files_bucket="mlflow-aws-dev-host-files",
     public_hostname=HOSTNAME, public_ip="203.0.113.10",
-    mlflow_version="3.17.2", instance_memory_mib=2048, tls="letsencrypt",
+    mlflow_version="3.17.2", instance_memory_mib=2048, tls="letsencrypt", db_identifier="mlflow-aws-dev",
 )
 DOMAIN = replace(DEFAULT, public_hostname="mlflow.example.com")
 DNS01 = replace(DOMAIN, acme_dns_route53=True)
@@ -65,8 +65,8 @@ def test_a_default_stack_renders_user_data_that_obtains_a_certificate_for_its_el
     document = yaml.safe_load(userdata.render(settings))
 
     assert settings.tracking_uri == "https://203.0.113.10"
-    assert not any("certbot" in package for package in document["packages"])  # PyPI's, not Ubuntu's 2.9
     written = {file.path: file.content for file in files_of(userdata.host_bundle(settings))}
+    assert "certbot" not in written[layout.PACKAGES_SCRIPT]  # PyPI's, not Ubuntu's 2.9
     for host_file in tls.tls_files(settings):
         assert written[host_file.path] == host_file.content
     assert f"certbot=={pins.CERTBOT_VERSION} " in written[tls.CERTBOT_INSTALL_SCRIPT]
@@ -259,8 +259,10 @@ def test_the_https_site_redirects_port_80_to_the_public_hostname() -> None:
 
 
 def test_boot_replaces_the_default_site_and_starts_issuance_without_waiting() -> None:
+    # The pending site replaces Ubuntu's default one as soon as nginx is installed, in the package step.
+    assert packages.site_setup(DEFAULT) == [
+        f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}", f"[[ -L {tls.ENABLED_SITE} ]] || {tls.SITE_SWITCH} pending"]
     commands = tls.tls_boot_commands(DEFAULT)
-    assert commands.index(f"rm -f {layout.NGINX_DEFAULT_SITE_ENABLED}") < commands.index(f"{tls.SITE_SWITCH} pending")
     assert "systemctl enable mlflow-certificate.timer mlflow-certificate-renewal.timer" in commands
     assert "certbot.timer" not in " ".join(commands)  # Ubuntu's certbot package is not installed
     assert commands[-1] == "systemctl start --no-block mlflow-certificate.service"
@@ -350,10 +352,11 @@ echo CERTIFICATE > {shlex.quote(str(self.certificate))}""")
         # Nothing saved in SSM unless a test says otherwise (the real script: tests/host).
         self.fake_state(restores=False)
 
-    def fake_state(self, *, restores: bool, exit_code: int = 0) -> None:
+    def fake_state(self, *, restores: bool, exit_code: int = 0, address_arrives: bool = True) -> None:
         restore = (f"mkdir -p {shlex.quote(str(self.certificate.parent))}; "
                    f"echo RESTORED > {shlex.quote(str(self.certificate))}") if restores else ":"
         self._fake_at(self.path(tls.STATE_SCRIPT), f"""echo "certificate-state $*" >> {shlex.quote(str(self.calls))}
+[ "$1" = wait-for-address ] && exit {0 if address_arrives else 1}
 [ "$1" = restore ] && {{ {restore}; }}
 exit {exit_code}""")
 
@@ -516,8 +519,31 @@ def test_a_certificate_saved_in_ssm_is_restored_before_any_order(tmp_path: Path)
     assert "disable --now mlflow-certificate.timer" in host.calls_to("systemctl")
 
 
-def test_nothing_saved_in_ssm_means_a_new_order(tmp_path: Path) -> None:
+def test_nothing_saved_in_ssm_means_a_new_order_once_the_elastic_ip_is_the_hosts(tmp_path: Path) -> None:
     host = ScriptHost(tmp_path, DEFAULT, certbot_failures=0)
+    assert host.run().returncode == 0
+    assert host.calls_to("certificate-state") == ["restore", "wait-for-address"]
+    assert len(host.calls_to("certbot")) == 1
+
+
+def test_an_order_waits_for_the_elastic_ip_and_a_wait_that_ends_first_is_no_failed_run(tmp_path: Path) -> None:
+    """A new stack's host reports healthy over HTTP, and only then gets the Elastic IP: HTTP-01 before that
+    would fail, back off and count against Let's Encrypt's limits."""
+    host = ScriptHost(tmp_path, DEFAULT, certbot_failures=0)
+    host.fake_state(restores=False, address_arrives=False)
+    result = host.run()
+    assert result.returncode == 1
+    assert host.calls_to("certbot") == []
+    assert not host.state.exists(), "the wait is not counted as a failed run"
+    assert host.enabled_site() == str(host.path(tls.PENDING_SITE))
+    host.fake_state(restores=False, address_arrives=True)
+    assert host.run().returncode == 0
+    assert len(host.calls_to("certbot")) == 1
+
+
+def test_a_dns_challenge_orders_without_waiting_for_the_address(tmp_path: Path) -> None:
+    host = ScriptHost(tmp_path, DNS01, certbot_failures=0)
+    host.fake_state(restores=False, address_arrives=False)
     assert host.run().returncode == 0
     assert host.calls_to("certificate-state") == ["restore"]
     assert len(host.calls_to("certbot")) == 1

@@ -49,6 +49,7 @@ if {{state_script}} restore && [[ -s $CERTIFICATE ]]; then
   log "restored the saved certificate for {{hostname}}"
   finish
 fi
+{{address_wait}}
 
 failed_runs=0
 last_failure=0

@@ -1,26 +1,41 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from botocore.config import Config
     from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_rds import RDSClient
     from mypy_boto3_ssm import SSMClient
 
 
-def _bounded() -> Config:
+def _client(service: str, region: str) -> Any:
+    import boto3
     from botocore.config import Config
 
-    return Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+    return boto3.client(service, region_name=region, config=Config(
+        connect_timeout=5, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}))
 
 
 def ssm_client(region: str) -> SSMClient:
-    import boto3
-
-    return boto3.client("ssm", region_name=region, config=_bounded())
+    client: SSMClient = _client("ssm", region)
+    return client
 
 
 def cloudwatch_client(region: str) -> CloudWatchClient:
-    import boto3
+    client: CloudWatchClient = _client("cloudwatch", region)
+    return client
 
-    return boto3.client("cloudwatch", region_name=region, config=_bounded())
+
+def ec2_client(region: str) -> EC2Client:
+    client: EC2Client = _client("ec2", region)
+    return client
+
+
+def rds_client(region: str) -> RDSClient:
+    client: RDSClient = _client("rds", region)
+    return client
+
+
+def client(service: str, region: str) -> Any:
+    return _client(service, region)

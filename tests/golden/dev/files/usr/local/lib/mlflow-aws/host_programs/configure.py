@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn, TypeVar
 from urllib.parse import quote
 
-from host_programs import aws
+from host_programs import aws, fence, schema_upgrade
 from host_programs.settings_file import SettingsError, load
 
 PROGRAM = "mlflow-configure"
@@ -56,6 +56,11 @@ class Settings:
     default_permission: str
     wait_seconds: float
     schema_lock: bool
+    db_identifier: str
+    snapshot_wait_seconds: float
+    fence_wait_seconds: float
+    host_id_file: str
+    admin_revision_file: str
 
 
 def read_settings(path: str) -> Settings:
@@ -72,6 +77,11 @@ def read_settings(path: str) -> Settings:
         default_permission=section.choice("default_permission", DEFAULT_PERMISSIONS),
         wait_seconds=float(override) if override else section.number("wait_seconds"),
         schema_lock=section.flag("schema_lock"),
+        db_identifier=section.text("db_identifier"),
+        snapshot_wait_seconds=section.number("snapshot_wait_seconds"),
+        fence_wait_seconds=section.number("fence_wait_seconds"),
+        host_id_file=section.text("host_id_file"),
+        admin_revision_file=section.text("admin_revision_file"),
     )
 
 
@@ -100,21 +110,32 @@ def retry(what: str, step: Callable[[], tuple[T | None, str]], wait_seconds: flo
 
 
 def read_parameters(settings: Settings) -> Parameters:
+    return read_parameters_and_revision(settings)[0]
+
+
+def admin_revision(names: Parameters, versions: Mapping[str, int]) -> str:
+    return " ".join(f"{name.rsplit('/', 1)[-1]}=v{versions[name]}"
+                    for name in (names.admin_username, names.admin_password))
+
+
+def read_parameters_and_revision(settings: Settings) -> tuple[Parameters, str]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     names = dataclasses.asdict(settings.names)
     ssm = aws.ssm_client(settings.region)
 
-    def step() -> tuple[Parameters | None, str]:
+    def step() -> tuple[tuple[Parameters, str] | None, str]:
         try:
             found = ssm.get_parameters(Names=list(names.values()), WithDecryption=True)["Parameters"]
         except (BotoCoreError, ClientError) as error:
             return None, f"cannot read SSM parameters: {error}"
         values = {parameter["Name"]: parameter["Value"] for parameter in found if "Name" in parameter}
+        versions = {parameter["Name"]: parameter.get("Version", 0) for parameter in found if "Name" in parameter}
         missing = [name for name in names.values() if name not in values]
         if missing:
             return None, "missing SSM parameter(s): " + ", ".join(missing)
-        return Parameters(**{role: values[name] for role, name in names.items()}), ""
+        return (Parameters(**{role: values[name] for role, name in names.items()}),
+                admin_revision(settings.names, versions)), ""
 
     parameters = retry("SSM", step, settings.wait_seconds)
     log(f"read {len(names)} SSM parameters")
@@ -162,12 +183,12 @@ def check_parameters(settings: Settings, values: Parameters) -> None:
     sys.exit(0 if kept else 1)
 
 
-def open_database(values: Parameters, database: str) -> Any:
+def open_database(values: Parameters, database: str, *, application: str = PROGRAM) -> Any:
     import psycopg2
 
     return psycopg2.connect(
         host=values.db_host, port=values.db_port, dbname=database, user=values.db_username,
-        password=values.db_password, sslmode="require", connect_timeout=5, application_name=PROGRAM)
+        password=values.db_password, sslmode="require", connect_timeout=5, application_name=application)
 
 
 def connect(values: Parameters, wait_seconds: float) -> Any:
@@ -394,20 +415,68 @@ def env_file_text(values: Parameters, tracking_uri: str) -> str:
 
 
 def configure(settings: Settings) -> None:
-    values = read_parameters(settings)
+    values, revision = read_parameters_and_revision(settings)
     check_parameters(settings, values)
     schema_lock = take_schema_lock(values, settings.wait_seconds) if settings.schema_lock else None
     try:
         write_configuration(settings, values)
+        write_private(settings.admin_revision_file, revision + "\n")
     finally:
         if schema_lock is not None:
             schema_lock.close()
+
+
+def host_id(settings: Settings) -> str:
+    try:
+        with open(settings.host_id_file, encoding="utf-8") as handle:
+            found = handle.read().strip()
+        if found:
+            return found
+    except OSError:
+        pass
+    made = f"host-{secrets.token_hex(8)}"
+    write_private(settings.host_id_file, made + "\n")
+    os.chmod(settings.host_id_file, 0o644)
+    return made
+
+
+def wait_while_another_host_migrates(connection: Any, host: str, wait_seconds: float) -> fence.FenceRow | None:
+    def step() -> tuple[fence.FenceRow | bool | None, str]:
+        with connection.cursor() as cursor:
+            row = fence.read_row(cursor)
+        if row is not None and row.state == fence.MIGRATING and row.holder != host:
+            return None, f"host {row.holder} is migrating the schemas to MLflow {row.release}"
+        return (row if row is not None else False), ""
+
+    found = retry("fence", step, wait_seconds)
+    row = found if isinstance(found, fence.FenceRow) else None
+    if row is not None and row.state == fence.ABORTED and row.holder == host:
+        fail(f"this host's migration to MLflow {row.release} failed before it changed anything (see the lines "
+             "above in this journal); the other hosts serve again, and this host will not try again: fix the "
+             "cause and run pulumi up, which replaces it")
+    return row
+
+
+def database_revisions(values: Parameters, auth_database: str) -> schema_upgrade.Revisions | None:
+    import psycopg2
+
+    found = []
+    for database, table in ((values.db_name, "alembic_version"), (auth_database, "alembic_version_auth")):
+        try:
+            with closing(open_database(values, database)) as connection, connection.cursor() as cursor:
+                cursor.execute(f"SELECT version_num FROM {table}")
+                found.append(sorted(row[0] for row in cursor.fetchall()))
+        except psycopg2.errors.UndefinedTable:
+            return None
+    return schema_upgrade.Revisions(found[0], found[1])
 
 
 def write_configuration(settings: Settings, values: Parameters) -> None:
     connection = connect(values, settings.wait_seconds)
     try:
         ensure_auth_database(connection, settings.auth_database)
+        host = host_id(settings)
+        serving = wait_while_another_host_migrates(connection, host, settings.wait_seconds)
     finally:
         connection.close()
 
@@ -423,14 +492,42 @@ def write_configuration(settings: Settings, values: Parameters) -> None:
         log(f"schemas and admin {values.admin_username} as the last run left them: no upgrade needed")
         return
     os.environ["MLFLOW_AUTH_CONFIG_PATH"] = settings.auth_config
+    release = installed_mlflow()
+    plan = schema_upgrade.Plan(database_revisions(values, settings.auth_database), schema_upgrade.release_heads())
+    migration: fence.Migration | None = None
     try:
+        if plan.migrates:
+            log(f"MLflow {release} migrates the schemas from {plan.describe()}")
+            migration = start_migration(settings, values, serving, host, release)
         upgrade_tracking_schema(tracking_uri)
         store = auth_store(auth_uri)
+        if migration is not None:
+            migration.finish()
         sync_admin(store, values.admin_username, values.admin_password)
         demote_former_admins(store, former_admin_names(settings, values.admin_username), values.admin_username)
         record_run(settings, values)
     except Exception as error:
+        if migration is not None:
+            migration.failed(unchanged=database_revisions(values, settings.auth_database) == plan.database)
         fail(f"{type(error).__name__}: {error}")
+    with closing(open_database(values, values.db_name)) as connection:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            fence.record_serving(cursor, host, release)
+
+
+def start_migration(settings: Settings, values: Parameters, serving: fence.FenceRow | None, host: str,
+                    release: str) -> fence.Migration:
+    import datetime
+
+    earlier = serving.release if serving is not None else "unknown"
+    snapshot = schema_upgrade.snapshot_identifier(settings.db_identifier, earlier, release,
+                                                  datetime.datetime.now(datetime.timezone.utc))
+    schema_upgrade.take_snapshot(aws.rds_client(settings.region), settings.db_identifier, snapshot,
+                                 settings.snapshot_wait_seconds, log)
+    migration = fence.Migration(lambda: open_database(values, values.db_name), host, release, snapshot, log)
+    migration.begin(settings.fence_wait_seconds)
+    return migration
 
 
 def main(arguments: Sequence[str], settings_file: str) -> int:
