@@ -13,7 +13,7 @@ import naming
 from components import alerts
 from host_programs import certificate_state
 from naming import Outputs
-from tests.support.pulumi_program import PUBLIC_IP, ProgramRun, run_program
+from tests.support.pulumi_program import HOST_LAUNCH, PUBLIC_IP, ProgramRun, run_program
 from userdata import layout, monitoring, tls
 from userdata.bundle import HostBundle, files_of
 
@@ -137,7 +137,7 @@ def test_the_host_may_put_metrics_only_in_the_stacks_namespace(dev: ProgramRun) 
 
 
 def test_the_host_profile_is_ready_only_once_its_log_groups_exist(dev: ProgramRun) -> None:
-    host = dev.one("aws:ec2/instance:Instance")
+    host = dev.one(HOST_LAUNCH)  # the instance is launched by the HostLaunch (components/host_launch.py)
     for group in dev.of_type(LOG_GROUP):
         assert dev.depends_on(host, group), f"the host may boot before {group.name} exists"
 
