@@ -31,6 +31,8 @@ def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, public_ip: str)
         job_runner=cfg.job_runner,
         default_permission=cfg.default_permission,
         extra_allowed_origins=cfg.extra_allowed_origins,
+        auth=cfg.auth,
+        oidc=cfg.oidc,
     )
     return behind_load_balancer(single_host, cfg) if cfg.fleet else single_host
 

@@ -506,7 +506,8 @@ def test_from_stack_files_refuses_a_secret_value(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError) as caught:
         from_stack_files(str(tmp_path), "dev")
-    assert caught.value.problems == ["acmeEmail: is a secret in Pulumi.dev.yaml; none of this project's keys are"]
+    assert caught.value.problems == [
+        "acmeEmail: is a secret in Pulumi.dev.yaml, but only oidcClientSecret is one; set it in clear text"]
 
 
 @pytest.fixture
@@ -518,7 +519,7 @@ def pulumi_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     try:
         yield
     finally:
-        pulumi.runtime.set_all_config({})
+        pulumi.runtime.set_all_config({}, secret_keys=[])
 
 
 def test_from_pulumi_reads_cli_strings(pulumi_stack: None) -> None:
@@ -588,3 +589,165 @@ def test_default_permission_is_read_or_no_permissions(bad: str) -> None:
 def test_extra_allowed_origins_must_be_origins(bad: str) -> None:
     assert_names(the_problem({"extraAllowedOrigins": [bad]}), "extraAllowedOrigins", bad,
                  "scheme://host[:port]", "https://mlflow.corp.example:8443")
+
+
+# --- auth: basic or oidc ----------------------------------------------------------------------------
+
+OIDC = {
+    "auth": "oidc",
+    "oidcIssuer": "https://login.example.com/tenant/v2.0",
+    "oidcClientId": "0oa1b2c3d4",
+    "oidcClientSecret": "(secret)",
+    "oidcAdminGroup": "mlflow-admins",
+    "oidcAllowedGroups": ["mlflow-users", "data-science"],
+}
+
+
+def load_oidc(**changes: object) -> StackConfig:
+    return load_config({**OIDC, **changes}, project=config.PROJECT, stack="test", region=REGION,
+                       secret_keys=["oidcClientSecret"])
+
+
+def oidc_problem(**changes: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_oidc(**changes)
+    assert len(caught.value.problems) == 1, caught.value.problems
+    return caught.value.problems[0]
+
+
+def test_auth_is_basic_by_default_and_ignores_the_oidc_keys() -> None:
+    cfg = load({"oidcIssuer": "https://login.example.com", "oidcAdminGroup": "x"})
+    assert cfg.auth == "basic" and cfg.oidc is None
+
+
+def test_auth_oidc_reaches_the_host_settings_without_the_client_secret() -> None:
+    import host_settings
+
+    cfg = load_oidc()
+    assert cfg.auth == "oidc" and cfg.oidc is not None
+    assert (cfg.oidc.issuer, cfg.oidc.client_id, cfg.oidc.admin_group) == (
+        "https://login.example.com/tenant/v2.0", "0oa1b2c3d4", "mlflow-admins")
+    assert cfg.oidc.allowed_groups == ("mlflow-users", "data-science")
+    assert (cfg.oidc.groups_claim, cfg.oidc.scopes) == ("groups", "openid email profile")
+    assert cfg.oidc.discovery_url == "https://login.example.com/tenant/v2.0/.well-known/openid-configuration"
+    host = host_settings.host_settings_for(cfg, artifact_bucket="b", public_ip="203.0.113.7")
+    assert host.auth == "oidc" and host.oidc == cfg.oidc
+    assert "(secret)" not in repr(host)
+
+
+@pytest.mark.parametrize("bad", ["ldap", "OIDC", "saml", ""])
+def test_auth_is_basic_or_oidc(bad: str) -> None:
+    assert_names(the_problem({"auth": bad}), "auth", repr(bad), "basic", "oidc")
+
+
+@pytest.mark.parametrize(("key", "example"), [("oidcIssuer", "pulumi config set oidcIssuer https://"),
+                                              ("oidcClientId", "pulumi config set oidcClientId"),
+                                              ("oidcAdminGroup", "pulumi config set oidcAdminGroup")])
+def test_auth_oidc_requires_the_issuer_client_id_and_admin_group(key: str, example: str) -> None:
+    problem = oidc_problem(**{key: ""})
+    assert problem.startswith(f"{key}: required with auth oidc"), problem
+    assert example in problem
+
+
+def test_auth_oidc_requires_the_client_secret() -> None:
+    problem = oidc_problem(oidcClientSecret="")
+    assert problem.startswith("oidcClientSecret: required with auth oidc, as a secret"), problem
+    assert "pulumi config set --secret oidcClientSecret" in problem
+
+
+def test_a_client_secret_stored_in_clear_text_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config({**OIDC, "oidcClientSecret": "s3cr3t-in-clear"}, project=config.PROJECT, stack="test",
+                    region=REGION, secret_keys=[])
+    problems = caught.value.problems
+    assert problems[0].startswith("oidcClientSecret: set in clear text"), problems
+    assert "pulumi config set --secret oidcClientSecret" in problems[0]
+    assert all("s3cr3t-in-clear" not in problem for problem in problems)
+
+
+def test_auth_oidc_requires_an_allowed_group() -> None:
+    assert_names(oidc_problem(oidcAllowedGroups=[]), "oidcAllowedGroups", "empty",
+                 "pulumi config set --path 'oidcAllowedGroups[0]'")
+
+
+@pytest.mark.parametrize("bad", ["http://login.example.com", "login.example.com", "https://login.example.com?x=1",
+                                 "https://user@login.example.com", "https:///tenant"])
+def test_the_issuer_is_an_https_url(bad: str) -> None:
+    assert_names(oidc_problem(oidcIssuer=bad), "oidcIssuer", repr(bad), "https")
+
+
+def test_the_issuer_is_not_its_discovery_document() -> None:
+    problem = oidc_problem(oidcIssuer="https://login.example.com/t/.well-known/openid-configuration")
+    assert_names(problem, "oidcIssuer", "discovery document", "https://login.example.com/t")
+
+
+@pytest.mark.parametrize(("key", "bad"), [("oidcAdminGroup", "admins,ops"), ("oidcAllowedGroups", ["a,b"])])
+def test_a_group_name_with_a_comma_is_refused(key: str, bad: object) -> None:
+    assert_names(oidc_problem(**{key: bad}), key, "comma")
+
+
+def test_a_client_id_with_a_space_is_refused() -> None:
+    assert_names(oidc_problem(oidcClientId="my client"), "oidcClientId", "'my client'", "space")
+
+
+@pytest.mark.parametrize("bad", ["email profile", 'openid "groups"', "openid,email"])
+def test_scopes_include_openid(bad: str) -> None:
+    assert_names(oidc_problem(oidcScopes=bad), "oidcScopes", "openid email profile")
+
+
+def test_the_groups_claim_is_a_claim_name() -> None:
+    assert_names(oidc_problem(oidcGroupsClaim="my groups"), "oidcGroupsClaim", "cognito:groups")
+    assert load_oidc(oidcGroupsClaim="cognito:groups").oidc.groups_claim == "cognito:groups"  # type: ignore[union-attr]
+
+
+def test_auth_oidc_refuses_plain_http_on_a_single_host() -> None:
+    assert_names(oidc_problem(tls="off"), "auth", "tls off", "redirect URI", "unset tls")
+
+
+def test_auth_oidc_behind_the_load_balancer_needs_no_host_tls() -> None:
+    cfg = load_oidc(hosts=2, domain="mlflow.example.com", hostedZoneId="Z0123456789ABCDEFGHIJ")
+    assert cfg.fleet and cfg.auth == "oidc"
+
+
+def test_from_stack_files_accepts_the_client_secret_encrypted(tmp_path: Path) -> None:
+    write_stack_file(
+        tmp_path,
+        "dev",
+        """\
+        config:
+          aws:region: eu-west-1
+          mlflow-aws:auth: oidc
+          mlflow-aws:oidcIssuer: https://login.example.com
+          mlflow-aws:oidcClientId: mlflow
+          mlflow-aws:oidcAdminGroup: mlflow-admins
+          mlflow-aws:oidcAllowedGroups:
+            - mlflow-users
+          mlflow-aws:oidcClientSecret:
+            secure: AAABAKx0c2VjcmV0
+        """,
+    )
+    cfg = from_stack_files(str(tmp_path), "dev")
+    assert cfg.auth == "oidc" and cfg.oidc is not None and cfg.oidc.client_id == "mlflow"
+
+
+def test_from_pulumi_knows_the_client_secret_is_a_secret_and_keeps_its_value_out(pulumi_stack: None) -> None:
+    pulumi.runtime.set_all_config(
+        {"aws:region": "eu-west-1", "mlflow-aws:auth": "oidc", "mlflow-aws:oidcIssuer": "https://login.example.com",
+         "mlflow-aws:oidcClientId": "mlflow", "mlflow-aws:oidcAdminGroup": "mlflow-admins",
+         "mlflow-aws:oidcAllowedGroups": '["mlflow-users"]', "mlflow-aws:oidcClientSecret": "s3cr3t-value"},
+        secret_keys=["mlflow-aws:oidcClientSecret"],
+    )
+    cfg = from_pulumi()
+    assert cfg.auth == "oidc" and "s3cr3t-value" not in repr(cfg)
+
+
+def test_from_pulumi_refuses_the_client_secret_set_in_clear(pulumi_stack: None) -> None:
+    pulumi.runtime.set_all_config(
+        {"aws:region": "eu-west-1", "mlflow-aws:auth": "oidc", "mlflow-aws:oidcIssuer": "https://login.example.com",
+         "mlflow-aws:oidcClientId": "mlflow", "mlflow-aws:oidcAdminGroup": "mlflow-admins",
+         "mlflow-aws:oidcAllowedGroups": '["mlflow-users"]', "mlflow-aws:oidcClientSecret": "s3cr3t-value"},
+        secret_keys=[],
+    )
+    with pytest.raises(ConfigError) as caught:
+        from_pulumi()
+    assert [problem.split(":")[0] for problem in caught.value.problems] == ["oidcClientSecret"]
