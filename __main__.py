@@ -78,7 +78,14 @@ database = Database(
     with_provider,
 )
 secrets = ServerSecrets(
-    name, ServerSecretsArgs(ssm_prefix=cfg.ssm_prefix, admin_username=cfg.admin_username), with_provider
+    name,
+    ServerSecretsArgs(
+        ssm_prefix=cfg.ssm_prefix,
+        admin_username=cfg.admin_username,
+        # config.py has checked it is set, as a secret; its value is read only here, as a secret Output.
+        oidc_client_secret=pulumi.Config().require_secret("oidcClientSecret") if cfg.auth == "oidc" else None,
+    ),
+    with_provider,
 )
 identity = HostIdentity(
     name,
@@ -129,7 +136,7 @@ def deploy_fleet() -> None:
         name,
         ServerRestartArgs(
             target_key="tag:aws:autoscaling:groupName", target_values=[fleet.group_name],
-            revision=secrets.admin_revision, max_concurrency="1",
+            revision=secrets.restart_revision, max_concurrency="1",
         ),
         with_provider,
     )
@@ -167,7 +174,9 @@ def deploy_single_host() -> None:
     # A new admin name or password in SSM reaches the running server: the host restarts MLflow.
     ServerRestart(
         name,
-        ServerRestartArgs(target_key="InstanceIds", target_values=[host.instance_id], revision=secrets.admin_revision),
+        ServerRestartArgs(
+            target_key="InstanceIds", target_values=[host.instance_id], revision=secrets.restart_revision
+        ),
         with_provider,
     )
 
@@ -193,6 +202,7 @@ pulumi.export(Outputs.DB_INSTANCE_ID, database.instance_id)
 if database.final_snapshot_identifier is not None:
     pulumi.export(Outputs.DB_FINAL_SNAPSHOT, database.final_snapshot_identifier)
 pulumi.export(Outputs.REGION, cfg.region)
+pulumi.export(Outputs.AUTH, cfg.auth)
 pulumi.export(Outputs.ADMIN_USERNAME, secrets.admin_username)
 pulumi.export(Outputs.ADMIN_PASSWORD, secrets.admin_password)
 pulumi.export(Outputs.WEB_SECURITY_GROUP_ID, network.web_security_group_id)
