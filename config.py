@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 
 import instance_types
-from userdata import sizing
+from userdata import pins, sizing
 from userdata.settings import AUTH_MODES, AuthMode, OidcSettings
 
 PROJECT = "mlflow-aws"
@@ -418,7 +418,7 @@ def _check_groups(reader: _Reader, key: str, values: list[str]) -> tuple[str, ..
     return tuple(dict.fromkeys(values))
 
 
-def _check_oidc(reader: _Reader, *, secret_set: bool, tls: str, fleet: bool) -> OidcSettings | None:
+def _check_oidc(reader: _Reader, *, secret_set: bool, tls: str, fleet: bool, mlflow_version: str) -> OidcSettings:
     """The oidc* keys, required with auth oidc (and then checked); with auth basic they are ignored."""
     issuer = reader.string("oidcIssuer")
     client_id = reader.string("oidcClientId")
@@ -452,6 +452,12 @@ def _check_oidc(reader: _Reader, *, secret_set: bool, tls: str, fleet: bool) -> 
     if "openid" not in tokens or not all(_SCOPE.match(token) for token in tokens):
         reader.problem(f"oidcScopes: {scopes!r} must be space-separated scopes including openid, e.g. "
                        "'openid email profile'")
+    version = _EXACT_VERSION.match(mlflow_version)
+    if version and not pins.OIDC_MIN_MLFLOW <= tuple(int(part) for part in version.groups()[:3]) < pins.OIDC_MAX_MLFLOW:
+        reader.problem(
+            f"auth: oidc with mlflowVersion {mlflow_version}; mlflow-oidc-auth {pins.MLFLOW_OIDC_AUTH_VERSION} needs "
+            "MLflow 3.16.0 or newer, before 4; set mlflowVersion to such a release, or use auth basic"
+        )
     if tls == "off" and not fleet:
         reader.problem(
             "auth: oidc with tls off; identity providers accept an http:// redirect URI only for localhost, and "
@@ -600,7 +606,8 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
     elif auth == "oidc":
         # Set in clear text is reported once, by _check_secret_keys.
         secret_set = reader.raw.get("oidcClientSecret") not in (None, "")
-        oidc = _check_oidc(reader, secret_set=secret_set, tls=tls, fleet=hosts is not None and hosts >= FLEET_MIN_HOSTS)
+        oidc = _check_oidc(reader, secret_set=secret_set, tls=tls, mlflow_version=mlflow_version,
+                           fleet=hosts is not None and hosts >= FLEET_MIN_HOSTS)
 
     if reader.problems:
         raise ConfigError(stack, reader.problems)

@@ -751,3 +751,8 @@ def test_from_pulumi_refuses_the_client_secret_set_in_clear(pulumi_stack: None) 
     with pytest.raises(ConfigError) as caught:
         from_pulumi()
     assert [problem.split(":")[0] for problem in caught.value.problems] == ["oidcClientSecret"]
+
+
+@pytest.mark.parametrize("version", ["3.15.1", "4.0.0"])
+def test_auth_oidc_needs_an_mlflow_release_the_plugin_supports(version: str) -> None:
+    assert_names(oidc_problem(mlflowVersion=version), "auth", version, "3.16.0", "auth basic")
