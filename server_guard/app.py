@@ -1,5 +1,6 @@
 """The entry point: basic-auth's app, then the guard's rules on its Flask app (its hook runs after
-basic-auth's, so a request without a valid login is answered 401 first)."""
+basic-auth's, so a request without a valid login is answered 401 first); or, when mlflow.service says
+auth oidc, mlflow-oidc-auth's app under the same rules (server_guard/oidc.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from flask import Response, request
 
-from server_guard import locations, sources, users
+from server_guard import AUTH_VARIABLE, locations, sources, users
 
 
 def install_rules(flask_app: Any) -> None:
@@ -36,6 +37,14 @@ def install_rules(flask_app: Any) -> None:
 
 def create_app() -> Any:
     sources.require_source_regex(os.environ)
+    auth = os.environ.get(AUTH_VARIABLE, "basic")
+    if auth == "oidc":
+        from server_guard import oidc
+
+        return oidc.create_app()
+    if auth != "basic":
+        raise RuntimeError(f"server_guard: {AUTH_VARIABLE} is {auth!r}; expected basic or oidc "
+                           "(mlflow.service sets it)")
     from mlflow.server import app as flask_app
     from mlflow.server.auth import create_app as create_basic_auth_app
 
