@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +33,8 @@ def call(scope_extra: dict[str, Any], method: str, path: str) -> tuple[int, Any,
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b""}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     scope = {"type": "http", "method": method, "path": path, "headers": [], **scope_extra}
     asyncio.run(oidc.AdminsOnlyUsersList(inner, "auth")(scope, receive, send))
