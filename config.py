@@ -458,6 +458,12 @@ def _check_oidc(reader: _Reader, *, secret_set: bool, tls: str, fleet: bool, mlf
             f"auth: oidc with mlflowVersion {mlflow_version}; mlflow-oidc-auth {pins.MLFLOW_OIDC_AUTH_VERSION} needs "
             "MLflow 3.16.0 or newer, before 4; set mlflowVersion to such a release, or use auth basic"
         )
+    # Jobs sign their AI gateway calls as the user with a per-start token that only basic-auth accepts
+    # (mlflow/genai/scorers/job.py, mlflow/server/auth/__init__.py); mlflow-oidc-auth has no such path.
+    if _truthy(reader.raw.get("jobRunner")):
+        reader.problem("jobRunner: true with auth oidc; MLflow's jobs sign their AI gateway calls with a token only "
+                       "its basic-auth accepts, so mlflow-oidc-auth would refuse every one; set jobRunner false, "
+                       "or use auth basic")
     if tls == "off" and not fleet:
         reader.problem(
             "auth: oidc with tls off; identity providers accept an http:// redirect URI only for localhost, and "

@@ -31,7 +31,7 @@ def host_files(s: HostSettings) -> list[HostFile]:
     # Deferred (written after packages and users exist), like everything cloud-init writes here.
     return [
         HostFile(layout.INSTALL_SCRIPT, scripts.install_script(s), permissions="0755", defer=True),
-        *(dataclasses.replace(file, defer=True) for file in guard.guard_files()),
+        *(dataclasses.replace(file, defer=True) for file in guard.guard_files(s.auth)),
         HostFile(layout.CONFIGURE_SCRIPT, scripts.configure_script(s), permissions="0755", defer=True),
         HostFile(layout.UNIT_PATH, service.unit(s), defer=True),
         *nginx.nginx_files(s),

@@ -49,14 +49,14 @@ def install_script(s: HostSettings) -> str:
         uv_cache_dir=layout.UV_CACHE_DIR,
         uv_version=pins.UV_VERSION,
         marker_name=layout.INSTALL_MARKER_NAME,
-        requirements=" ".join(shlex.quote(r) for r in pins.python_requirements(s.mlflow_version)),
+        requirements=" ".join(shlex.quote(r) for r in pins.python_requirements(s.mlflow_version, auth=s.auth)),
         resolution=" ".join(shlex.quote(o) for o in pins.resolution_options(s.mlflow_version)),
         attempts=str(INSTALL_ATTEMPTS),
         attempt_timeout_seconds=str(INSTALL_ATTEMPT_TIMEOUT_SECONDS),
         retry_delay_seconds=str(INSTALL_RETRY_DELAY_SECONDS),
         guard_dir=layout.GUARD_DIR,
         guard_distribution=server_guard.DISTRIBUTION,
-        guard_digest=guard.digest(),
+        guard_digest=guard.digest(s.auth),
     )
 
 

@@ -756,3 +756,8 @@ def test_from_pulumi_refuses_the_client_secret_set_in_clear(pulumi_stack: None) 
 @pytest.mark.parametrize("version", ["3.15.1", "4.0.0"])
 def test_auth_oidc_needs_an_mlflow_release_the_plugin_supports(version: str) -> None:
     assert_names(oidc_problem(mlflowVersion=version), "auth", version, "3.16.0", "auth basic")
+
+
+def test_auth_oidc_refuses_the_job_runner_whose_calls_only_basic_auth_accepts() -> None:
+    problem = oidc_problem(jobRunner="true", instanceType="t3.medium")
+    assert_names(problem, "jobRunner", "auth oidc", "basic-auth", "set jobRunner false")

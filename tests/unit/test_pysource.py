@@ -67,7 +67,7 @@ def test_the_rendered_guard_files_and_their_entry_point():
     written = {path.removeprefix(f"{layout.GUARD_DIR}/"): text for path, text in files.items()
                if path.startswith(layout.GUARD_DIR + "/")}
     assert written == {"pyproject.toml": guard.pyproject(),
-                       **{f"server_guard/{name}": text for name, text in guard.source_files().items()}}
+                       **{f"server_guard/{name}": text for name, text in guard.source_files("basic").items()}}
     project = tomllib.loads(written["pyproject.toml"])
     assert project["project"]["entry-points"]["mlflow.app"] == {server_guard.APP_NAME: server_guard.ENTRY_POINT}
     assert project["project"]["name"] == server_guard.DISTRIBUTION
@@ -77,3 +77,10 @@ def test_the_rendered_configure_script_is_its_template_without_docstrings():
     script = rendered_files(userdata.render(loopback_settings()))[layout.CONFIGURE_SCRIPT]
     assert script.startswith("#!") and '"""' not in script.split("\n", 2)[1]
     ast.parse(script)
+
+
+def test_a_module_only_oidc_hosts_run_travels_only_to_them():
+    basic = set(guard.source_files("basic"))
+    oidc = set(guard.source_files("oidc"))
+    assert oidc - basic == {"oidc.py"} and basic <= oidc
+    assert set(guard.source_files()) == oidc
