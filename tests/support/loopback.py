@@ -13,8 +13,9 @@ and ServerSecrets components put them, names from naming.py).
         ...
 
 Interface (all a plain class, usable without pytest):
-  LoopbackStack(settings=None, *, start=True, **overrides)  settings: a HostSettings, or the defaults of
-                        `loopback_settings(**overrides)` (tls off, public_ip 127.0.0.1)
+  LoopbackStack(settings=None, *, start=True, venv=None, nginx_port=None, **overrides)  settings: a
+                        HostSettings, or the defaults of `loopback_settings(**overrides)` (tls off, public_ip
+                        127.0.0.1); venv: the host venv (default: the project's); nginx_port: a chosen port
   start()               prepare() + start_postgres() + start_mlflow() + start_nginx()
   prepare()             write_host_files(), initdb, start moto, create the bucket, put the parameters
   write_host_files()    every rendered file, remapped, into the tree (no server started)
@@ -402,7 +403,8 @@ class MotoServer:
 
 
 class LoopbackStack:
-    def __init__(self, settings: HostSettings | None = None, *, start: bool = True, **overrides: Any) -> None:
+    def __init__(self, settings: HostSettings | None = None, *, start: bool = True, venv: Path | None = None,
+                 nginx_port: int | None = None, **overrides: Any) -> None:
         self.settings = settings if settings is not None else loopback_settings(**overrides)
         if settings is not None and overrides:
             self.settings = dataclasses.replace(settings, **overrides)
@@ -413,8 +415,8 @@ class LoopbackStack:
         self.root.chmod(0o711)  # PostgreSQL's own user must reach its directory inside
         self.logs = self.root / "logs"
         self.logs.mkdir()
-        self.mlflow_port, self.nginx_port, postgres_port = free_port(), free_port(), free_port()
-        self.replacements = loopback_replacements(self.root, venv=Path(sys.prefix),
+        self.mlflow_port, self.nginx_port, postgres_port = free_port(), nginx_port or free_port(), free_port()
+        self.replacements = loopback_replacements(self.root, venv=venv or Path(sys.prefix),
                                                   mlflow_port=self.mlflow_port, nginx_port=self.nginx_port)
         self.admin_username = ADMIN_USERNAME
         self.admin_password = _random(_SECRET_ALPHABET, 32)
@@ -429,6 +431,7 @@ class LoopbackStack:
         self.configure_log = self.logs / "configure.log"
         self.nginx_log = self.logs / "nginx-error.log"
         self._prepared = False
+        self.startup_timeout = STARTUP_TIMEOUT_SECONDS  # for /health after each launch
         if start:
             try:
                 self.start()
@@ -631,7 +634,7 @@ class LoopbackStack:
                                            start_new_session=True)
         process = self.mlflow
         try:
-            _wait_http(f"{self.direct_uri}/health", time.monotonic() + STARTUP_TIMEOUT_SECONDS,
+            _wait_http(f"{self.direct_uri}/health", time.monotonic() + self.startup_timeout,
                        alive=lambda: process.poll() is None, what="mlflow server")
         except LoopbackError as error:
             raise LoopbackError(f"{error}\n{self.mlflow_log.read_text(errors='replace')[-4000:]}") from None

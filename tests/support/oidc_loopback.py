@@ -1,0 +1,111 @@
+"""The host with `auth: oidc` on 127.0.0.1: tests/support/loopback.py's stack rendered with OidcSettings for
+a real provider (tests/support/oidc_provider.py), from the host's auth: oidc venv (mlflow-oidc-auth,
+resolved as the host resolves it, on Python 3.12+).
+
+The provider registers the stack as a client whose one redirect URI is the tracking URI's /callback
+(nginx's port chosen first, so the registration and the rendered user data agree), and the client
+secret goes into SSM as components.server_secrets puts it. What only the test machine needs: the
+server trusts the provider's throwaway CA (SSL_CERT_FILE and REQUESTS_CA_BUNDLE, as a host trusts a
+public CA through its own store).
+
+    with OidcProvider(tmp) as idp, OidcLoopbackStack(idp) as stack:
+        idp.set_user("alice@example.com", groups=["mlflow-users"])
+        session = sign_in(stack, idp, "alice@example.com")      # a requests.Session with the login cookie
+        token = create_token(session, stack, "laptop")          # a personal access token
+"""
+
+from __future__ import annotations
+
+import datetime
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import requests
+
+import naming
+from tests.support import mlflow_venv
+from tests.support.loopback import LOOPBACK, LoopbackStack, free_port, loopback_settings
+from tests.support.oidc_provider import OidcProvider, RegisteredClient
+from userdata.settings import OidcSettings
+
+ADMIN_GROUP = "mlflow-admins"
+USERS_GROUP = "mlflow-users"
+# The plugin's app takes a while to import on a busy 2-CPU machine (tens of seconds per process).
+STARTUP_TIMEOUT_SECONDS = 300.0
+REQUEST_TIMEOUT_SECONDS = 60
+
+
+def oidc_venv() -> Any:
+    """The host's auth: oidc venv, or a skip naming what is missing."""
+    python = mlflow_venv.python_for_oidc()
+    if python is None:
+        pytest.skip("mlflow-oidc-auth imports only on Python 3.12 or newer, and none is installed "
+                    "(python3.12 on the PATH, or pyenv)")
+    return mlflow_venv.mlflow_venv(loopback_settings().mlflow_version, auth="oidc", python=python)
+
+
+class OidcLoopbackStack(LoopbackStack):
+    def __init__(self, provider: OidcProvider, *, start: bool = True, venv: Any = None,
+                 admin_group: str = ADMIN_GROUP, allowed_groups: tuple[str, ...] = (USERS_GROUP,),
+                 **overrides: Any) -> None:
+        self.provider = provider
+        nginx_port = free_port()
+        self.client: RegisteredClient = provider.register_client([f"http://{LOOPBACK}:{nginx_port}/callback"])
+        oidc = OidcSettings(issuer=provider.issuer, client_id=self.client.client_id, admin_group=admin_group,
+                            allowed_groups=allowed_groups)
+        settings = loopback_settings(auth="oidc", oidc=oidc, **overrides)
+        super().__init__(settings, start=False, venv=venv or oidc_venv(), nginx_port=nginx_port)
+        self.startup_timeout = STARTUP_TIMEOUT_SECONDS
+        # The rendered redirect URI is the tracking URI's, which has no port on the host (80).
+        self.replacements[f"{settings.tracking_uri}/callback"] = f"{self.tracking_uri}/callback"
+        if start:
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
+
+    def put_parameters(self) -> None:
+        super().put_parameters()
+        name = naming.parameter_name(self.settings.ssm_prefix, naming.OIDC_CLIENT_SECRET)
+        self.ssm_client().put_parameter(Name=name, Value=self.client.client_secret, Type="SecureString",
+                                        Overwrite=True)
+        self.parameters[name] = self.client.client_secret
+
+    @property
+    def secret_values(self) -> list[str]:
+        return [*super().secret_values, self.client.client_secret]
+
+    def _service_environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        trust = {"SSL_CERT_FILE": str(self.provider.ca_bundle), "REQUESTS_CA_BUNDLE": str(self.provider.ca_bundle)}
+        return super()._service_environment({**trust, **(extra or {})})
+
+
+def sign_in(stack: LoopbackStack, provider: OidcProvider, email: str) -> requests.Session:
+    """What a browser does, without one: the server's /login sends it to the provider, the user approves,
+    the provider sends it back to /callback, and the server sets its session cookie."""
+    session = requests.Session()
+    session.trust_env = False
+    start = session.get(f"{stack.tracking_uri}/login", allow_redirects=False, timeout=REQUEST_TIMEOUT_SECONDS)
+    assert start.status_code == 302, f"/login: {start.status_code} {start.text[:300]}"
+    callback = provider.approve(start.headers["location"], email)
+    assert callback.startswith(f"{stack.tracking_uri}/callback?"), callback
+    landed = session.get(callback, allow_redirects=False, timeout=REQUEST_TIMEOUT_SECONDS)
+    session.headers["X-Mlflow-Aws-Signed-In"] = email  # only a label for failure messages
+    session.landed = landed  # type: ignore[attr-defined]
+    return session
+
+
+def create_token(session: requests.Session, stack: LoopbackStack, name: str, *,
+                 expires_in: datetime.timedelta = datetime.timedelta(days=30), user: str | None = None) -> str:
+    """A personal access token, as the UI's Access tokens page creates it (for `user` too, as an admin)."""
+    expiration = (datetime.datetime.now(datetime.timezone.utc) + expires_in).isoformat()
+    path = f"/api/2.0/mlflow/users/{urllib.parse.quote(user, safe='')}/tokens" if user else \
+        "/api/2.0/mlflow/users/current/tokens"
+    created = session.post(f"{stack.tracking_uri}{path}", json={"name": name, "expiration": expiration},
+                           timeout=REQUEST_TIMEOUT_SECONDS)
+    assert created.status_code == 201, f"{created.status_code} {created.text[:300]}"
+    token: str = created.json()["token"]
+    return token
