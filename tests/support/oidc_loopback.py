@@ -86,6 +86,12 @@ class OidcLoopbackStack(LoopbackStack):
 def sign_in(stack: LoopbackStack, provider: OidcProvider, email: str) -> requests.Session:
     """What a browser does, without one: the server's /login sends it to the provider, the user approves,
     the provider sends it back to /callback, and the server sets its session cookie."""
+    return sign_in_answered(stack, provider, email)[0]
+
+
+def sign_in_answered(stack: LoopbackStack, provider: OidcProvider,
+                     email: str) -> tuple[requests.Session, requests.Response]:
+    """sign_in(), and the server's answer to the provider's redirect back (/callback)."""
     session = requests.Session()
     session.trust_env = False
     start = session.get(f"{stack.tracking_uri}/login", allow_redirects=False, timeout=REQUEST_TIMEOUT_SECONDS)
@@ -93,9 +99,7 @@ def sign_in(stack: LoopbackStack, provider: OidcProvider, email: str) -> request
     callback = provider.approve(start.headers["location"], email)
     assert callback.startswith(f"{stack.tracking_uri}/callback?"), callback
     landed = session.get(callback, allow_redirects=False, timeout=REQUEST_TIMEOUT_SECONDS)
-    session.headers["X-Mlflow-Aws-Signed-In"] = email  # only a label for failure messages
-    session.landed = landed  # type: ignore[attr-defined]
-    return session
+    return session, landed
 
 
 def create_token(session: requests.Session, stack: LoopbackStack, name: str, *,
