@@ -7,7 +7,7 @@ import shlex
 
 import naming
 import server_guard
-from userdata import guard, layout, pins
+from userdata import guard, layout, oidc, pins
 from userdata.settings import HostSettings
 from userdata.template import fill
 
@@ -60,6 +60,17 @@ def install_script(s: HostSettings) -> str:
     )
 
 
+def oidc_configuration(s: HostSettings) -> dict[str, object] | None:
+    """What the configure step needs for mlflow-oidc-auth (None with basic-auth)."""
+    if s.auth != "oidc":
+        return None
+    return {
+        "database": naming.OIDC_AUTH_DATABASE,
+        "client_secret": naming.parameter_name(s.ssm_prefix, naming.OIDC_CLIENT_SECRET),
+        "environment": oidc.plugin_environment(s),
+    }
+
+
 def configure_script(s: HostSettings) -> str:
     missing = set(naming.HOST_PARAMETERS) - set(CONFIGURE_PARAMETERS.values())
     if missing:
@@ -83,6 +94,7 @@ def configure_script(s: HostSettings) -> str:
         auth_config=repr(layout.AUTH_CONFIG),
         state_file=repr(layout.CONFIGURE_STATE),
         default_permission=repr(s.default_permission),
+        oidc=repr(oidc_configuration(s)),
         wait_seconds=str(CONFIGURE_WAIT_SECONDS),
         **names,
     )
