@@ -21,8 +21,10 @@ from tests.support.oidc_provider import OidcProvider
 
 pytestmark = pytest.mark.host
 
-# Tests of basic-auth's own user routes: their auth: oidc twins are below.
-BASIC_AUTH_ROUTES = {"test_only_admins_list_users", "test_a_user_still_reads_their_own_account"}
+# Tests of basic-auth's own user routes, and one whose refusal comes from the plugin before MLflow's own
+# check: their auth: oidc twins are below.
+BASIC_AUTH_ROUTES = {"test_only_admins_list_users", "test_a_user_still_reads_their_own_account",
+                     "test_a_model_version_cannot_point_at_raw_storage"}
 globals().update({name: test for name, test in vars(basic_mode).items()
                   if name.startswith("test_") and callable(test) and name not in BASIC_AUTH_ROUTES})
 
@@ -59,6 +61,29 @@ def team(loopback_stack: OidcLoopbackStack, idp: OidcProvider) -> Team:
                         {"permission": "NO_PERMISSIONS"})
     assert denied.status_code in (200, 201), denied.text
     return Team(admin, alice, experiment_id, run_id, loopback_stack.bucket)
+
+
+@pytest.mark.parametrize("location", [
+    "s3://{bucket}/{experiment}/{run}/artifacts",
+    "s3://{bucket}/{experiment}",
+    "file:///etc",
+    "/var/lib/mlflow",
+])
+def test_a_model_version_cannot_point_at_raw_storage_the_plugin_refuses_first(team, location):
+    """The plugin checks a source outside the server's URIs against the run it names, and with none it
+    refuses (403) before MLflow's source rule would (400, as the admin gets it in the test above)."""
+    model = unique("alice-model")
+    ok(team.alice.post("/api/2.0/mlflow/registered-models/create", {"name": model}))
+    source = location.format(bucket=team.bucket, experiment=team.private_experiment_id, run=team.private_run_id)
+
+    created = team.alice.post("/api/2.0/mlflow/model-versions/create", {"name": model, "source": source})
+    download = team.alice.get("/model-versions/get-artifact", name=model, version="1", path="weights.bin")
+
+    assert created.status_code == 403 and created.headers["content-type"].startswith("application/json"), \
+        created.text
+    assert SECRET_BYTES not in download.content
+    found = ok(team.alice.get("/api/2.0/mlflow/model-versions/search", filter=f"name='{model}'"))
+    assert found.get("model_versions", []) == []
 
 
 @pytest.mark.parametrize("path", ["/api/2.0/mlflow/users", "/ajax-api/2.0/mlflow/users"])
