@@ -4,7 +4,7 @@
                         [--user NAME (--password-stdin | --password-file FILE) [--no-check]]
     mlflow-aws smoke    [--env FILE]
     mlflow-aws verify   [--outputs FILE|-] [--stack NAME] [--region R]
-    mlflow-aws userdata --stack NAME [--outputs FILE|-] [--project-dir DIR]
+    mlflow-aws userdata [--stack NAME] [--outputs FILE|-] [--project-dir DIR]
     mlflow-aws users    add|list|set-password|grant|remove ... [--outputs FILE|-] [--stack NAME]
     mlflow-aws tokens   create|list|revoke ... [--outputs FILE|-] [--stack NAME]      (auth: oidc)
 
@@ -25,15 +25,14 @@ DESCRIPTION = "Connect clients to a deployed mlflow-aws stack, and prove it work
 DEFAULT_ENV_FILE = "mlflow.env"
 
 
-def _add_outputs_source(parser: argparse.ArgumentParser, *, stack_required: bool = False) -> None:
+def _add_outputs_source(parser: argparse.ArgumentParser, stack_help: str = "") -> None:
     parser.add_argument(
         "--outputs", metavar="FILE", help="JSON of `pulumi stack output --json --show-secrets`; - reads stdin"
     )
     parser.add_argument(
         "--stack",
         metavar="NAME",
-        required=stack_required,
-        help="stack to read outputs from with the Pulumi CLI (default: the selected stack)",
+        help=stack_help or "stack to read outputs from with the Pulumi CLI (default: the selected stack)",
     )
 
 
@@ -59,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--region", metavar="R", help="AWS region (default: the stack's region output)")
 
     userdata = commands.add_parser("userdata", help="print the user data `pulumi up` sends for a stack")
-    _add_outputs_source(userdata, stack_required=True)
+    _add_outputs_source(
+        userdata,
+        "stack whose Pulumi.NAME.yaml (and, without --outputs, outputs) are read (default: the selected stack)",
+    )
     userdata.add_argument("--project-dir", metavar="DIR", default=".",
                           help="directory holding Pulumi.yaml and Pulumi.<stack>.yaml (default: .)")
     _add_users(commands)

@@ -13,10 +13,20 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from naming import Outputs
 
 PULUMI_TIMEOUT_SECONDS = 120
 # What `pulumi stack output --json` prints for a secret when --show-secrets is missing.
 HIDDEN_SECRET = "[secret]"
+
+
+PULUMI_MISSING = (
+    "the pulumi CLI is not on PATH: ./scripts/deploy installs it into ~/.pulumi/bin "
+    "(export PATH=\"$HOME/.pulumi/bin:$PATH\"), or pass --outputs FILE"
+)
+SHOW_OUTPUTS = "`pulumi stack output --json --show-secrets`"
 
 
 class OutputsError(ValueError):
@@ -28,25 +38,38 @@ def pulumi_command(stack: str | None) -> list[str]:
     return [*command, "--stack", stack] if stack else command
 
 
-def read_from_pulumi(stack: str | None) -> str:
+def run_pulumi(command: list[str], instead: str, cwd: Path | None = None) -> str:
+    """Standard output of the Pulumi CLI `command` (starting with "pulumi"); OutputsError when it cannot
+    run or fails, ending with `instead`: what the user can pass rather than have the CLI asked."""
     executable = shutil.which("pulumi")
     if executable is None:
-        raise OutputsError("pulumi CLI not found; install it or pass --outputs")
-    command = pulumi_command(stack)
+        raise OutputsError(PULUMI_MISSING.replace("--outputs FILE", instead))
     try:
         finished = subprocess.run(
-            [executable, *command[1:]], capture_output=True, text=True, timeout=PULUMI_TIMEOUT_SECONDS, check=False
+            [executable, *command[1:]], capture_output=True, text=True, timeout=PULUMI_TIMEOUT_SECONDS, check=False,
+            cwd=cwd,
         )
     except subprocess.TimeoutExpired as error:
         raise OutputsError(
-            f"{' '.join(command)} did not finish in {PULUMI_TIMEOUT_SECONDS} s; "
-            "save its output to a file and pass --outputs FILE"
+            f"{' '.join(command)} did not finish in {PULUMI_TIMEOUT_SECONDS} s; pass {instead}"
         ) from error
     if finished.returncode != 0:
         detail = finished.stderr.strip().splitlines()
         reason = detail[-1] if detail else f"exit status {finished.returncode}"
         raise OutputsError(f"{' '.join(command)} failed: {reason}")
     return finished.stdout
+
+
+def read_from_pulumi(stack: str | None) -> str:
+    return run_pulumi(pulumi_command(stack), "--outputs FILE (the saved output of that command)")
+
+
+def selected_stack(project_dir: Path) -> str:
+    """The name of the stack the Pulumi CLI has selected for the project in `project_dir`."""
+    name = run_pulumi(["pulumi", "stack", "--show-name"], "--stack NAME", cwd=project_dir).strip()
+    if not name:
+        raise OutputsError("no Pulumi stack is selected here: pass --stack NAME, or `pulumi stack select NAME`")
+    return name
 
 
 def read_text(source: str | None, stack: str | None) -> str:
@@ -104,15 +127,48 @@ def text_value(outputs: Mapping[str, Any], key: str) -> str | None:
     return text
 
 
+def not_this_project(outputs: Mapping[str, Any]) -> str | None:
+    """Why `outputs` cannot be an mlflow-aws stack's, or None when they may be: every stack of this
+    program exports the keys of `Outputs.ALWAYS`, so outputs holding none of them are another project's."""
+    if outputs.keys() & Outputs.ALWAYS:
+        return None
+    if not outputs:
+        return (
+            "the outputs are empty: the stack has not been deployed yet (./scripts/deploy), or the selected "
+            "stack is another one (`pulumi stack ls`; pass --stack NAME)"
+        )
+    found = ", ".join(sorted(outputs)[:5]) + (", ..." if len(outputs) > 5 else "")
+    return (
+        f"these are not this project's outputs: they hold none of the outputs every mlflow-aws stack exports "
+        f"(tracking_uri, artifact_bucket, admin_username, ...), only {found}. Read an mlflow-aws stack's: "
+        f"{SHOW_OUTPUTS} in this project's directory, or --stack NAME of a stack deployed from it"
+    )
+
+
+def checked_tracking_uri(value: str) -> str:
+    """The tracking_uri output, refused unless it is an http(s) URL with a host: a client would otherwise
+    treat it as a local path (MLflow) or fail far from the cause."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OutputsError(
+            f"output {Outputs.TRACKING_URI!r} is {value!r}, not an http(s) URL such as https://203.0.113.7: "
+            f"read the outputs again with {SHOW_OUTPUTS}, or write the URL with its scheme into the outputs file"
+        )
+    return value
+
+
 def require(outputs: Mapping[str, Any], keys: Iterable[str]) -> dict[str, str]:
     """Every key in `keys` as a string; the first one missing or malformed raises OutputsError."""
     values: dict[str, str] = {}
     for key in keys:
         value = text_value(outputs, key)
         if value is None:
+            reason = not_this_project(outputs)
+            if reason is not None:
+                raise OutputsError(reason)
             raise OutputsError(
                 f"output {key!r} is missing; run `pulumi up` with this version of mlflow-aws, "
-                "then `pulumi stack output --json --show-secrets`"
+                f"then {SHOW_OUTPUTS}"
             )
-        values[key] = value
+        values[key] = checked_tracking_uri(value) if key == Outputs.TRACKING_URI else value
     return values

@@ -8,6 +8,7 @@ One line per step with its time; the first failure stops the run with one line s
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import importlib.util
 import io
 import os
@@ -36,7 +37,35 @@ MLFLOW_CLIENT_SETTINGS = {
 FORCED_SETTINGS = {"MLFLOW_DISABLE_TELEMETRY": "true"}
 MODEL_INPUT = [1.0, 2.5]
 METRIC_VALUE = 0.875
-MISSING_MLFLOW = "smoke needs the MLflow client library; install it: pip install 'mlflow-skinny>=3.5' pandas"
+# The client release range of pyproject.toml (the policy: README, "The client's MLflow").
+CLIENT_MLFLOW = "mlflow-skinny>=3.5,<3.18"
+MISSING_MLFLOW = f"smoke needs the MLflow client library; install it: pip install '{CLIENT_MLFLOW}' pandas"
+
+
+def client_mlflow_version() -> str | None:
+    """The MLflow client release installed here (mlflow-skinny, or the full mlflow)."""
+    for distribution in ("mlflow-skinny", "mlflow"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(distribution)
+    return None
+
+
+def newer_client_warning(client: str, server: str) -> str | None:
+    """Why a client `client` talking to a server `server` may surprise, or None. The policy (README,
+    "The client's MLflow"): a client of a later minor release than the server's may call REST APIs the
+    server does not have yet; patch releases add none."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        client_version, server_version = Version(client), Version(server)
+    except InvalidVersion:
+        return None
+    if client_version.release[:2] <= server_version.release[:2]:
+        return None
+    return (
+        f"this client's MLflow {client} is newer than the server's {server}: a later minor release may call "
+        f"APIs the server does not have; install the server's release here: pip install 'mlflow-skinny=={server}'"
+    )
 
 
 class SmokeFailure(Exception):
@@ -124,8 +153,9 @@ class SmokeRun:
     run_id: str = ""
     model_version: str = ""
     artifact_bytes: bytes = b""
+    warnings: list[str] = field(default_factory=list)
 
-    def _probe(self, path: str, *, authenticated: bool) -> None:
+    def _probe(self, path: str, *, authenticated: bool) -> Any:
         import requests
 
         auth = (self.connection.username or "", self.connection.password or "") if authenticated else None
@@ -141,6 +171,7 @@ class SmokeRun:
                     response.status_code, response.text, self.connection.tracking_uri, self.connection.username
                 )
             )
+        return response
 
     def _client(self) -> Any:
         import mlflow
@@ -155,6 +186,14 @@ class SmokeRun:
 
     def authenticate(self) -> None:
         self._probe("/api/2.0/mlflow/experiments/search?max_results=1", authenticated=True)
+
+    def compare_versions(self) -> None:
+        """The server's MLflow release against this client's: a newer client is a warning, not a failure."""
+        server = self._probe("/version", authenticated=True).text.strip()
+        client = client_mlflow_version()
+        warning = newer_client_warning(client, server) if client else None
+        if warning:
+            self.warnings.append(warning)
 
     def open_experiment(self) -> None:
         client = self._client()
@@ -246,6 +285,7 @@ class SmokeRun:
         return [
             ("reach server (/health)", self.reach_server),
             ("authenticate", self.authenticate),
+            ("server version (/version)", self.compare_versions),
             (f"experiment {EXPERIMENT}", self.open_experiment),
             ("create run", self.create_run),
             ("log param", self.log_param),
@@ -331,6 +371,8 @@ def main(env_file: str | None) -> int:
                 fluent.end_run("FAILED")
             if not ok:
                 smoke.end_unfinished_run()
+    for warning in smoke.warnings:
+        print(f"warning: {warning}", flush=True)
     if ok:
         print(
             f"smoke test passed: run {smoke.run_id} in experiment {EXPERIMENT}, "

@@ -13,7 +13,17 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 REACH_HINT = "check the instance is running and allowedCidrs includes your IP"
-TLS_HINT = "is the certificate still pending (certbot runs at first boot)? see README troubleshooting"
+TLS_HINT = (
+    "the certificate is not one this client trusts for that name; `mlflow-aws verify` says which "
+    "(README troubleshooting, server: TLS certificate)"
+)
+# What OpenSSL reports when the other end answers a TLS handshake in plain HTTP: "wrong version number"
+# (OpenSSL 1.1 and 3.0), "record layer failure" or "packet length too long" (3.2 and later).
+PLAIN_HTTP_MARKERS = ("wrong version number", "record layer failure", "packet length too long", "http request")
+PLAIN_HTTP_HINT = (
+    "that port answers in plain HTTP, not TLS: the server runs without TLS (tls: off) or the URI names a "
+    "plain-HTTP port; use the stack's tracking_uri output as it is (`mlflow-aws env` writes it)"
+)
 # Before its certificate is issued the host does not listen on 443 at all.
 HTTPS_REFUSED_HINT = "or, on a new stack, the TLS certificate is still pending and 443 not open yet (see README)"
 PROXY_ERRORS = (502, 503, 504)
@@ -118,7 +128,8 @@ def exception(error: BaseException, uri: str, username: str | None) -> str:
     chain = list(_chain(error))
     tls = _tls_reason(chain)
     if tls is not None:
-        return f"TLS failed for {uri} ({tls}): {TLS_HINT}"
+        plain_http = any(marker in tls.lower().replace("_", " ") for marker in PLAIN_HTTP_MARKERS)
+        return f"TLS failed for {uri} ({tls}): {PLAIN_HTTP_HINT if plain_http else TLS_HINT}"
     retried = _retried_status(chain)
     if retried is not None:
         return http_status(retried, "", uri, username)

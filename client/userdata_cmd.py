@@ -1,4 +1,4 @@
-"""`mlflow-aws userdata --stack NAME`: print the user data `pulumi up` sends to the host for that stack.
+"""`mlflow-aws userdata [--stack NAME]`: print the user data `pulumi up` sends to the host for that stack.
 
 The same path the program takes: the stack's config file, the two facts AWS allocated (bucket name
 and Elastic IP, from the outputs; a fleet has no Elastic IP), `host_settings_for`, `userdata.render`:
@@ -18,13 +18,20 @@ from naming import Outputs
 from . import outputs
 
 
-def main(stack: str, outputs_source: str | None, project_dir: Path) -> int:
+def main(stack: str | None, outputs_source: str | None, project_dir: Path) -> int:
+    """`stack` None: the stack the Pulumi CLI has selected."""
     if not (project_dir / "Pulumi.yaml").is_file():
         print(
             f"mlflow-aws: error: no Pulumi.yaml in {project_dir}; run from the project directory or pass --project-dir",
             file=sys.stderr,
         )
         return 2
+    if stack is None:
+        try:
+            stack = outputs.selected_stack(project_dir)
+        except outputs.OutputsError as error:
+            print(f"mlflow-aws: error: {error}", file=sys.stderr)
+            return 2
     try:
         cfg = from_stack_files(str(project_dir), stack)
     except ConfigError as error:

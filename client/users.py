@@ -196,7 +196,7 @@ class Server:
         self.require_user(username)
         resource_id = self.resource_id(kind, name_or_id)
         body = {"username": username, "resource_type": RESOURCE_TYPES[kind], "resource_id": resource_id}
-        what = f"{username!r}'s permission on {kind} {name_or_id!r}"
+        what = f"the permission of {username!r} on {kind} {name_or_id!r}"
         try:
             self.call("POST", PERMISSIONS_GRANT, {**body, "permission": permission}, subject=what)
         except UsersError as error:
@@ -241,7 +241,7 @@ def run(command: str, outputs: Mapping[str, Any], args: Any) -> int:
         elif command == "set-password":
             password, generated = _password_from(args.password_stdin)
             server.set_password(args.name, password)
-            print(f"changed {args.name!r}'s password", file=sys.stderr)
+            print(f"changed the password of {args.name!r}", file=sys.stderr)
             if generated:
                 print(password)
         elif command == "grant":

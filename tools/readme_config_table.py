@@ -125,34 +125,41 @@ def render_table(rows: Sequence[ConfigRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _marker_positions(readme: str) -> tuple[int, int]:
-    begin, end = readme.find(BEGIN_MARKER), readme.find(END_MARKER)
+def _marker_positions(readme: str, begin_marker: str = BEGIN_MARKER, end_marker: str = END_MARKER) -> tuple[int, int]:
+    begin, end = readme.find(begin_marker), readme.find(end_marker)
     if begin < 0 or end < 0 or end < begin:
-        raise TableError(f"the README needs {BEGIN_MARKER} and then {END_MARKER} around the table")
-    if readme.count(BEGIN_MARKER) != 1 or readme.count(END_MARKER) != 1:
-        raise TableError("the README must hold exactly one configuration table")
-    return begin + len(BEGIN_MARKER), end
+        raise TableError(f"the README needs {begin_marker} and then {end_marker} around the table")
+    if readme.count(begin_marker) != 1 or readme.count(end_marker) != 1:
+        raise TableError(f"the README must hold exactly one {begin_marker} table")
+    return begin + len(begin_marker), end
 
 
-def extract_table(readme: str) -> str:
-    start, end = _marker_positions(readme)
+def extract_table(readme: str, begin_marker: str = BEGIN_MARKER, end_marker: str = END_MARKER) -> str:
+    start, end = _marker_positions(readme, begin_marker, end_marker)
     return readme[start:end].strip("\n") + "\n"
 
 
-def replace_table(readme: str, table: str) -> str:
-    start, end = _marker_positions(readme)
+def replace_table(readme: str, table: str, begin_marker: str = BEGIN_MARKER, end_marker: str = END_MARKER) -> str:
+    start, end = _marker_positions(readme, begin_marker, end_marker)
     return readme[:start] + "\n" + table + readme[end:]
 
 
-def table_diff(readme: str, table: str, readme_name: str = "README.md") -> str:
+def table_diff(
+    readme: str,
+    table: str,
+    readme_name: str = "README.md",
+    begin_marker: str = BEGIN_MARKER,
+    end_marker: str = END_MARKER,
+    source: str = "Pulumi.yaml",
+) -> str:
     """A unified diff from the README's table to `table`; empty when they agree."""
-    current = extract_table(readme)
+    current = extract_table(readme, begin_marker, end_marker)
     return "".join(
         difflib.unified_diff(
             current.splitlines(keepends=True),
             table.splitlines(keepends=True),
-            fromfile=f"{readme_name} (configuration table)",
-            tofile="generated from Pulumi.yaml",
+            fromfile=f"{readme_name} (table between {begin_marker} and {end_marker})",
+            tofile=f"generated from {source}",
         )
     )
 

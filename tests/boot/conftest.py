@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import time
-from typing import IO
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,34 +19,34 @@ from tests.support import boot, loopback
 
 # Boots on one machine take turns (ports 80 and 443, the cached root file system): another checkout's
 # boot tests, or CI's on a shared runner, are waited for, bounded, instead of failing on taken ports.
+# Held per test module (each boots its own container), so a long run lets others boot between modules.
 BOOT_LOCK = boot.CACHE_ROOT / "boot.lock"
 BOOT_LOCK_WAIT_SECONDS = 3600.0
-_held: list[IO[str]] = []
 
 
-def hold_boot_lock() -> None:
-    """Take the machine's boot lock once per test session; it is released when the session's process ends."""
-    if _held:
+@pytest.fixture(scope="module", autouse=True)
+def boot_lock() -> Iterator[None]:
+    if boot.boot_requirements_missing():
+        yield  # require_boot() skips these tests with the reason
         return
     BOOT_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(BOOT_LOCK, "w")  # noqa: SIM115 - held until the process exits
-    deadline = time.monotonic() + BOOT_LOCK_WAIT_SECONDS
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"another test run has held {BOOT_LOCK} for {BOOT_LOCK_WAIT_SECONDS:.0f} s")
-            time.sleep(5)
-    _held.append(handle)
+    with open(BOOT_LOCK, "w") as handle:
+        deadline = time.monotonic() + BOOT_LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test run has held {BOOT_LOCK} for {BOOT_LOCK_WAIT_SECONDS:.0f} s")
+                time.sleep(5)
+        yield  # closing the file releases the lock
 
 
 def require_boot() -> None:
     missing = boot.boot_requirements_missing()
     if missing:
         pytest.skip(f"booting the user data in a container needs {', '.join(missing)}")
-    hold_boot_lock()
     missing = loopback.host_binaries_missing()
     if missing:
         pytest.skip(f"the services around the container need {', '.join(missing)} "

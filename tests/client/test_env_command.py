@@ -117,6 +117,38 @@ def test_missing_required_output_is_named_and_nothing_is_written(
     assert_refused(code, out, capsys, repr(key), "missing")
 
 
+@pytest.mark.parametrize("uri", ["203.0.113.7", "mlflow.example.com", "mlflow.example.com:443", "ftp://203.0.113.7",
+                                 "https://", "file:///srv/mlruns"])
+def test_a_tracking_uri_that_is_not_an_http_url_is_refused_naming_the_output_and_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], uri: str
+) -> None:
+    code, out = run_env(tmp_path, json.dumps({**GOOD_OUTPUTS, Outputs.TRACKING_URI: uri}))
+    assert_refused(code, out, capsys, f"output 'tracking_uri' is {uri!r}, not an http(s) URL such as https://",
+                   "pulumi stack output --json --show-secrets")
+
+
+@pytest.mark.parametrize("uri", ["http://10.0.0.5:8080", "https://mlflow.example.com/", "https://203.0.113.7"])
+def test_http_and_https_tracking_uris_are_written(tmp_path: Path, uri: str) -> None:
+    code, out = run_env(tmp_path, json.dumps({**GOOD_OUTPUTS, Outputs.TRACKING_URI: uri}))
+    assert code == 0
+    assert docker_env_file(out, lookup={})["MLFLOW_TRACKING_URI"] == uri
+
+
+def test_outputs_of_another_pulumi_project_are_called_that(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = {"vpcId": "vpc-0abc", "url": "https://shop.example.com", "clusterName": "prod"}
+    code, out = run_env(tmp_path, json.dumps(other))
+    error = assert_refused(code, out, capsys, "these are not this project's outputs",
+                           "only clusterName, url, vpcId", "--stack NAME")
+    assert "pulumi up" not in error
+
+
+def test_empty_outputs_say_the_stack_is_not_deployed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_env(tmp_path, "{}")
+    assert_refused(code, out, capsys, "the outputs are empty: the stack has not been deployed yet", "pulumi stack ls")
+
+
 @pytest.mark.parametrize(
     ("text", "phrase"),
     [
@@ -240,4 +272,5 @@ def test_missing_pulumi_cli_says_to_install_it_or_pass_outputs(
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     out = tmp_path / "mlflow.env"
     code = cli.main(["env", "--stack", "dev", "--out", str(out)])
-    assert_refused(code, out, capsys, "pulumi CLI not found; install it or pass --outputs")
+    assert_refused(code, out, capsys, "the pulumi CLI is not on PATH: ./scripts/deploy installs it into ~/.pulumi/bin",
+                   'export PATH="$HOME/.pulumi/bin:$PATH"', "or pass --outputs FILE")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,11 +147,33 @@ def test_closed_https_port_also_suggests_the_certificate_may_be_pending(
     assert f"cannot reach {uri} (connection refused)" in line and "certificate is still pending" in line
 
 
-def test_https_to_a_server_without_tls_says_tls_failed(
+def test_https_to_a_plain_http_server_says_the_port_speaks_plain_http_not_that_a_certificate_is_pending(
     server: ScriptedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    line = run_smoke(tmp_path, uri_of(server, "https"), capsys)
-    assert "TLS failed" in line and "certificate" in line and "README" in line
+    uri = uri_of(server, "https")
+    line = run_smoke(tmp_path, uri, capsys)
+    assert line.startswith("reach server (/health)")
+    assert f"TLS failed for {uri}" in line
+    assert "that port answers in plain HTTP, not TLS" in line and "tls: off" in line
+    assert "pending" not in line
+
+
+@pytest.mark.parametrize("reason", [
+    "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)",  # OpenSSL 1.1 and 3.0
+    "[SSL: RECORD_LAYER_FAILURE] record layer failure (_ssl.c:1000)",  # OpenSSL 3.2 and later
+    "[SSL: PACKET_LENGTH_TOO_LONG] packet length too long (_ssl.c:1000)",
+])
+def test_every_openssl_wording_of_a_plain_http_answer_is_recognised(reason: str) -> None:
+    message = smoke_diagnosis.exception(ssl.SSLError(1, reason), "https://203.0.113.7", "admin")
+    assert "that port answers in plain HTTP, not TLS" in message
+
+
+def test_an_untrusted_certificate_points_to_verify_not_to_plain_http() -> None:
+    error = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                                            "self-signed certificate (_ssl.c:1006)")
+    message = smoke_diagnosis.exception(error, "https://203.0.113.7", "admin")
+    assert "not one this client trusts" in message and "mlflow-aws verify" in message
+    assert "plain HTTP" not in message
 
 
 def test_without_env_file_the_environment_variables_are_used(
@@ -220,7 +243,8 @@ def test_mlflow_client_502_is_explained(server: ScriptedServer) -> None:
 @pytest.mark.usefixtures("quick_mlflow_client")
 def test_mlflow_client_tls_failure_is_explained(server: ScriptedServer) -> None:
     uri = uri_of(server, "https")
-    assert smoke_diagnosis.exception(mlflow_error(uri), uri, "admin").startswith(f"TLS failed for {uri}")
+    message = smoke_diagnosis.exception(mlflow_error(uri), uri, "admin")
+    assert message.startswith(f"TLS failed for {uri}") and "plain HTTP" in message
 
 
 def test_name_that_does_not_resolve_is_explained() -> None:
@@ -230,3 +254,52 @@ def test_name_that_does_not_resolve_is_explained() -> None:
     error.__context__ = cause
     message = smoke_diagnosis.exception(error, "https://mlflow.example.org", "admin")
     assert message.startswith("cannot reach https://mlflow.example.org (its name does not resolve)")
+
+
+# The client's MLflow against the server's: a newer client is a warning (README, "The client's MLflow").
+
+
+@pytest.mark.parametrize(("client", "server", "warned"), [
+    ("3.17.2", "3.17.2", False),
+    ("3.17.3", "3.17.2", False),  # a patch release adds no API
+    ("3.16.1", "3.17.2", False),
+    ("3.18.0", "3.17.2", True),
+    ("4.0.0", "3.17.2", True),
+    ("3.17.2", "not a version", False),
+])
+def test_only_a_client_of_a_later_minor_release_than_the_server_is_warned_about(
+    client: str, server: str, warned: bool
+) -> None:
+    warning = smoke.newer_client_warning(client, server)
+    assert (warning is not None) == warned
+    if warning:
+        assert f"this client's MLflow {client} is newer than the server's {server}" in warning
+        assert f"pip install 'mlflow-skinny=={server}'" in warning
+
+
+def test_smoke_warns_when_the_server_reports_an_older_release_than_the_client(
+    server: ScriptedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(smoke, "client_mlflow_version", lambda: "3.17.2")
+    server.responses["/version"] = (200, "3.16.1")
+    server.responses["*"] = (200, "{}")
+    env_file = tmp_path / "mlflow.env"
+    env_file.write_text(f"MLFLOW_TRACKING_URI={uri_of(server)}\nMLFLOW_TRACKING_USERNAME=admin\n"
+                        "MLFLOW_TRACKING_PASSWORD=secret-1\n")
+    smoke.main(str(env_file))
+    output = capsys.readouterr().out
+    assert any(line.startswith("server version (/version)") and " ... ok (" in line for line in output.splitlines())
+    assert "warning: this client's MLflow 3.17.2 is newer than the server's 3.16.1" in output
+
+
+def test_smoke_does_not_warn_when_the_server_runs_the_clients_release(
+    server: ScriptedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(smoke, "client_mlflow_version", lambda: "3.17.2")
+    server.responses["/version"] = (200, "3.17.2")
+    server.responses["*"] = (200, "{}")
+    env_file = tmp_path / "mlflow.env"
+    env_file.write_text(f"MLFLOW_TRACKING_URI={uri_of(server)}\nMLFLOW_TRACKING_USERNAME=admin\n"
+                        "MLFLOW_TRACKING_PASSWORD=secret-1\n")
+    smoke.main(str(env_file))
+    assert "warning:" not in capsys.readouterr().out

@@ -108,6 +108,12 @@ def test_smoke_passes_every_step_against_a_healthy_server(passing_smoke: str) ->
     assert "smoke test passed" in passing_smoke
 
 
+def test_smoke_reads_the_servers_release_and_finds_the_client_no_newer(passing_smoke: str) -> None:
+    (line,) = [line for line in step_lines(passing_smoke) if line.startswith("server version (/version)")]
+    assert " ... ok (" in line
+    assert "warning:" not in passing_smoke  # the test client and the loopback server run the same release
+
+
 def test_smoke_artifacts_land_in_the_artifact_bucket(stack: loopback.LoopbackStack, passing_smoke: str) -> None:
     keys = [item["Key"] for item in stack.s3_client().list_objects_v2(Bucket=stack.bucket).get("Contents", [])]
     assert any(key.endswith("/artifacts/smoke.bin") for key in keys), keys

@@ -1,8 +1,9 @@
-"""`mlflow-aws userdata --stack NAME`: the user data `pulumi up` would send, from the stack's config and outputs."""
+"""`mlflow-aws userdata [--stack NAME]`: the user data `pulumi up` would send, from the stack's config and outputs."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -111,8 +112,48 @@ def test_missing_output_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert repr(missing) in captured.err and captured.out == ""
 
 
-def test_stack_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+def fake_pulumi(directory: Path, stack_name: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `pulumi` on PATH that has `stack_name` selected, and records where it was asked."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir()
+    asked = directory / "asked-in"
+    fake = bin_dir / "pulumi"
+    fake.write_text(f'#!/bin/sh\npwd > {asked}\n[ "$*" = "stack --show-name" ] && echo {stack_name}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+    return asked
+
+
+def test_without_stack_the_stack_selected_for_the_project_is_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = project(tmp_path, {"aws:region": "eu-west-1"})
+    asked = fake_pulumi(tmp_path, "staging", monkeypatch)
+    args = ["userdata", "--outputs", str(directory / "outputs.json"), "--project-dir", str(directory)]
+    assert cli.main(args) == 0
+    assert "#cloud-config" in capsys.readouterr().out
+    assert asked.read_text().strip() == str(directory)
+
+
+def test_without_stack_and_without_the_pulumi_cli_says_to_pass_stack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = project(tmp_path, {"aws:region": "eu-west-1"})
+    (tmp_path / "empty-bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    args = ["userdata", "--outputs", str(directory / "outputs.json"), "--project-dir", str(directory)]
+    assert cli.main(args) == 2
+    captured = capsys.readouterr()
+    assert "the pulumi CLI is not on PATH" in captured.err and "pass --stack NAME" in captured.err
+    assert captured.out == ""
+
+
+def test_help_shows_stack_as_optional_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["userdata"])
-    assert exit_info.value.code == 2
-    assert "--stack" in capsys.readouterr().err
+        cli.main(["userdata", "--help"])
+    assert exit_info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "[--stack NAME]" in help_text
+    assert "(default: the selected stack)" in help_text
+    assert "required" not in help_text
+    assert "userdata [--stack NAME]" in " ".join((cli.__doc__ or "").split())

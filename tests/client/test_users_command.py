@@ -58,6 +58,31 @@ def test_missing_admin_outputs_are_named(tmp_path, capsys):
     assert "admin_username" in capsys.readouterr().err
 
 
+def test_a_tracking_uri_without_a_scheme_is_named_before_any_request(tmp_path, capsys):
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({**OUTPUTS, Outputs.TRACKING_URI: "203.0.113.7"}))
+    assert cli.main(["users", "list", "--outputs", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "output 'tracking_uri' is '203.0.113.7', not an http(s) URL" in err
+    assert "allowedCidrs" not in err
+
+
+def test_set_password_names_the_user_without_doubling_an_apostrophe(outputs, monkeypatch, capsys):
+    class Answer(io.BytesIO):
+        def __enter__(self) -> Answer:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.close()
+
+    monkeypatch.setattr("urllib.request.urlopen", lambda request, timeout: Answer(b"{}"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-new-password\n"))
+    assert cli.main(["users", "set-password", "bob", "--password-stdin", "--outputs", str(outputs)]) == 0
+    err = capsys.readouterr().err
+    assert "changed the password of 'bob'" in err
+    assert "''" not in err
+
+
 def test_generated_passwords_pass_mlflows_rule():
     for _ in range(20):
         users.check_password(users.generated_password())

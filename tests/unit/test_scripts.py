@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import servers
+from tests.support import fake_sts, servers
 
 REPO = Path(__file__).resolve().parents[2]
 TRACKING_URI = "https://203.0.113.7"
@@ -151,8 +151,57 @@ def test_deploy_without_aws_credentials_explains_and_never_runs_up(sandbox):
     sandbox.env.pop("AWS_SECRET_ACCESS_KEY")
     result = sandbox.run("deploy", "--yes")
     assert result.returncode != 0
-    assert "AWS credentials do not work" in result.stderr
+    assert "no AWS credentials found in this shell" in result.stderr
+    assert "aws configure" in result.stderr
     assert not any(call.startswith("up") for call in sandbox.pulumi_calls())
+
+
+def test_deploy_without_a_route_to_aws_blames_the_network_not_the_credentials(sandbox):
+    result = sandbox.run("deploy", "--yes", AWS_ENDPOINT_URL=fake_sts.closed_endpoint())
+    assert result.returncode != 0
+    assert "cannot reach AWS STS" in result.stderr
+    assert "This is the network, not the credentials" in result.stderr
+    assert "HTTPS_PROXY" in result.stderr and "aws configure" not in result.stderr
+    assert not any(call.startswith("up") for call in sandbox.pulumi_calls())
+
+
+def test_deploy_with_credentials_aws_refuses_says_which_and_never_runs_up(sandbox):
+    with fake_sts.refusing_sts("InvalidClientTokenId") as endpoint:
+        result = sandbox.run("deploy", "--yes", AWS_ENDPOINT_URL=endpoint)
+    assert result.returncode != 0
+    assert "AWS refused the credentials from the environment (AWS_ACCESS_KEY_ID) (InvalidClientTokenId" in result.stderr
+    assert "network" not in result.stderr
+    assert not any(call.startswith("up") for call in sandbox.pulumi_calls())
+
+
+def test_the_passphrase_message_names_the_stack_without_doubling_an_apostrophe(sandbox):
+    sandbox.env = {key: value for key, value in sandbox.env.items() if key != "PULUMI_CONFIG_PASSPHRASE"}
+    result = sandbox.run("deploy", "--yes")
+    assert "It encrypts the secrets in the state of stack dev;" in result.stderr
+    assert "''" not in result.stderr
+
+
+@pytest.mark.parametrize("script", ["deploy", "destroy", "test"])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_every_script_prints_its_usage_for_help_and_exits_0_before_doing_anything(sandbox, script, flag):
+    result = sandbox.run(script, flag)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {sandbox.repo / 'scripts' / script} "), result.stdout
+    assert sandbox.calls() == []  # neither uv nor pulumi ran
+    assert not (sandbox.repo / ".pulumi-state").exists()
+
+
+def test_deploy_help_after_a_stack_name_is_still_help(sandbox):
+    result = sandbox.run("deploy", "prod", "--help")
+    assert result.returncode == 0
+    assert "usage:" in result.stdout and sandbox.calls() == []
+
+
+def test_the_shared_setup_file_run_by_itself_points_to_the_scripts(sandbox):
+    result = subprocess.run(["bash", str(sandbox.repo / "scripts" / "_setup.sh"), "--help"],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0
+    assert "scripts/deploy and scripts/destroy source it" in result.stderr
 
 
 @pytest.mark.parametrize("version", ["v3.207.0", "v3.99.1", ""])
