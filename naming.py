@@ -96,6 +96,6 @@ class Outputs:
     # Exported by every stack of this program, in both shapes: a document holding none of them is the
     # output of another Pulumi project (tests/unit/test_outputs_table.py holds this to the program).
     ALWAYS = frozenset({
-        TRACKING_URI, HOSTNAME, ARTIFACT_BUCKET, ARTIFACT_DESTINATION, DB_ENDPOINT, DB_INSTANCE_ID, REGION,
+        TRACKING_URI, HOSTNAME, ARTIFACT_BUCKET, ARTIFACT_DESTINATION, DB_ENDPOINT, DB_INSTANCE_ID, REGION, AUTH,
         ADMIN_USERNAME, ADMIN_PASSWORD, WEB_SECURITY_GROUP_ID, DB_SECURITY_GROUP_ID,
     })
