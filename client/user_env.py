@@ -93,7 +93,6 @@ def user_variables(outputs: Mapping[str, Any], username: str, secret: str, *, ch
     check_username(username)
     check_secret(mode, username, secret)
     tracking_uri = require(outputs, [Outputs.TRACKING_URI])[Outputs.TRACKING_URI]
-    pairs = [(name, value) for name, value in envfile.variables(outputs, proxy_artifacts=proxy_artifacts)]
     chosen = {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": secret}
     for name, value in chosen.items():
         reason = envfile.disagreement(value)
@@ -102,4 +101,6 @@ def user_variables(outputs: Mapping[str, Any], username: str, secret: str, *, ch
                                        "`source` would read different values")
     if check:
         check_with_server(tracking_uri, username, secret, mode)
-    return [(name, chosen.get(name, value)) for name, value in pairs]
+    # The admin's login never reaches this file: the user's takes its place before anything is rendered.
+    as_user = {**outputs, Outputs.ADMIN_USERNAME: username, Outputs.ADMIN_PASSWORD: secret}
+    return envfile.variables(as_user, proxy_artifacts=proxy_artifacts)

@@ -7,6 +7,7 @@ gets JSON errors, never the sign-in page.
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import os
 import subprocess
@@ -20,8 +21,11 @@ from typing import Any
 import pytest
 import requests
 
+from client import cli
+from naming import Outputs
 from tests.host.conftest import require_host_binaries
 from tests.support.browser import Browser, chromium_executable
+from tests.support.loopback import parse_env_file
 from tests.support.oidc_loopback import (
     ADMIN_GROUP,
     USERS_GROUP,
@@ -207,3 +211,104 @@ def test_the_stack_admin_signs_in_with_the_password_in_ssm(stack):
     me = current_user(stack, auth=(stack.admin_username, stack.admin_password))
     assert me.status_code == 200 and me.json()["is_admin"] is True and me.json()["is_service_account"] is True
     assert_json_401(current_user(stack, auth=(stack.admin_username, stack.admin_password + "x")))
+
+
+# --- mlflow-aws on an auth: oidc stack ---------------------------------------------------------------------
+
+
+def outputs_file(stack: OidcLoopbackStack, directory: Path) -> Path:
+    path = directory / "outputs.json"
+    path.write_text(json.dumps({
+        Outputs.TRACKING_URI: stack.tracking_uri, Outputs.ADMIN_USERNAME: stack.admin_username,
+        Outputs.ADMIN_PASSWORD: stack.admin_password, Outputs.REGION: stack.region, Outputs.AUTH: "oidc"}))
+    return path
+
+
+def mlflow_aws(*args: str, stdin: str = "") -> tuple[int, str, str]:
+    """`mlflow-aws ARGS` in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.stdin", io.StringIO(stdin))
+        patch.setattr("sys.stdout", out)
+        patch.setattr("sys.stderr", err)
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exited:
+            code = int(exited.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_env_for_a_user_writes_a_file_their_client_signs_in_with(stack, alice, tmp_path):
+    token = create_token(alice, stack, "env-file")
+    outputs, env = outputs_file(stack, tmp_path), tmp_path / "alice.env"
+    code, _, err = mlflow_aws("env", "--outputs", str(outputs), "--out", str(env), "--user", ALICE,
+                              "--password-stdin", stdin=token + "\n")
+    assert code == 0, err
+    values = parse_env_file(env.read_text())
+    assert (values["MLFLOW_TRACKING_USERNAME"], values["MLFLOW_TRACKING_PASSWORD"]) == (ALICE, token)
+    assert stack.admin_password not in env.read_text()
+    me = current_user(stack, auth=(values["MLFLOW_TRACKING_USERNAME"], values["MLFLOW_TRACKING_PASSWORD"]))
+    assert me.json()["username"] == ALICE
+
+
+def test_env_for_a_user_refuses_a_token_the_server_refuses_and_writes_nothing(stack, tmp_path):
+    outputs, env = outputs_file(stack, tmp_path), tmp_path / "wrong.env"
+    code, _, err = mlflow_aws("env", "--outputs", str(outputs), "--out", str(env), "--user", ALICE,
+                              "--password-stdin", stdin="mlf_0123abcd_not-the-token-the-server-issued\n")
+    assert code == 2 and "refused" in err and "HTTP 401" in err
+    assert not env.exists()
+
+
+def test_a_person_creates_a_token_with_their_identity_provider_token(stack, idp, alice, tmp_path):
+    id_token = idp.id_token(stack.client, ALICE)
+    code, out, err = mlflow_aws("tokens", "create", "--name", "from-cli", "--days", "7", "--id-token-stdin",
+                                "--outputs", str(outputs_file(stack, tmp_path)), stdin=id_token + "\n")
+    assert code == 0, err
+    token = out.strip()
+    assert token.startswith("mlf_") and current_user(stack, auth=(ALICE, token)).json()["username"] == ALICE
+
+
+def test_an_identity_provider_token_for_another_application_is_refused(stack, idp):
+    other = idp.register_client(["https://another-app.example.com/callback"])
+    assert_json_401(current_user(stack, headers={"Authorization": f"Bearer {idp.id_token(other, ALICE)}"}))
+    assert current_user(stack, headers={"Authorization": f"Bearer {idp.id_token(stack.client, ALICE)}"}
+                        ).json()["username"] == ALICE
+
+
+def test_a_service_account_gets_a_token_without_a_browser_and_loses_it_when_revoked(stack, idp, tmp_path):
+    outputs = str(outputs_file(stack, tmp_path))
+    assert mlflow_aws("users", "add", "churn-predictor", "--service-account", "--outputs", outputs)[0] == 0
+    sign_in(stack, idp, BOSS)  # the admin's account exists once they have signed in
+    code, out, err = mlflow_aws("tokens", "create", "--user", "churn-predictor", "--name", "prod",
+                                "--id-token-stdin", "--outputs", outputs, stdin=idp.id_token(stack.client, BOSS))
+    assert code == 0, err
+    token = out.strip()
+    assert current_user(stack, auth=("churn-predictor", token)).json()["is_service_account"] is True
+    code, out, _ = mlflow_aws("tokens", "list", "--user", "churn-predictor", "--outputs", outputs)
+    assert code == 0 and "prod" in out
+    assert mlflow_aws("tokens", "revoke", "--user", "churn-predictor", "--name", "prod", "--outputs", outputs)[0] == 0
+    assert_json_401(current_user(stack, auth=("churn-predictor", token)))
+
+
+def test_a_person_cannot_issue_a_token_for_someone_else(stack, idp, alice, tmp_path):
+    code, out, err = mlflow_aws("tokens", "create", "--user", BOSS, "--name", "stolen", "--id-token-stdin",
+                                "--outputs", str(outputs_file(stack, tmp_path)),
+                                stdin=idp.id_token(stack.client, ALICE))
+    assert code == 1 and out == "" and "HTTP 403" in err
+
+
+def test_the_stack_admin_grants_a_person_and_a_group_and_lists_them(stack, alice, tmp_path):
+    outputs = str(outputs_file(stack, tmp_path))
+    admin = (stack.admin_username, stack.admin_password)
+    name = "granted-" + os.urandom(4).hex()
+    created = requests.post(f"{stack.tracking_uri}/api/2.0/mlflow/experiments/create", auth=admin,
+                            json={"name": name}, timeout=60).json()["experiment_id"]
+    assert mlflow_aws("users", "grant", ALICE, "--experiment", created, "EDIT", "--outputs", outputs)[0] == 0
+    code, _, err = mlflow_aws("users", "grant", "data-science", "--group", "--experiment", created, "READ",
+                              "--outputs", outputs)
+    assert code == 0, err
+    code, out, _ = mlflow_aws("users", "list", "--outputs", outputs)
+    (row,) = [line for line in out.splitlines() if line.startswith(ALICE)]
+    assert f"experiment {name}: EDIT" in row
+    assert alice.post(f"{stack.tracking_uri}/api/2.0/mlflow/experiments/update", timeout=60,
+                      json={"experiment_id": created, "new_name": "renamed-" + os.urandom(4).hex()}).status_code == 200
