@@ -59,6 +59,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import sys
@@ -220,13 +221,14 @@ def _random(alphabet: str, length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-def _wait_http(url: str, deadline: float, alive: Any = None, what: str = "") -> None:
+def _wait_http(url: str, deadline: float, alive: Any = None, what: str = "", ca_bundle: Path | None = None) -> None:
     last = ""
+    context = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else None
     while time.monotonic() < deadline:
         if alive is not None and not alive():
             raise LoopbackError(f"{what} exited before {url} answered")
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=5, context=context) as response:
                 if response.status == 200:
                     return
                 last = f"HTTP {response.status}"

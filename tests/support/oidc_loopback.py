@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import urllib.parse
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +27,10 @@ import requests
 
 import naming
 from tests.support import mlflow_venv
+from tests.support.fleet_loopback import FleetHost
 from tests.support.loopback import LOOPBACK, LoopbackStack, free_port, loopback_settings
 from tests.support.oidc_provider import OidcProvider, RegisteredClient
+from userdata import layout
 from userdata.settings import OidcSettings
 
 ADMIN_GROUP = "mlflow-admins"
@@ -47,19 +50,21 @@ def oidc_venv() -> Any:
 
 
 class OidcLoopbackStack(LoopbackStack):
+    """`public_url`: where people reach the server (default: this host's nginx), whose /callback the
+    provider registers; behind the fleet's stand-in load balancer, its URL."""
+
     def __init__(self, provider: OidcProvider, *, start: bool = True, venv: Any = None,
                  admin_group: str = ADMIN_GROUP, allowed_groups: tuple[str, ...] = (USERS_GROUP,),
-                 **overrides: Any) -> None:
+                 public_url: str | None = None, nginx_port: int | None = None, **overrides: Any) -> None:
         self.provider = provider
-        nginx_port = free_port()
-        self.client: RegisteredClient = provider.register_client([f"http://{LOOPBACK}:{nginx_port}/callback"])
+        nginx_port = nginx_port or free_port()
+        self.public_url = public_url or f"http://{LOOPBACK}:{nginx_port}"
+        self.client: RegisteredClient = provider.register_client([f"{self.public_url}/callback"])
         oidc = OidcSettings(issuer=provider.issuer, client_id=self.client.client_id, admin_group=admin_group,
                             allowed_groups=allowed_groups)
         settings = loopback_settings(auth="oidc", oidc=oidc, **overrides)
         super().__init__(settings, start=False, venv=venv or oidc_venv(), nginx_port=nginx_port)
-        self.startup_timeout = STARTUP_TIMEOUT_SECONDS
-        # The rendered redirect URI is the tracking URI's, which has no port on the host (80).
-        self.replacements[f"{settings.tracking_uri}/callback"] = f"{self.tracking_uri}/callback"
+        trust_provider(self, provider)
         if start:
             try:
                 self.start()
@@ -79,8 +84,35 @@ class OidcLoopbackStack(LoopbackStack):
         return [*super().secret_values, self.client.client_secret]
 
     def _service_environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        trust = {"SSL_CERT_FILE": str(self.provider.ca_bundle), "REQUESTS_CA_BUNDLE": str(self.provider.ca_bundle)}
-        return super()._service_environment({**trust, **(extra or {})})
+        return super()._service_environment({**provider_trust(self.provider), **(extra or {})})
+
+
+def provider_trust(provider: OidcProvider) -> dict[str, str]:
+    """The environment that makes the server trust the provider's throwaway CA (a real provider's is public)."""
+    return {"SSL_CERT_FILE": str(provider.ca_bundle), "REQUESTS_CA_BUNDLE": str(provider.ca_bundle)}
+
+
+def trust_provider(host: Any, provider: OidcProvider) -> None:
+    """What every auth: oidc host of these tests shares: a longer start, and the rendered redirect URI
+    (the tracking URI's, without the port people use here) pointed at where they reach it."""
+    host.startup_timeout = STARTUP_TIMEOUT_SECONDS
+    host.replacements[f"{host.settings.tracking_uri}/callback"] = f"{host.public_url}/callback"
+
+
+class OidcFleetHost(FleetHost):
+    """Another auth: oidc host of a fleet: the primary's provider, client, venv and settings."""
+
+    def __init__(self, primary: OidcLoopbackStack, nginx_port: int | None = None) -> None:
+        self.provider = primary.provider
+        self.client = primary.client
+        self.public_url = primary.public_url
+        super().__init__(primary, primary.settings, venv=Path(primary.replacements[layout.VENV_DIR]),
+                         nginx_port=nginx_port)
+        trust_provider(self, self.provider)
+        self.write_host_files()  # again, with the redirect URI pointed at the load balancer
+
+    def _service_environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return super()._service_environment({**provider_trust(self.provider), **(extra or {})})
 
 
 def sign_in(stack: LoopbackStack, provider: OidcProvider, email: str) -> requests.Session:
@@ -102,13 +134,15 @@ def sign_in_answered(stack: LoopbackStack, provider: OidcProvider,
     return session, landed
 
 
-def create_token(session: requests.Session, stack: LoopbackStack, name: str, *,
+def create_token(session: requests.Session, server: LoopbackStack | str, name: str, *,
                  expires_in: datetime.timedelta = datetime.timedelta(days=30), user: str | None = None) -> str:
-    """A personal access token, as the UI's Access tokens page creates it (for `user` too, as an admin)."""
+    """A personal access token, as the UI's Access tokens page creates it (for `user` too, as an admin).
+    `server`: a stack, or the URL people reach it at."""
+    base = server if isinstance(server, str) else server.tracking_uri
     expiration = (datetime.datetime.now(datetime.timezone.utc) + expires_in).isoformat()
     path = f"/api/2.0/mlflow/users/{urllib.parse.quote(user, safe='')}/tokens" if user else \
         "/api/2.0/mlflow/users/current/tokens"
-    created = session.post(f"{stack.tracking_uri}{path}", json={"name": name, "expiration": expiration},
+    created = session.post(f"{base}{path}", json={"name": name, "expiration": expiration},
                            timeout=REQUEST_TIMEOUT_SECONDS)
     assert created.status_code == 201, f"{created.status_code} {created.text[:300]}"
     token: str = created.json()["token"]

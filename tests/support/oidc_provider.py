@@ -88,6 +88,8 @@ class OidcProvider:
         self.directory = directory
         ca, cert, key = _write_certificates(directory / "idp-tls")
         self.ca_certificate = ca
+        # For 127.0.0.1 from the same CA: a stand-in for another HTTPS endpoint (the fleet's load balancer).
+        self.certificate, self.key = cert, key
         self.ca_bundle = directory / "idp-tls" / "ca-bundle.pem"
         system = SYSTEM_CA_BUNDLE.read_bytes() if SYSTEM_CA_BUNDLE.is_file() else b""
         self.ca_bundle.write_bytes(system + b"\n" + ca.read_bytes())
