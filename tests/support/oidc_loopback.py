@@ -115,21 +115,23 @@ class OidcFleetHost(FleetHost):
         return super()._service_environment({**provider_trust(self.provider), **(extra or {})})
 
 
-def sign_in(stack: LoopbackStack, provider: OidcProvider, email: str) -> requests.Session:
+def sign_in(server: LoopbackStack | str, provider: OidcProvider, email: str) -> requests.Session:
     """What a browser does, without one: the server's /login sends it to the provider, the user approves,
-    the provider sends it back to /callback, and the server sets its session cookie."""
-    return sign_in_answered(stack, provider, email)[0]
+    the provider sends it back to /callback, and the server sets its session cookie. `server`: a stack, or
+    the URL people reach it at."""
+    return sign_in_answered(server, provider, email)[0]
 
 
-def sign_in_answered(stack: LoopbackStack, provider: OidcProvider,
+def sign_in_answered(server: LoopbackStack | str, provider: OidcProvider,
                      email: str) -> tuple[requests.Session, requests.Response]:
     """sign_in(), and the server's answer to the provider's redirect back (/callback)."""
+    base = server if isinstance(server, str) else server.tracking_uri
     session = requests.Session()
     session.trust_env = False
-    start = session.get(f"{stack.tracking_uri}/login", allow_redirects=False, timeout=REQUEST_TIMEOUT_SECONDS)
+    start = session.get(f"{base}/login", allow_redirects=False, timeout=REQUEST_TIMEOUT_SECONDS)
     assert start.status_code == 302, f"/login: {start.status_code} {start.text[:300]}"
     callback = provider.approve(start.headers["location"], email)
-    assert callback.startswith(f"{stack.tracking_uri}/callback?"), callback
+    assert callback.startswith(f"{base}/callback?"), callback
     landed = session.get(callback, allow_redirects=False, timeout=REQUEST_TIMEOUT_SECONDS)
     return session, landed
 
