@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 import config
+import host_settings
 from components import preflight
 from components.address import PublicAddress, PublicAddressArgs
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
@@ -13,7 +14,7 @@ from components.client_access import ClientAccess, ClientAccessArgs
 from components.database import Database, DatabaseArgs
 from components.fleet import HostFleet, HostFleetArgs
 from components.host import TrackingHost, TrackingHostArgs
-from components.identity import HostIdentity, HostIdentityArgs
+from components.identity import HostIdentity, host_identity_args
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.server_restart import ServerRestart, ServerRestartArgs
@@ -30,6 +31,11 @@ try:
     cfg = config.from_pulumi()
 except config.ConfigError as error:
     raise pulumi.RunError(str(error)) from None
+
+# EC2 refuses user data over its limit only when the host is created, after the rest of the stack.
+too_large = host_settings.user_data_problem(cfg)
+if too_large:
+    raise pulumi.RunError(too_large)
 
 stack_tags = {"Project": cfg.project, "Stack": cfg.stack, "ManagedBy": "pulumi"}
 provider = aws.Provider("aws", region=cfg.region, default_tags=aws.ProviderDefaultTagsArgs(tags=stack_tags))
@@ -87,18 +93,7 @@ secrets = ServerSecrets(
     ),
     with_provider,
 )
-identity = HostIdentity(
-    name,
-    HostIdentityArgs(
-        region=cfg.region,
-        ssm_prefix=cfg.ssm_prefix,
-        bucket_arn=artifacts.bucket_arn,
-        # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
-        hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
-        saves_certificate=cfg.tls == "letsencrypt" and not cfg.fleet,
-    ),
-    with_provider,
-)
+identity = HostIdentity(name, host_identity_args(cfg, artifacts.bucket_arn), with_provider)
 def deploy_fleet() -> None:
     """hosts >= 2: an Auto Scaling group behind an Application Load Balancer. No Elastic IP, and no
     recovery alarms: the group replaces a host the load balancer finds unhealthy."""

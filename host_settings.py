@@ -45,3 +45,24 @@ def behind_load_balancer(settings: HostSettings, cfg: StackConfig) -> HostSettin
         settings, public_hostname=cfg.domain, public_ip="", tls="off", acme_email="", acme_dns_route53=False,
         job_runner=False, load_balancer_cidr=cfg.vpc_cidr,
     )
+
+
+# The longest values AWS may allocate later: an S3 bucket name, an IPv4 address.
+LONGEST_BUCKET, LONGEST_IP = "b" * 63, "255.255.255.255"
+
+
+def user_data_problem(cfg: StackConfig) -> str | None:
+    """Why the host's user data for `cfg` would not fit EC2's limit, known before anything is created (the
+    bucket's name and the address come later, at their longest here); None when it fits."""
+    import userdata
+
+    size = userdata.gzipped_size(host_settings_for(cfg, artifact_bucket=LONGEST_BUCKET, public_ip=LONGEST_IP))
+    if size <= userdata.EC2_USER_DATA_LIMIT:
+        return None
+    problem = (f"the host's user data for this configuration is {size} bytes gzipped, and EC2 accepts "
+               f"{userdata.EC2_USER_DATA_LIMIT}, so nothing was created")
+    if cfg.auth == "oidc":
+        return (f"auth: oidc: {problem}; the host then also carries mlflow-oidc-auth's part of the configure step "
+                "and of the server guard, which fit once the host's files move out of the user data (DESIGN "
+                "decision 16); until then use auth basic")
+    return f"{problem}; undo the last configuration change (DESIGN decision 16 moves the host's files out)"

@@ -1,8 +1,8 @@
 """HostIdentity: the instance role and profile of the MLflow host, least privilege.
 
 The inline policy reaches only the artifact bucket and its objects, reads only the stack's SSM
-parameters (and the history of the admin's name alone, so a renamed admin can be demoted) and writes
-exactly two of them when TLS is on, the host's saved ACME account and certificate
+parameters (and the history of the admin's name alone, so a renamed admin can be demoted) and reads and
+writes exactly two of them when TLS is on, the host's saved ACME account and certificate
 (naming.HOST_WRITTEN_PARAMETERS); `AmazonSSMManagedInstanceCore` enables Session Manager (no SSH needed)
 and the restart on an admin change. With a Route 53 zone, the host may also change records in that zone,
 for certbot's DNS-01 challenge. The two parameters the host writes are created here, holding
@@ -21,14 +21,19 @@ import pulumi_aws as aws
 
 import naming
 from components.ordering import ready_after
+from config import StackConfig
 
 SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
 BUCKET_ACTIONS = ["s3:ListBucket"]
 OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
-PARAMETER_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
+# What each action is for: the host's calls, host_programs/aws_calls.py (tests/unit/test_host_policy.py
+# holds this policy to them: every call allowed, no action unused).
+# The configure step reads the stack's parameters in one call.
+PARAMETER_ACTIONS = ["ssm:GetParameters"]
 # The configure step reads the admin name's earlier values: the admins a rename left behind.
 HISTORY_ACTIONS = ["ssm:GetParameterHistory"]
-PARAMETER_WRITE_ACTIONS = ["ssm:PutParameter"]
+# The certificate state: restored from, and saved to, its two parameters.
+CERTIFICATE_STATE_ACTIONS = ["ssm:GetParameter", "ssm:PutParameter"]
 # certbot-dns-route53 lists zones and polls changes (neither can be scoped to a zone).
 ROUTE53_READ_ACTIONS = ["route53:ListHostedZones", "route53:GetChange"]
 ROUTE53_WRITE_ACTIONS = ["route53:ChangeResourceRecordSets"]
@@ -70,6 +75,34 @@ def written_parameter_arns(partition: str, region: str, account_id: str, ssm_pre
 
 
 
+def host_identity_args(cfg: StackConfig, bucket_arn: pulumi.Input[str]) -> HostIdentityArgs:
+    """What the role of this stack's hosts must allow."""
+    return HostIdentityArgs(
+        region=cfg.region,
+        ssm_prefix=cfg.ssm_prefix,
+        bucket_arn=bucket_arn,
+        # Fleet hosts run no certbot (the load balancer's certificate is ACM's): no Route 53 rights.
+        hosted_zone_id="" if cfg.fleet else cfg.hosted_zone_id,
+        saves_certificate=cfg.tls == "letsencrypt" and not cfg.fleet,
+    )
+
+
+def host_policy(args: HostIdentityArgs, *, bucket_arn: str, partition: str, account_id: str) -> str:
+    """The inline policy of the hosts' role, as the RolePolicy carries it (the tests sign with a role that
+    carries exactly this: tests/support/host_role.py)."""
+    return host_policy_document(
+        bucket_arn=bucket_arn,
+        parameters_arn=parameters_arn(partition, args.region, account_id, args.ssm_prefix),
+        admin_name_arn=parameter_arn(partition, args.region, account_id, args.ssm_prefix, naming.ADMIN_USERNAME),
+        partition=partition,
+        hosted_zone_id=args.hosted_zone_id,
+        written_parameter_arns=(
+            written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
+            if args.saves_certificate else None
+        ),
+    )
+
+
 def host_policy_document(
     *, bucket_arn: str, parameters_arn: str, admin_name_arn: str, partition: str, hosted_zone_id: str = "",
     written_parameter_arns: list[str] | None = None,
@@ -82,7 +115,7 @@ def host_policy_document(
     ]
     if written_parameter_arns:
         statements.append({
-            "Sid": "SaveCertificateState", "Effect": "Allow", "Action": PARAMETER_WRITE_ACTIONS,
+            "Sid": "CertificateState", "Effect": "Allow", "Action": CERTIFICATE_STATE_ACTIONS,
             "Resource": written_parameter_arns,
         })
     if hosted_zone_id:
@@ -116,23 +149,11 @@ class HostIdentity(pulumi.ComponentResource):
             description="MLflow tracking host: artifact bucket, stack parameters, Session Manager",
             opts=child,
         )
-        host_policy = aws.iam.RolePolicy(
+        inline_policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
             policy=pulumi.Output.from_input(args.bucket_arn).apply(
-                lambda bucket_arn: host_policy_document(
-                    bucket_arn=bucket_arn,
-                    parameters_arn=parameters_arn(partition, args.region, account_id, args.ssm_prefix),
-                    admin_name_arn=parameter_arn(
-                        partition, args.region, account_id, args.ssm_prefix, naming.ADMIN_USERNAME
-                    ),
-                    partition=partition,
-                    hosted_zone_id=args.hosted_zone_id,
-                    written_parameter_arns=(
-                        written_parameter_arns(partition, args.region, account_id, args.ssm_prefix)
-                        if args.saves_certificate else None
-                    ),
-                )
+                lambda bucket_arn: host_policy(args, bucket_arn=bucket_arn, partition=partition, account_id=account_id)
             ),
             opts=child,
         )
@@ -158,5 +179,5 @@ class HostIdentity(pulumi.ComponentResource):
         self.role_name = role.name
         # A host launched with the profile has its permissions from the first boot: the configure step
         # and the SSM agent then start without a round of AccessDenied retries.
-        self.instance_profile_name = ready_after(profile.name, host_policy, session_manager, *saved_state)
+        self.instance_profile_name = ready_after(profile.name, inline_policy, session_manager, *saved_state)
         self.register_outputs({"role_name": self.role_name, "instance_profile_name": self.instance_profile_name})

@@ -1,7 +1,7 @@
 """The host's user data: `render(HostSettings) -> str`, one #cloud-config document.
 
 Pure and deterministic: no Pulumi, no AWS, no clock, no randomness, and no secret (the host reads
-those from SSM at boot, see scripts.configure_script). `ec2_user_data_base64` is the same document
+those from SSM at boot: host_programs/configure.py). `ec2_user_data_base64` is the same document
 as EC2 receives it: gzipped, because it outgrows EC2's 16 KiB limit in clear.
 
 On first boot the document installs nginx, creates the mlflow user, and starts mlflow.service, which
@@ -15,9 +15,10 @@ import base64
 import dataclasses
 from typing import Any
 
-from userdata import cloud_config, guard, layout, nginx, pins, scripts, service, tls
+from userdata import cloud_config, guard, layout, nginx, pins, programs, scripts, service, tls
 from userdata.deflate import gzip_bytes
 from userdata.files import HostFile
+from userdata.programs import HostProgram
 from userdata.settings import HostSettings
 
 __all__ = ["EC2_USER_DATA_LIMIT", "HostSettings", "ec2_user_data_base64", "render"]
@@ -26,13 +27,19 @@ __all__ = ["EC2_USER_DATA_LIMIT", "HostSettings", "ec2_user_data_base64", "rende
 EC2_USER_DATA_LIMIT = 16 * 1024
 
 
+def host_programs(s: HostSettings) -> list[HostProgram]:
+    """The host's own programs (host_programs/) this document ships: the configure step, and TLS's."""
+    return [scripts.CONFIGURE, *tls.tls_programs(s)]
+
+
 def host_files(s: HostSettings) -> list[HostFile]:
-    """Every file the user data writes, in order: the MLflow side, nginx, then TLS."""
+    """Every file the user data writes, in order: the MLflow side, the host's programs and their
+    settings, nginx, then TLS."""
     # Deferred (written after packages and users exist), like everything cloud-init writes here.
     return [
         HostFile(layout.INSTALL_SCRIPT, scripts.install_script(s), permissions="0755", defer=True),
         *(dataclasses.replace(file, defer=True) for file in guard.guard_files(s.auth)),
-        HostFile(layout.CONFIGURE_SCRIPT, scripts.configure_script(s), permissions="0755", defer=True),
+        *(dataclasses.replace(file, defer=True) for file in programs.program_files(s, host_programs(s))),
         HostFile(layout.UNIT_PATH, service.unit(s), defer=True),
         *nginx.nginx_files(s),
         *tls.tls_files(s),
@@ -75,6 +82,11 @@ def document(s: HostSettings) -> dict[str, Any]:
 
 def render(settings: HostSettings) -> str:
     return cloud_config.dump(document(settings))
+
+
+def gzipped_size(settings: HostSettings) -> int:
+    """Bytes of the user data EC2 receives (before base64), for the budget of DESIGN decision 16."""
+    return len(gzip_bytes(render(settings).encode("utf-8")))
 
 
 def ec2_user_data_base64(settings: HostSettings) -> str:

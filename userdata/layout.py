@@ -25,6 +25,11 @@ SBIN_DIR = "/usr/local/sbin"
 INSTALL_SCRIPT = f"{SBIN_DIR}/mlflow-install"
 INSTALL_MARKER_NAME = ".mlflow-aws-installed"  # in VENV_DIR: the requirements the venv was completed with
 CONFIGURE_SCRIPT = f"{SBIN_DIR}/mlflow-configure"
+# The host's own programs (host_programs/, userdata/programs.py) and the per-stack settings they read,
+# both root's: the server's user may read them, never change them.
+HOST_PROGRAMS_DIR = "/usr/local/lib/mlflow-aws"  # holds the package host_programs/, put on sys.path
+HOST_SETTINGS_DIR = "/etc/mlflow-aws"
+HOST_SETTINGS = f"{HOST_SETTINGS_DIR}/host-settings.json"
 CONFIGURE_STATE = f"{STATE_DIR}/configured.json"  # the configure step's record of its last complete run
 
 SYSTEMD_DIR = "/etc/systemd/system"

@@ -1,17 +1,20 @@
-"""The two scripts mlflow.service runs before every start: the install (a no-op once the venv is
-complete) and the configure step."""
+"""The two programs mlflow.service runs before every start: the install script (a no-op once the venv
+is complete) and the configure step (host_programs/configure.py, with its section of the settings file)."""
 
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 import naming
 import server_guard
+from host_programs import configure
 from userdata import guard, layout, oidc, pins
+from userdata.programs import HostProgram
 from userdata.settings import HostSettings
 from userdata.template import fill
 
-# Each of the configure step's two waits (SSM parameters, then PostgreSQL) gives up after this long.
+# Each of the configure step's waits (SSM parameters, PostgreSQL, a fleet's schema lock) gives up after this long.
 CONFIGURE_WAIT_SECONDS = 1200
 # Each of the install's downloads (uv, then MLflow and its dependencies): tries, each bounded, and the
 # wait before the next (1x, 2x, ... this delay).
@@ -24,10 +27,7 @@ INSTALL_MAX_SECONDS = INSTALL_DOWNLOADS * (
     + sum(try_ * INSTALL_RETRY_DELAY_SECONDS for try_ in range(1, INSTALL_ATTEMPTS))
 )
 
-# pg_advisory_lock key under which a fleet's hosts take turns at the schemas ("mlflow" in ASCII).
-SCHEMA_LOCK_KEY = 0x6D6C666C6F77
-
-# Placeholder in mlflow-configure.py.in -> the parameter it names.
+# The configure step's parameter roles (host_programs.configure.Parameters) -> the parameter each names.
 CONFIGURE_PARAMETERS: dict[str, naming.SsmParameter] = {
     "db_host": naming.DB_HOST,
     "db_port": naming.DB_PORT,
@@ -60,10 +60,30 @@ def install_script(s: HostSettings) -> str:
     )
 
 
-def oidc_configuration(s: HostSettings) -> dict[str, object] | None:
-    """What the configure step needs for mlflow-oidc-auth (None with basic-auth)."""
-    if s.auth != "oidc":
-        return None
+def configure_settings(s: HostSettings) -> dict[str, Any]:
+    """The configure step's section of the settings file (host_programs.configure.read_settings)."""
+    missing = set(naming.HOST_PARAMETERS) - set(CONFIGURE_PARAMETERS.values())
+    if missing:
+        raise ValueError(f"the configure step reads no {sorted(p.suffix for p in missing)}")
+    return {
+        "parameters": {role: naming.parameter_name(s.ssm_prefix, parameter)
+                       for role, parameter in CONFIGURE_PARAMETERS.items()},
+        "auth_database": naming.AUTH_DATABASE,
+        "env_file": layout.ENV_FILE,
+        "auth_config": layout.AUTH_CONFIG,
+        "state_file": layout.CONFIGURE_STATE,
+        "default_permission": s.default_permission,
+        "wait_seconds": CONFIGURE_WAIT_SECONDS,
+        # Behind a load balancer, the hosts that start together (the fleet's first boot, an instance
+        # refresh) take turns from the auth database to the end of the schema upgrades.
+        "schema_lock": s.behind_load_balancer,
+        "auth": s.auth,
+        **({"oidc": oidc_settings(s)} if s.auth == "oidc" else {}),
+    }
+
+
+def oidc_settings(s: HostSettings) -> dict[str, Any]:
+    """With auth oidc: what the configure step needs for mlflow-oidc-auth (host_programs/oidc_auth.py)."""
     return {
         "database": naming.OIDC_AUTH_DATABASE,
         "client_secret": naming.parameter_name(s.ssm_prefix, naming.OIDC_CLIENT_SECRET),
@@ -71,30 +91,4 @@ def oidc_configuration(s: HostSettings) -> dict[str, object] | None:
     }
 
 
-def configure_script(s: HostSettings) -> str:
-    missing = set(naming.HOST_PARAMETERS) - set(CONFIGURE_PARAMETERS.values())
-    if missing:
-        raise ValueError(f"the configure step reads no {sorted(p.suffix for p in missing)}")
-    names = {
-        placeholder: repr(naming.parameter_name(s.ssm_prefix, parameter))
-        for placeholder, parameter in CONFIGURE_PARAMETERS.items()
-    }
-    lock_function, lock_call = "", ""
-    if s.behind_load_balancer:
-        lock_function = fill("mlflow-configure-schema-lock.py.in", schema_lock_key=str(SCHEMA_LOCK_KEY))
-        lock_call = "    schema_lock = take_schema_lock(values)  # held until this process exits\n"
-    return fill(
-        "mlflow-configure.py.in",
-        schema_lock_function=lock_function,
-        schema_lock_call=lock_call,
-        venv_dir=layout.VENV_DIR,
-        region=repr(s.region),
-        auth_database=repr(naming.AUTH_DATABASE),
-        env_file=repr(layout.ENV_FILE),
-        auth_config=repr(layout.AUTH_CONFIG),
-        state_file=repr(layout.CONFIGURE_STATE),
-        default_permission=repr(s.default_permission),
-        oidc=repr(oidc_configuration(s)),
-        wait_seconds=str(CONFIGURE_WAIT_SECONDS),
-        **names,
-    )
+CONFIGURE = HostProgram(layout.CONFIGURE_SCRIPT, f"{layout.VENV_DIR}/bin/python3", configure, configure_settings)

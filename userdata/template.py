@@ -1,8 +1,10 @@
-"""Fill `{{name}}` placeholders in the files under templates/ (no other syntax, so shell, nginx and
-Python `$`/`{}` pass through untouched). Every value must be used and every placeholder filled.
+"""Fill `{{name}}` placeholders in the files under templates/ (no other syntax, so shell and nginx
+`$`/`{}` pass through untouched). Every value must be used and every placeholder filled.
 
 The templates explain themselves in comments; the host gets them without their comment lines
 (`lean`), because EC2 takes at most 16 KiB of user data and the comments are a fifth of it gzipped.
+The host's Python is no template: it is host_programs/ and server_guard/, shipped lean by
+userdata.pysource.
 """
 
 from __future__ import annotations
@@ -10,15 +12,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from userdata import pysource
-
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_DIR = TEMPLATES / "host"
 
 # Kinds of template whose comments are whole lines starting with "#" (shell: the scripts use no
 # here-documents, which `lean` refuses, so a "#" line is always a comment there).
 _HASH_COMMENT_SUFFIXES = (".sh", ".conf", ".service", ".timer", ".toml", ".ini")
-_PYTHON_SUFFIXES = (".py", ".py.in")
 _HEREDOC = re.compile(r"<<-?\s*['\"]?[A-Za-z_]")
 
 
@@ -36,10 +35,7 @@ def fill(name: str, template_dir: Path = TEMPLATE_DIR, /, **values: str) -> str:
 
 
 def lean(name: str, text: str) -> str:
-    """`text` without its whole-line comments (a first-line `#!` stays), by the template's kind; Python
-    also without its docstrings."""
-    if name.endswith(_PYTHON_SUFFIXES):
-        return pysource.lean(text)  # docstrings too, found by the parser
+    """`text` without its whole-line comments (a first-line `#!` stays), by the template's kind."""
     if name.endswith(_HASH_COMMENT_SUFFIXES):
         if name.endswith(".sh") and _HEREDOC.search(text):
             raise ValueError(f"template {name} has a here-document: its '#' lines could be data")

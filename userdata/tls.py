@@ -14,10 +14,13 @@ that switch and saves the account and certificate to SSM after issuance and ever
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 import naming
+from host_programs import certificate_state
 from userdata import layout, pins, scripts
 from userdata.files import HostFile
+from userdata.programs import HostProgram
 from userdata.settings import HostSettings
 from userdata.template import TEMPLATES, fill
 
@@ -107,7 +110,6 @@ def tls_files(s: HostSettings) -> list[HostFile]:
         HostFile(ISSUANCE_SERVICE, service, defer=True),
         HostFile(ISSUANCE_TIMER, timer, defer=True),
         HostFile(CERTBOT_INSTALL_SCRIPT, certbot_install_script(s), permissions="0755", defer=True),
-        HostFile(STATE_SCRIPT, state_script(s), permissions="0755", defer=True),
         HostFile(RENEWAL_SERVICE, renewal_service, defer=True),
         HostFile(RENEWAL_TIMER, renewal_timer, defer=True),
     ]
@@ -202,19 +204,24 @@ def saved_state_files(s: HostSettings) -> dict[str, list[str]]:
     }
 
 
-def state_script(s: HostSettings) -> str:
-    return _fill(
-        "mlflow-certificate-state.py.in",
-        python=f"{CERTBOT_VENV}/bin/python",
-        hostname=s.public_hostname,
-        region=repr(s.region),
-        parameters=repr(saved_state_files(s)),
-        unsaved=repr(naming.UNSAVED_STATE),
-        config_dir=repr(LETSENCRYPT_DIR),
-        cert_name=repr(s.public_hostname),
-        directory=repr(s.acme_directory),
-        saved_marker=repr(SAVED_STATE_MARKER),
-    )
+def certificate_state_settings(s: HostSettings) -> dict[str, Any]:
+    """mlflow-certificate-state's section of the settings file (host_programs.certificate_state)."""
+    return {
+        "parameters": saved_state_files(s),
+        "config_dir": LETSENCRYPT_DIR,
+        "certificate_name": s.public_hostname,
+        "acme_directory": s.acme_directory,
+        "saved_marker": SAVED_STATE_MARKER,
+        "unsaved": naming.UNSAVED_STATE,
+    }
+
+
+STATE_PROGRAM = HostProgram(STATE_SCRIPT, f"{CERTBOT_VENV}/bin/python", certificate_state, certificate_state_settings)
+
+
+def tls_programs(s: HostSettings) -> list[HostProgram]:
+    """The host programs TLS adds: the certificate's saved state, in certbot's venv."""
+    return [] if s.tls == "off" else [STATE_PROGRAM]
 
 
 def certbot_account_args(s: HostSettings) -> str:

@@ -4,6 +4,7 @@ the test-only drop-ins, the seed, and the guard on ports 80 and 443."""
 from __future__ import annotations
 
 import base64
+import datetime
 import gzip
 import os
 import shutil
@@ -15,7 +16,12 @@ import pytest
 import userdata
 from tests.support import boot
 from tests.support.boot_stack import boot_settings
+from tests.support.host_role import RoleCredentials
 from tests.support.imds import running_instance_metadata
+
+# What the stand-in hands out; the loopback and boot stacks give it a session of the host role in moto.
+CREDENTIALS = RoleCredentials("ASIAEXAMPLEEXAMPLE01", "secret-of-the-session", "token-of-the-session",
+                              datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=6))
 
 
 def test_botocores_credential_chain_finds_the_role_credentials_of_the_stand_in(monkeypatch, tmp_path):
@@ -24,14 +30,14 @@ def test_botocores_credential_chain_finds_the_role_credentials_of_the_stand_in(m
     # No shared credentials or config file of this machine: the chain must reach the metadata service.
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    with running_instance_metadata("host-role") as metadata:
+    with running_instance_metadata("host-role", CREDENTIALS) as metadata:
         monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.endpoint)
         credentials = botocore.session.get_session().get_credentials()
         assert credentials is not None
         assert credentials.method == "iam-role"
         frozen = credentials.get_frozen_credentials()
         assert (frozen.access_key, frozen.secret_key, frozen.token) == (
-            metadata.access_key_id, metadata.secret_access_key, metadata.session_token)
+            CREDENTIALS.access_key_id, CREDENTIALS.secret_access_key, CREDENTIALS.session_token)
         assert metadata.credential_reads == 1 and metadata.refused == 0
 
 
@@ -39,7 +45,7 @@ def test_the_stand_in_refuses_a_request_without_a_token():
     import urllib.error
     import urllib.request
 
-    with running_instance_metadata("host-role") as metadata:
+    with running_instance_metadata("host-role", CREDENTIALS) as metadata:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with pytest.raises(urllib.error.HTTPError) as refused:
             opener.open(f"{metadata.endpoint}latest/meta-data/iam/security-credentials/host-role", timeout=5)

@@ -1,4 +1,4 @@
-"""The rendered mlflow-certificate-state script on its own: what it saves to SSM (moto), and which
+"""The rendered mlflow-certificate-state program on its own: what it saves to SSM (moto), and which
 saved states it refuses to restore. It runs as on the host, with the certbot venv's Python (the
 pinned release, tests/support/tls_loopback.certbot_venv()), on a certbot tree made here; the whole
 round trip with real certbot and pebble is tests/host/test_tls_acme.py."""
@@ -18,16 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import naming
-from tests.support.loopback import MotoServer, loopback_settings, remap
+import userdata
+from tests.support.host_role import HOST_ROLE
+from tests.support.imds import InstanceMetadata, running_instance_metadata
+from tests.support.loopback import MotoServer, loopback_settings, remap, rendered_files
 from tests.support.tls_loopback import certbot_venv
-from userdata import tls
+from userdata import layout, tls
 from userdata.settings import HostSettings
 
 pytestmark = pytest.mark.host
@@ -49,12 +51,21 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def imds(moto: MotoServer) -> Iterator[InstanceMetadata]:
+    """The metadata stand-in, handing out a session of the host's role with the policy rendered for SETTINGS."""
+    with running_instance_metadata(HOST_ROLE, moto.start_host_role(SETTINGS)) as metadata:
+        yield metadata
+
+
 @dataclass
 class StateHost:
-    """A host's certbot tree under `root`, and the rendered state script pointed at it and at moto."""
+    """A host's certbot tree under `root`, and the rendered state program (its executable, the modules it
+    imports and its settings file, under `programs`) pointed at that tree and at moto."""
 
     root: Path
     moto: MotoServer
+    imds: InstanceMetadata
     settings: HostSettings = SETTINGS
 
     @property
@@ -65,19 +76,30 @@ class StateHost:
     def live(self) -> Path:
         return self.config / "live" / self.settings.public_hostname
 
+    @property
+    def programs(self) -> Path:
+        return self.root.parent / f"{self.root.name}-programs"
+
     def script(self) -> Path:
-        path = self.root / "mlflow-certificate-state"
+        moved = {d: f"{self.root}{d}" for d in (tls.LETSENCRYPT_DIR, str(Path(tls.SAVED_STATE_MARKER).parent))}
+        installed = {d: f"{self.programs}{d}" for d in (layout.HOST_PROGRAMS_DIR, layout.HOST_SETTINGS_DIR,
+                                                        layout.SBIN_DIR)}
+        replacements = {tls.CERTBOT_VENV: str(certbot_venv()), **moved, **installed}
+        path = Path(remap(tls.STATE_SCRIPT, replacements))
         if not path.exists():
             self.root.mkdir(parents=True, exist_ok=True)
-            moved = (tls.LETSENCRYPT_DIR, str(Path(tls.SAVED_STATE_MARKER).parent))
-            replacements = {tls.CERTBOT_VENV: str(certbot_venv()), **{d: f"{self.root}{d}" for d in moved}}
-            path.write_text(remap(tls.state_script(self.settings), replacements))
+            for host_path, content in rendered_files(userdata.render(self.settings)).items():
+                if host_path.startswith((layout.HOST_PROGRAMS_DIR, layout.HOST_SETTINGS_DIR, tls.STATE_SCRIPT)):
+                    target = Path(remap(host_path, replacements))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(remap(content, replacements))
             path.chmod(0o755)
         return path
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_ENDPOINT_URL": self.moto.endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
+        env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": self.moto.endpoint,
+               "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds.endpoint,
+               "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_CONFIG_FILE": os.devnull}
         return subprocess.run([str(self.script()), *args], env=env, capture_output=True, text=True,
                               timeout=TIMEOUT_SECONDS)
 
@@ -115,8 +137,7 @@ class StateHost:
 
 
 def ssm(moto: MotoServer) -> Any:
-    return boto3.client("ssm", region_name=SETTINGS.region, endpoint_url=moto.endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return moto.client("ssm", SETTINGS.region)
 
 
 def parameter(moto: MotoServer, which: naming.SsmParameter) -> dict[str, Any]:
@@ -133,13 +154,13 @@ def clean_ssm(moto: MotoServer) -> Iterator[None]:
 
 
 @pytest.fixture
-def first(tmp_path: Path, moto: MotoServer, clean_ssm: None) -> StateHost:
-    return StateHost(tmp_path / "first", moto)
+def first(tmp_path: Path, moto: MotoServer, imds: InstanceMetadata, clean_ssm: None) -> StateHost:
+    return StateHost(tmp_path / "first", moto, imds)
 
 
 @pytest.fixture
-def second(tmp_path: Path, moto: MotoServer) -> StateHost:
-    return StateHost(tmp_path / "second", moto)
+def second(tmp_path: Path, moto: MotoServer, imds: InstanceMetadata) -> StateHost:
+    return StateHost(tmp_path / "second", moto, imds)
 
 
 def test_with_nothing_saved_restore_writes_nothing_and_says_so(first: StateHost) -> None:
@@ -254,8 +275,7 @@ def test_a_saved_archive_with_paths_outside_its_own_is_refused_and_nothing_is_wr
     result = second.run("restore")
     assert result.returncode == 1
     assert "restore failed" in result.stderr
-    assert {p for p in second.root.rglob("*") if p.name != "mlflow-certificate-state"} <= {
-        second.config.parent, second.config}
+    assert set(second.root.rglob("*")) <= {second.config.parent, second.config}
     assert not (second.root.parent / "outside").exists()
 
 

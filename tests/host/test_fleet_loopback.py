@@ -26,11 +26,12 @@ from typing import Any
 import pytest
 
 import userdata
+from host_programs import configure
 from tests.host.conftest import require_host_binaries
 from tests.support import loopback
 from tests.support.fleet_loopback import FleetHost, LoginLoop, StandInLoadBalancer, fleet_settings
 from tests.support.loopback import LOOPBACK, LoopbackStack
-from userdata import layout, scripts
+from userdata import layout
 
 pytestmark = pytest.mark.host
 
@@ -218,7 +219,7 @@ def test_a_configure_step_waits_while_another_host_holds_the_schema_lock(fleet: 
     host = fleet.hosts[0]
     log_start = host.configure_log.stat().st_size
     with loopback.autocommit_cursor(host.postgres_dsn) as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", (scripts.SCHEMA_LOCK_KEY,))
+        cursor.execute("SELECT pg_advisory_lock(%s)", (configure.SCHEMA_LOCK_KEY,))
         process = host.configure_in_background()
         try:
             deadline = time.monotonic() + 60
@@ -228,7 +229,7 @@ def test_a_configure_step_waits_while_another_host_holds_the_schema_lock(fleet: 
             assert process.poll() is None  # still waiting: nothing upgraded, nothing written
             assert "wrote " not in _log_since(host, log_start)
         finally:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", (scripts.SCHEMA_LOCK_KEY,))
+            cursor.execute("SELECT pg_advisory_unlock(%s)", (configure.SCHEMA_LOCK_KEY,))
         assert process.wait(timeout=CONFIGURE_TIMEOUT_SECONDS) == 0, _log_since(host, log_start)
     assert "holding the schema lock" in _log_since(host, log_start)
 

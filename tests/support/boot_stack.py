@@ -6,8 +6,10 @@
 
 Around the container (tests/support/boot.py), all on 127.0.0.1: PostgreSQL and moto from the loopback
 stack (tests/support/loopback.py: the bucket and the stack's SSM parameters, put as the components put
-them), and the instance metadata stand-in (tests/support/imds.py). The container gets the user data
-byte for byte as EC2 receives it, plus test-only files beside it, never an edit of a rendered file:
+them, authorization on), and its instance metadata stand-in (tests/support/imds.py), which hands out a
+session of the host's role carrying the policy the program renders (tests/support/host_role.py). The
+container gets the user data byte for byte as EC2 receives it, plus test-only files beside it, never an
+edit of a rendered file:
   <unit>.d/90-mlflow-aws-test.conf          mlflow.service and the certificate services: AWS_ENDPOINT_URL
                                             (moto for S3 and SSM) and
                                             AWS_EC2_METADATA_SERVICE_ENDPOINT (the stand-in), so the
@@ -31,7 +33,7 @@ import userdata
 from config import load_config
 from host_settings import host_settings_for
 from tests.support import boot, loopback
-from tests.support.imds import InstanceMetadata, running_instance_metadata
+from tests.support.imds import InstanceMetadata
 from userdata import layout, tls
 from userdata.settings import HostSettings
 
@@ -40,7 +42,6 @@ PROJECT, STACK, REGION = "mlflow-aws", "boot", "us-east-1"
 PUBLIC_IP = loopback.LOOPBACK
 ARTIFACT_BUCKET = "mlflow-aws-boot-artifacts"
 CERTIFICATE_UNITS = tuple(Path(unit).name for unit in (tls.ISSUANCE_SERVICE, tls.RENEWAL_SERVICE))
-INSTANCE_ROLE = "mlflow-aws-boot-host"
 TEST_DROP_IN = "90-mlflow-aws-test"
 
 
@@ -120,7 +121,8 @@ class BootedHost:
         self.stack.start_postgres()
         if self.missing_parameter is not None:
             self.stack.ssm_client().delete_parameter(Name=self.parameter_name(self.missing_parameter))
-        self.imds = self._exit.enter_context(running_instance_metadata(INSTANCE_ROLE))
+        self.imds = self.stack.imds  # handing out the session of the host's role the stack created
+        assert self.imds is not None
         tarball = boot.rootfs_tarball()
         # Removed with the workdir, by its owner (boot.boot_workdir).
         self.root = boot.BootRoot.extract(tarball, self.workdir / "root")

@@ -48,12 +48,13 @@ def fleet_settings(**overrides: Any) -> HostSettings:
 
 class FleetHost(LoopbackStack):
     """Another host of the fleet: its own tree, ports, MLflow and nginx, the primary's PostgreSQL,
-    moto and SSM parameters (as every host of a stack reads the same ones)."""
+    moto, SSM parameters and instance role (as every host of a stack reads the same ones)."""
 
     def __init__(self, primary: LoopbackStack, settings: HostSettings, **stack_options: Any) -> None:
         super().__init__(settings, start=False, **stack_options)
         self.postgres = primary.postgres
         self.moto = primary.moto
+        self.imds = primary.imds
         self.parameters = primary.parameters
         self.admin_username, self.admin_password = primary.admin_username, primary.admin_password
         self._prepared = True

@@ -3,9 +3,9 @@
 It answers what botocore's instance-metadata credential provider asks, in the order it asks: a session
 token (`PUT /latest/api/token`), the instance profile's role name and that role's temporary credentials,
 each GET carrying the token. A GET without a valid token gets 401, as on an instance launched with
-`http_tokens = "required"` (components/host.py). moto accepts any keys, so the credentials are random;
-what this proves is that the host's credential chain finds them the way it does on EC2, with no key
-in any file or environment of the host.
+`http_tokens = "required"` (components/host.py). The credentials are a session of the host's role in
+moto (tests/support/host_role.py), which authorizes every call with the role's policy: the host's
+credential chain finds them the way it does on EC2, with no key in any file or environment of the host.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.host_role import RoleCredentials
+
 TOKEN_PATH = "/latest/api/token"
 CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
@@ -28,25 +30,22 @@ TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 @dataclass
 class InstanceMetadata:
     role: str
+    credentials: RoleCredentials
     endpoint: str = ""  # http://127.0.0.1:<port>/ once running: AWS_EC2_METADATA_SERVICE_ENDPOINT
-    access_key_id: str = field(default_factory=lambda: "ASIA" + secrets.token_hex(8).upper())
-    secret_access_key: str = field(default_factory=lambda: secrets.token_urlsafe(30))
-    session_token: str = field(default_factory=lambda: secrets.token_urlsafe(60))
     tokens: set[str] = field(default_factory=set)
     credential_reads: int = 0  # GETs of the role's credentials that carried a valid token
     refused: int = 0  # GETs without a valid token
 
     def credentials_document(self) -> dict[str, str]:
-        now = datetime.datetime.now(datetime.timezone.utc)
         stamp = "%Y-%m-%dT%H:%M:%SZ"
         return {
             "Code": "Success",
-            "LastUpdated": now.strftime(stamp),
+            "LastUpdated": datetime.datetime.now(datetime.timezone.utc).strftime(stamp),
             "Type": "AWS-HMAC",
-            "AccessKeyId": self.access_key_id,
-            "SecretAccessKey": self.secret_access_key,
-            "Token": self.session_token,
-            "Expiration": (now + datetime.timedelta(hours=6)).strftime(stamp),
+            "AccessKeyId": self.credentials.access_key_id,
+            "SecretAccessKey": self.credentials.secret_access_key,
+            "Token": self.credentials.session_token,
+            "Expiration": self.credentials.expiration.astimezone(datetime.timezone.utc).strftime(stamp),
         }
 
 
@@ -92,9 +91,9 @@ def _handler(metadata: InstanceMetadata, lock: threading.Lock) -> type[BaseHTTPR
 
 
 @contextmanager
-def running_instance_metadata(role: str) -> Iterator[InstanceMetadata]:
+def running_instance_metadata(role: str, credentials: RoleCredentials) -> Iterator[InstanceMetadata]:
     """The stand-in on a free port of 127.0.0.1, serving from a thread until the block exits."""
-    metadata = InstanceMetadata(role=role)
+    metadata = InstanceMetadata(role=role, credentials=credentials)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(metadata, threading.Lock()))
     server.daemon_threads = True
     metadata.endpoint = f"http://127.0.0.1:{server.server_address[1]}/"

@@ -6,18 +6,24 @@ and site. `remap()` rewrites their host paths and ports into a temporary tree an
 is retyped. Around them: a throwaway PostgreSQL cluster (initdb, SSL on with a self-signed
 certificate, because the backend URI says sslmode=require; only SSL connections are accepted), and
 moto's server as S3 (the artifact bucket) and SSM (the stack's parameters, put the way the Database
-and ServerSecrets components put them, names from naming.py).
+and ServerSecrets components put them, names from naming.py), with authorization on: the tests act as
+moto's admin, and the host's processes find a session of the host's role, carrying the policy the
+program renders (tests/support/host_role.py), through the instance metadata stand-in (tests/support/imds.py)
+as on EC2.
 
     with LoopbackStack(instance_memory_mib=1024) as stack:   # HostSettings overrides
         mlflow.set_tracking_uri(stack.tracking_uri)          # through nginx
         ...
 
 Interface (all a plain class, usable without pytest):
-  LoopbackStack(settings=None, *, start=True, venv=None, nginx_port=None, **overrides)  settings: a
-                        HostSettings, or the defaults of `loopback_settings(**overrides)` (tls off, public_ip
-                        127.0.0.1); venv: the host venv (default: the project's); nginx_port: a chosen port
+  LoopbackStack(settings=None, *, start=True, policy_change=None, venv=None, nginx_port=None, **overrides)
+                        settings: a HostSettings, or the defaults of `loopback_settings(**overrides)` (tls
+                        off, public_ip 127.0.0.1); policy_change: a change to the host role's policy
+                        (host_role.without_action); venv: the host venv (default: the project's);
+                        nginx_port: a chosen port
   start()               prepare() + start_postgres() + start_mlflow() + start_nginx()
-  prepare()             write_host_files(), initdb, start moto, create the bucket, put the parameters
+  prepare()             write_host_files(), initdb, start moto, create the bucket, put the parameters,
+                        create the host's role and start the metadata stand-in with its session
   write_host_files()    every rendered file, remapped, into the tree (no server started)
   start_postgres() / stop_postgres()
   configure(env=None, timeout=...) -> CompletedProcess    the rendered ExecStartPre, once
@@ -38,7 +44,9 @@ Interface (all a plain class, usable without pytest):
   set_admin_username(username)   a renamed admin in SSM (likewise)
   path(host_path)       where a host path lives in the temporary tree;  remap(text): with `replacements`
   env_file_values()     the env file the configure step wrote, parsed as systemd parses it
-  ssm_client(), s3_client()                              boto3 clients for moto
+  ssm_client(), s3_client()                              boto3 clients for moto, as its admin
+  aws_environment()     what the host's processes get: moto's endpoint and the metadata stand-in's
+  imds                  the metadata stand-in (credential_reads, refused)
 
 Module functions: remap(text, replacements), loopback_replacements(...), loopback_settings(**overrides),
 rendered_files(user_data), unit_directives(unit_text), parse_env_file(text), free_port(),
@@ -50,6 +58,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.metadata
+import json
 import os
 import pwd
 import re
@@ -77,6 +86,8 @@ import yaml
 
 import naming
 import userdata
+from tests.support import host_role
+from tests.support.imds import InstanceMetadata, running_instance_metadata
 from userdata import layout
 from userdata.settings import HostSettings
 
@@ -84,6 +95,7 @@ STARTUP_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 30.0
 LOOPBACK = "127.0.0.1"
 ADMIN_USERNAME = "admin"
+REPOSITORY = Path(__file__).resolve().parents[2]
 DB_USERNAME = "mlflow"  # components.database.MASTER_USERNAME
 # RDS rejects '/', '@', '"' and spaces in passwords; the rest must survive URL and env-file quoting.
 _DB_PASSWORD_ALPHABET = string.ascii_letters + string.digits + "%$#&*()-_=+[]{}<>:?!"
@@ -152,7 +164,8 @@ def loopback_replacements(root: Path, *, venv: Path, mlflow_port: int, nginx_por
     tree = {
         directory: str(root) + directory
         for directory in (layout.CONFIG_DIR, layout.STATE_DIR, layout.SBIN_DIR, layout.SYSTEMD_DIR,
-                          layout.NGINX_DIR, layout.UV_DIR, layout.UV_CACHE_DIR, layout.CACHE_DIR, layout.GUARD_DIR)
+                          layout.NGINX_DIR, layout.UV_DIR, layout.UV_CACHE_DIR, layout.CACHE_DIR, layout.GUARD_DIR,
+                          layout.HOST_PROGRAMS_DIR, layout.HOST_SETTINGS_DIR)
     }
     bind = f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"
     return {
@@ -365,29 +378,51 @@ class PostgresCluster:
 
 
 class MotoServer:
-    """moto's ThreadedMotoServer in a child process (tests/support/moto_process.py)."""
+    """moto's ThreadedMotoServer in a child process (tests/support/moto_process.py), authorization on: the
+    tests act as the admin identity it creates (`client`), the host as its role (`start_host_role`)."""
 
     def __init__(self, log: Path) -> None:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.admin_arn = ""
+        self.admin_keys: dict[str, str] = {}
 
     def start(self) -> None:
-        script = Path(__file__).with_name("moto_process.py")
+        command = [sys.executable, "-m", "tests.support.moto_process", "--host-role", host_role.HOST_ROLE]
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=log)
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                            cwd=REPOSITORY)
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], STARTUP_TIMEOUT_SECONDS)
         line = self.process.stdout.readline() if ready else b""
-        if not line.strip().isdigit():
+        try:
+            started = json.loads(line)
+        except ValueError:
             self.stop()
-            raise LoopbackError(f"moto did not start: {self.log.read_text(errors='replace')[-2000:]}")
-        self.port = int(line)
+            raise LoopbackError(f"moto did not start: {self.log.read_text(errors='replace')[-2000:]}") from None
+        self.port = int(started["port"])
+        self.admin_arn = started["admin_arn"]
+        self.admin_keys = {"aws_access_key_id": started["admin_access_key_id"],
+                           "aws_secret_access_key": started["admin_secret_access_key"]}
 
     @property
     def endpoint(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
+
+    def client(self, service: str, region: str = "us-east-1") -> Any:
+        """A boto3 client signed by the tests' admin, which may do anything."""
+        return boto3.client(service, region_name=region, endpoint_url=self.endpoint,  # type: ignore[call-overload]
+                            **self.admin_keys)
+
+    def start_host_role(self, settings: HostSettings,
+                        policy_change: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                        ) -> host_role.RoleCredentials:
+        """The host's role with the policy the program renders for `settings` (changed by `policy_change`,
+        if given), and the credentials of a session of it."""
+        policy = host_role.rendered_policy(settings)
+        return host_role.create_host_role(self.client("iam"), self.client("sts"), self.admin_arn,
+                                          policy_change(policy) if policy_change else policy)
 
     def stop(self) -> None:
         if self.process is None:
@@ -405,9 +440,11 @@ class MotoServer:
 
 
 class LoopbackStack:
-    def __init__(self, settings: HostSettings | None = None, *, start: bool = True, venv: Path | None = None,
+    def __init__(self, settings: HostSettings | None = None, *, start: bool = True,
+                 policy_change: Callable[[dict[str, Any]], dict[str, Any]] | None = None, venv: Path | None = None,
                  nginx_port: int | None = None, **overrides: Any) -> None:
         self.settings = settings if settings is not None else loopback_settings(**overrides)
+        self.policy_change = policy_change
         if settings is not None and overrides:
             self.settings = dataclasses.replace(settings, **overrides)
         self.user_data = userdata.render(self.settings)
@@ -426,6 +463,8 @@ class LoopbackStack:
                                         password=_random(_DB_PASSWORD_ALPHABET, 40),
                                         database=naming.TRACKING_DATABASE)
         self.moto = MotoServer(self.logs / "moto.log")
+        self.imds: InstanceMetadata | None = None
+        self._imds_running: contextlib.AbstractContextManager[InstanceMetadata] | None = None
         self.parameters: dict[str, str] = {}
         self.mlflow: subprocess.Popen[bytes] | None = None
         self.nginx: subprocess.Popen[bytes] | None = None
@@ -493,23 +532,27 @@ class LoopbackStack:
         return parse_env_file(self.path(layout.ENV_FILE).read_text())
 
     def aws_environment(self) -> dict[str, str]:
-        """What points boto3 (the configure step's and MLflow's) at moto instead of AWS."""
+        """What points the host's boto3 (the configure step's, MLflow's, the certificate state's) at moto
+        and its credential chain at the metadata stand-in, which hands out the host role's session: no key
+        in the environment, no shared credentials or config file, as on the host."""
+        if self.imds is None:
+            raise LoopbackError("prepare() first: the metadata stand-in starts with the host's role")
         return {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_ENDPOINT_URL": self.moto.endpoint,
             "MLFLOW_S3_ENDPOINT_URL": self.moto.endpoint,
-            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds.endpoint,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_CONFIG_FILE": os.devnull,
             "NO_PROXY": "127.0.0.1,localhost",
         }
 
     def ssm_client(self) -> Any:
-        return boto3.client("ssm", region_name=self.region, endpoint_url=self.moto.endpoint,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        """SSM as the tests' admin (the host's own calls go through its role)."""
+        return self.moto.client("ssm", self.region)
 
     def s3_client(self) -> Any:
-        return boto3.client("s3", region_name=self.region, endpoint_url=self.moto.endpoint,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        """S3 as the tests' admin."""
+        return self.moto.client("s3", self.region)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> LoopbackStack:
@@ -542,7 +585,18 @@ class LoopbackStack:
         self.moto.start()
         self.s3_client().create_bucket(Bucket=self.bucket)
         self.put_parameters()
+        self.start_instance_metadata(self.moto.start_host_role(self.settings, self.policy_change))
         self._prepared = True
+
+    def start_instance_metadata(self, credentials: host_role.RoleCredentials) -> None:
+        """The metadata stand-in (tests/support/imds.py), handing out the host role's session."""
+        self._imds_running = running_instance_metadata(host_role.HOST_ROLE, credentials)
+        self.imds = self._imds_running.__enter__()
+
+    def stop_instance_metadata(self) -> None:
+        if self._imds_running is not None:
+            self._imds_running.__exit__(None, None, None)
+            self._imds_running = None
 
     def put_parameters(self) -> None:
         """The stack's parameters, as components.database and components.server_secrets put them."""
@@ -689,7 +743,7 @@ class LoopbackStack:
 
     def close_steps(self) -> tuple[Callable[[], None], ...]:
         """What close() stops, in order: every server this stack started."""
-        return (self.stop_nginx, self.stop_mlflow, self.stop_postgres, self.moto.stop)
+        return (self.stop_nginx, self.stop_mlflow, self.stop_postgres, self.moto.stop, self.stop_instance_metadata)
 
     def close(self) -> None:
         errors = []

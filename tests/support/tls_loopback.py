@@ -126,8 +126,10 @@ class TlsHost:
         return self.stack.path(host_path)
 
     def env(self, **extra: str) -> dict[str, str]:
-        """The environment of the host's units: the stand-ins first on PATH, AWS (SSM) is moto."""
-        return {**os.environ, "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        """The environment of the host's units: the stand-ins first on PATH, AWS (SSM) is moto, signed with
+        the host role's session from the metadata stand-in (no AWS_ variable of this machine's)."""
+        inherited = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+        return {**inherited, "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
                 **self.stack.aws_environment(), **extra}
 
     def start(self) -> None:

@@ -1,48 +1,42 @@
-"""The configure step's rule for each SSM parameter (the rendered script's PARAMETER_RULES), checked
+"""The configure step's rule for each SSM parameter (host_programs.configure.PARAMETER_RULES), checked
 before anything is written; the step itself on a loopback stack: tests/host/test_configure_faults.py."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import pytest
 
 import naming
-import userdata
-from tests.support.loopback import loopback_settings, rendered_files
-from userdata import layout
+from host_programs import configure
+from tests.support.loopback import loopback_settings
+from userdata import scripts
 
 SETTINGS = loopback_settings()
+NAMES = configure.Parameters(**{role: naming.parameter_name(SETTINGS.ssm_prefix, parameter)
+                                for role, parameter in scripts.CONFIGURE_PARAMETERS.items()})
+ROLE_OF = {parameter: role for role, parameter in scripts.CONFIGURE_PARAMETERS.items()}
+GOOD = configure.Parameters(
+    db_host="mlflow-db.abc123.eu-west-1.rds.amazonaws.com",
+    db_port="5432",
+    db_name="mlflow",
+    db_username="mlflow",
+    db_password="p%$#&*()-_=+[]{}<>:?!",
+    admin_username="admin",
+    admin_password="a-long-enough-pw",
+    flask_secret_key="x" * 64,
+    gateway_kek_passphrase="y" * 64,
+)
 
 
 def name(parameter: naming.SsmParameter) -> str:
     return naming.parameter_name(SETTINGS.ssm_prefix, parameter)
 
 
-GOOD = {
-    name(naming.DB_HOST): "mlflow-db.abc123.eu-west-1.rds.amazonaws.com",
-    name(naming.DB_PORT): "5432",
-    name(naming.DB_NAME): "mlflow",
-    name(naming.DB_USERNAME): "mlflow",
-    name(naming.DB_PASSWORD): "p%$#&*()-_=+[]{}<>:?!",
-    name(naming.ADMIN_USERNAME): "admin",
-    name(naming.ADMIN_PASSWORD): "a-long-enough-pw",
-    name(naming.FLASK_SECRET_KEY): "x" * 64,
-    name(naming.GATEWAY_KEK_PASSPHRASE): "y" * 64,
-}
-
-
-@pytest.fixture(scope="module")
-def script() -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": "configure"}
-    text = rendered_files(userdata.render(SETTINGS))[layout.CONFIGURE_SCRIPT]
-    exec(compile(text, "configure", "exec"), namespace)
-    return namespace
-
-
-def test_every_host_parameter_has_a_rule_and_the_stacks_values_pass(script):
-    assert set(script["PARAMETER_RULES"]) == {name(p) for p in naming.HOST_PARAMETERS}
-    assert script["broken_rules"](GOOD) == []
+def test_every_host_parameter_has_a_rule_and_the_stacks_values_pass():
+    assert set(configure.ROLES) == {ROLE_OF[p] for p in naming.HOST_PARAMETERS}
+    assert set(configure.PARAMETER_RULES) == {*configure.ROLES, "oidc_client_secret"}
+    assert configure.broken_rules(NAMES, GOOD) == []
 
 
 @pytest.mark.parametrize(("parameter", "value", "rule"), [
@@ -60,24 +54,25 @@ def test_every_host_parameter_has_a_rule_and_the_stacks_values_pass(script):
     (naming.GATEWAY_KEK_PASSPHRASE, "mlflow-default-kek-passphrase-for-development-only", "published default"),
     (naming.FLASK_SECRET_KEY, "x" * 40 + "\n", "one line"),
 ])
-def test_a_value_breaking_its_rule_is_named_with_the_rule(script, parameter, value, rule):
-    ((broken_name, broken_rule),) = script["broken_rules"]({**GOOD, name(parameter): value})
+def test_a_value_breaking_its_rule_is_named_with_the_rule(parameter, value, rule):
+    broken = dataclasses.replace(GOOD, **{ROLE_OF[parameter]: value})
+    ((broken_name, broken_rule),) = configure.broken_rules(NAMES, broken)
     assert broken_name == name(parameter)
     assert rule in broken_rule
 
 
 def test_the_env_file_carries_the_gateway_passphrase_and_a_job_runner_token_only_with_the_job_runner(
-    script, monkeypatch
+    monkeypatch
 ):
     from tests.support.loopback import parse_env_file
 
     def written() -> dict[str, str]:
-        return parse_env_file(script["env_file_text"](GOOD, "postgresql+psycopg2://u:p@h:5432/mlflow", "admin",
-                                                      GOOD[name(naming.ADMIN_PASSWORD)]))
+        return parse_env_file(configure.env_file_text(GOOD, "postgresql+psycopg2://u:p@h:5432/mlflow"))
 
     monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
     env = written()
-    assert env["MLFLOW_CRYPTO_KEK_PASSPHRASE"] == GOOD[name(naming.GATEWAY_KEK_PASSPHRASE)]
+    assert env["MLFLOW_CRYPTO_KEK_PASSPHRASE"] == GOOD.gateway_kek_passphrase
+    assert (env["MLFLOW_AUTH_ADMIN_USERNAME"], env["MLFLOW_AUTH_ADMIN_PASSWORD"]) == ("admin", GOOD.admin_password)
     assert "_MLFLOW_INTERNAL_GATEWAY_AUTH_TOKEN" not in env
     # `--app-name basic-auth` makes this token for the job runner; another app name must bring its own.
     monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")

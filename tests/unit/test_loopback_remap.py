@@ -29,3 +29,10 @@ def test_ports_move_only_where_they_are_ports():
 def test_unit_directives_collects_repeated_keys_in_order():
     unit = "[Service]\n# comment\nEnvironment=A=1\nEnvironment=B=2\nExecStart=/bin/true\n"
     assert unit_directives(unit) == {"Environment": ["A=1", "B=2"], "ExecStart": ["/bin/true"]}
+
+
+def test_the_host_programs_and_their_settings_file_move_into_the_tree():
+    text = f"sys.path.insert(0, {layout.HOST_PROGRAMS_DIR!r}) {layout.HOST_SETTINGS} {layout.CONFIG_DIR}/x"
+    assert remap(text, REPLACEMENTS) == (
+        "sys.path.insert(0, '/tmp/t/usr/local/lib/mlflow-aws') /tmp/t/etc/mlflow-aws/host-settings.json "
+        "/tmp/t/etc/mlflow/x")

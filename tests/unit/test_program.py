@@ -321,17 +321,19 @@ def test_host_policy_reaches_only_the_bucket_and_the_stacks_parameters(dev: Prog
     assert resources["s3:ListBucket"] == {bucket_arn}
     for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"):
         assert resources[action] == {f"{bucket_arn}/*"}
-    assert resources["ssm:GetParameter"] == {"arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/*"}
+    assert resources["ssm:GetParameters"] == {"arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/*"}
     assert all("*" not in action for action in resources)
     assert all(arn != "*" for arns in resources.values() for arn in arns)
 
 
-def test_host_may_write_exactly_its_saved_acme_account_and_certificate(dev: ProgramRun) -> None:
+def test_host_may_read_and_write_exactly_its_saved_acme_account_and_certificate(dev: ProgramRun) -> None:
     resources = host_policy_resources(dev)
-    assert resources["ssm:PutParameter"] == {
+    saved = {
         "arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/tls/acme-account",
         "arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/tls/certificate",
     }
+    assert resources["ssm:PutParameter"] == saved
+    assert resources["ssm:GetParameter"] == saved
     writes = {action for action in resources if not action.startswith(("ssm:Get", "s3:List", "s3:Get"))}
     assert writes == {"ssm:PutParameter", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
 
@@ -339,6 +341,7 @@ def test_host_may_write_exactly_its_saved_acme_account_and_certificate(dev: Prog
 def test_with_tls_off_the_host_writes_no_parameter() -> None:
     run = run_program("dev", {"tls": "off"})
     assert "ssm:PutParameter" not in host_policy_resources(run)
+    assert "ssm:GetParameter" not in host_policy_resources(run)
     assert not [r for r in run.of_type(PARAMETER) if "/tls/" in r.inputs["name"]]
 
 

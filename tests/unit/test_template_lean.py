@@ -30,11 +30,6 @@ def test_a_shell_here_document_is_refused_because_its_hash_lines_could_be_data()
         lean("x.sh", "cat <<'EOF'\n# data\nEOF\n")
 
 
-def test_python_comment_lines_go_but_a_hash_line_inside_a_string_stays():
-    text = '#!/usr/bin/python3\n# why\nx = """\n# kept: data\n"""\ny = 1  # trailing stays\n'
-    assert lean("x.py.in", text) == '#!/usr/bin/python3\nx = """\n# kept: data\n"""\ny = 1  # trailing stays\n'
-
-
 @pytest.mark.parametrize("name", ["site.conf", "mlflow.service", "mlflow.timer"])
 def test_nginx_and_systemd_comment_lines_go(name):
     assert lean(name, "# why\n[Unit]\n  # more\nA=b\n") == "[Unit]\nA=b\n"
@@ -45,7 +40,7 @@ def test_other_kinds_are_left_alone():
 
 
 def test_every_template_kind_is_known_to_lean():
-    kinds = (".sh", ".conf", ".service", ".timer", ".toml", ".ini", ".py", ".py.in")
+    kinds = (".sh", ".conf", ".service", ".timer", ".toml", ".ini")
     unknown = [p.name for p in TEMPLATES.rglob("*") if p.is_file() and not p.name.endswith(kinds)]
     assert unknown == []
 

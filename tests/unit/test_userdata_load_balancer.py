@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
+import json
 import re
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 import config
 import userdata
+from host_programs import configure
 from host_settings import host_settings_for
-from userdata import layout, scripts, service, tls
+from userdata import layout, service, tls
 from userdata.settings import HostSettings
 
 
@@ -71,17 +74,42 @@ def test_allowed_hosts_and_cors_follow_the_domain_with_no_empty_entry() -> None:
     assert command[command.index("--allowed-hosts") + 1].split(",")[0] == "mlflow.example.com"
 
 
-def test_fleet_configure_step_takes_the_schema_lock_before_touching_the_database() -> None:
-    script = scripts.configure_script(fleet_settings())
-    ast.parse(script)
-    main = script[script.index("def main():"):]
-    assert main.index("take_schema_lock(values)") < main.index("ensure_auth_database(connection)")
-    assert f"SCHEMA_LOCK_KEY = {scripts.SCHEMA_LOCK_KEY}" in script
-    assert "pg_try_advisory_lock" in script
+def configure_calls(settings: HostSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """What the configure step, given `settings`' rendered settings file, asks of the database, in order
+    (every step that reaches PostgreSQL or SSM recorded instead of run)."""
+    path = tmp_path / "host-settings.json"
+    path.write_text(files(settings)[layout.HOST_SETTINGS])
+    calls: list[str] = []
+
+    class Connection:
+        def close(self) -> None:
+            calls.append("close")
+
+    def recorded(name: str, result: Any = None) -> Any:
+        def step(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return result
+        return step
+
+    monkeypatch.setattr(configure, "read_parameters", recorded("read_parameters"))
+    monkeypatch.setattr(configure, "check_parameters", recorded("check_parameters"))
+    monkeypatch.setattr(configure, "take_schema_lock", recorded("take_schema_lock", Connection()))
+    monkeypatch.setattr(configure, "write_configuration", recorded("write_configuration"))
+    configure.configure(configure.read_settings(str(path)))
+    return calls
 
 
-def test_the_single_hosts_configure_step_has_no_schema_lock() -> None:
-    assert "schema_lock" not in scripts.configure_script(SINGLE).lower()
+def test_fleet_configure_step_takes_the_schema_lock_before_touching_the_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert json.loads(files(fleet_settings())[layout.HOST_SETTINGS])["configure"]["schema_lock"] is True
+    assert configure_calls(fleet_settings(), monkeypatch, tmp_path) == [
+        "read_parameters", "check_parameters", "take_schema_lock", "write_configuration", "close"]
+
+
+def test_the_single_hosts_configure_step_has_no_schema_lock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert json.loads(files(SINGLE)[layout.HOST_SETTINGS])["configure"]["schema_lock"] is False
+    assert "take_schema_lock" not in configure_calls(SINGLE, monkeypatch, tmp_path)
 
 
 def test_fleet_user_data_fits_ec2s_limit() -> None:

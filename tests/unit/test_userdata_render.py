@@ -6,10 +6,12 @@ import base64
 import configparser
 import dataclasses
 import gzip
+import json
 import os
 import re
 import shlex
 import zlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ import yaml
 import naming
 import server_guard
 import userdata
+from host_programs import configure
 from tests.support.loopback import unit_directives
 from userdata import deflate, layout, pins, scripts, service, sizing, tls
 from userdata.files import HostFile
@@ -80,6 +83,8 @@ def test_file_contents_are_readable_literal_blocks_that_round_trip():
     text = userdata.render(TLS_SETTINGS)
     for host_file in userdata.host_files(TLS_SETTINGS):
         assert files(TLS_SETTINGS)[host_file.path]["content"] == host_file.content
+        if not host_file.content:
+            continue  # the host programs' package __init__.py, empty once lean
         first_line = host_file.content.splitlines()[0]
         assert f"\n    {first_line}\n" in text, f"{host_file.path} is not a readable block"
 
@@ -128,15 +133,16 @@ def test_no_file_carries_a_secret_or_the_files_that_hold_them():
     assert "postgresql+psycopg2://" not in exec_start()
 
 
-def test_secure_parameters_are_named_only_in_the_configure_script_and_read_with_decryption():
-    configure = files()[layout.CONFIGURE_SCRIPT]["content"]
-    others = [entry["content"] for path, entry in files().items() if path != layout.CONFIGURE_SCRIPT]
+def test_secure_parameters_are_named_only_in_the_configure_steps_settings_and_read_with_decryption():
+    settings = json.loads(files()[layout.HOST_SETTINGS]["content"])
+    others = [entry["content"] for path, entry in files().items() if path != layout.HOST_SETTINGS]
     others.append(yaml.safe_dump(document()["runcmd"]))
     for parameter in naming.HOST_PARAMETERS:
         name = naming.parameter_name(SETTINGS.ssm_prefix, parameter)
-        assert repr(name) in configure
+        assert name in settings["configure"]["parameters"].values()
         assert not any(name in text for text in others)
-    assert "WithDecryption=True" in configure
+    shipped = files()[f"{layout.HOST_PROGRAMS_DIR}/host_programs/configure.py"]["content"]
+    assert "WithDecryption=True" in shipped
 
 
 def test_render_takes_only_host_settings_whose_fields_are_not_secrets():
@@ -194,50 +200,54 @@ def test_install_script_is_valid_bash():
 
 # -- configure step -------------------------------------------------------------------------------
 
-def test_configure_script_is_python_with_the_auth_database_and_paths_filled_in():
-    configure = files()[layout.CONFIGURE_SCRIPT]["content"]
-    compile(configure, layout.CONFIGURE_SCRIPT, "exec")
-    assert configure.startswith(f"#!{layout.VENV_DIR}/bin/python3\n")
-    assert f"AUTH_DATABASE = {naming.AUTH_DATABASE!r}" in configure
-    assert f"ENV_FILE = {layout.ENV_FILE!r}" in configure
-    assert f"REGION = {SETTINGS.region!r}" in configure
+def rendered_configure_settings(tmp_path: Path, settings: HostSettings = SETTINGS) -> configure.Settings:
+    """The configure step's settings as the host program reads them from the rendered settings file."""
+    path = tmp_path / "host-settings.json"
+    path.write_text(files(settings)[layout.HOST_SETTINGS]["content"])
+    return configure.read_settings(str(path))
+
+
+def test_the_configure_step_reads_the_stacks_region_paths_and_wait_from_the_settings_file(tmp_path):
+    read = rendered_configure_settings(tmp_path)
+    assert (read.region, read.auth_database) == (SETTINGS.region, naming.AUTH_DATABASE)
+    assert (read.env_file, read.auth_config, read.state_file) == (
+        layout.ENV_FILE, layout.AUTH_CONFIG, layout.CONFIGURE_STATE)
+    assert read.wait_seconds == scripts.CONFIGURE_WAIT_SECONDS
+    assert read.schema_lock is False
+    assert files()[layout.HOST_SETTINGS]["permissions"] == "0644"
     assert files()[layout.CONFIGURE_SCRIPT]["permissions"] == "0755"
 
 
-def test_configure_script_covers_every_host_parameter():
+def test_the_configure_step_reads_every_host_parameter_by_its_role(tmp_path):
+    assert set(scripts.CONFIGURE_PARAMETERS) == set(configure.ROLES)
     assert set(scripts.CONFIGURE_PARAMETERS.values()) == set(naming.HOST_PARAMETERS)
-
-
-def _configure_namespace(settings: HostSettings = SETTINGS) -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": "configure"}
-    exec(compile(files(settings)[layout.CONFIGURE_SCRIPT]["content"], "configure", "exec"), namespace)
-    return namespace
+    names = rendered_configure_settings(tmp_path).names
+    for role, parameter in scripts.CONFIGURE_PARAMETERS.items():
+        assert getattr(names, role) == naming.parameter_name(SETTINGS.ssm_prefix, parameter)
 
 
 @pytest.mark.parametrize("permission", ["READ", "NO_PERMISSIONS"])
-def test_the_auth_config_carries_the_stacks_default_permission(permission):
-    namespace = _configure_namespace(dataclasses.replace(SETTINGS, default_permission=permission))
+def test_the_auth_config_carries_the_stacks_default_permission(permission, tmp_path):
+    read = rendered_configure_settings(tmp_path, dataclasses.replace(SETTINGS, default_permission=permission))
     config = configparser.ConfigParser()
-    config.read_string(namespace["auth_config_text"]("sqlite:///x.db", "admin"))
+    config.read_string(configure.auth_config_text(read.default_permission, "sqlite:///x.db", "admin"))
     assert config["mlflow"]["default_permission"] == permission
 
 
 def test_configure_quotes_env_values_the_way_systemd_reads_them():
     from tests.support.loopback import parse_env_file
 
-    env_value = _configure_namespace()["env_value"]
     for value in ['plain', 'a"b', "back\\slash", "dollar$HOME", "tick`x`", "sp ace", "quote'", "%41"]:
-        assert parse_env_file(f"KEY={env_value(value)}\n") == {"KEY": value}
+        assert parse_env_file(f"KEY={configure.env_value(value)}\n") == {"KEY": value}
 
 
 def test_configure_writes_an_auth_config_mlflow_reads_back_despite_percent_signs():
-    namespace = _configure_namespace()
-    values = {namespace["DB_USERNAME"]: "mlflow", namespace["DB_PASSWORD"]: "p%w$rd:/?#",
-              namespace["DB_HOST"]: "db.internal", namespace["DB_PORT"]: "5432"}
-    uri = namespace["database_uri"](values, naming.AUTH_DATABASE)
+    values = configure.Parameters(**{role: "unused" for role in configure.ROLES} | {
+        "db_username": "mlflow", "db_password": "p%w$rd:/?#", "db_host": "db.internal", "db_port": "5432"})
+    uri = configure.database_uri(values, naming.AUTH_DATABASE)
     assert uri == "postgresql+psycopg2://mlflow:p%25w%24rd%3A%2F%3F%23@db.internal:5432/mlflow_auth?sslmode=require"
     config = configparser.ConfigParser()
-    config.read_string(namespace["auth_config_text"](uri, "admin"))
+    config.read_string(configure.auth_config_text("READ", uri, "admin"))
     assert config["mlflow"]["database_uri"] == uri
     assert config["mlflow"]["admin_username"] == "admin"
     assert "admin_password" not in config["mlflow"]

@@ -20,12 +20,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+import naming
 import userdata
 from config import load_config
+from host_programs import certificate_state
 from host_settings import host_settings_for
 from tests.support.loopback import remap
 from tests.support.tls_loopback import host_replacements
-from userdata import layout, pins, tls
+from userdata import layout, pins, programs, tls
 from userdata.files import HostFile
 from userdata.settings import LETSENCRYPT_DIRECTORY, HostSettings
 
@@ -131,18 +133,27 @@ def test_scripts_are_executable_and_valid_bash(tmp_path: Path) -> None:
         subprocess.run(["bash", "-n", str(script)], check=True, timeout=10)
 
 
-def test_the_state_script_is_executable_python_run_by_the_certbot_venv() -> None:
-    (state,) = [f for f in tls.tls_files(DEFAULT) if f.path == tls.STATE_SCRIPT]
-    assert state.permissions == "0755"
-    assert state.content.startswith(f"#!{tls.CERTBOT_VENV}/bin/python\n")
-    compile(state.content, tls.STATE_SCRIPT, "exec")
+def test_the_state_program_runs_in_the_certbot_venv_only_with_tls() -> None:
+    assert userdata.host_programs(DEFAULT)[-1] == tls.STATE_PROGRAM
+    assert tls.STATE_PROGRAM.python == f"{tls.CERTBOT_VENV}/bin/python"
+    assert tls.tls_programs(replace(DEFAULT, tls="off")) == []
+    rendered = {f.path: f for f in userdata.host_files(DEFAULT)}
+    assert rendered[tls.STATE_SCRIPT].permissions == "0755"
+    assert tls.STATE_PROGRAM not in userdata.host_programs(replace(DEFAULT, tls="off"))
 
 
-def test_the_state_script_names_exactly_the_two_parameters_the_role_may_write() -> None:
-    script = tls.state_script(DEFAULT)
-    assert "'/mlflow-aws/dev/tls/acme-account': ['accounts/']" in script
-    assert ("'/mlflow-aws/dev/tls/certificate': ['renewal/203.0.113.10.conf', 'live/203.0.113.10/', "
-            "'archive/203.0.113.10/']") in script
+def test_the_state_program_reads_exactly_the_two_parameters_the_role_may_write(tmp_path: Path) -> None:
+    path = tmp_path / "host-settings.json"
+    path.write_text(programs.settings_text(DEFAULT, userdata.host_programs(DEFAULT)))
+    read = certificate_state.read_settings(str(path))
+    assert read.parameters == {
+        "/mlflow-aws/dev/tls/acme-account": ["accounts/"],
+        "/mlflow-aws/dev/tls/certificate": ["renewal/203.0.113.10.conf", "live/203.0.113.10/", "archive/203.0.113.10/"],
+    }
+    assert (read.region, read.certificate_name, read.acme_directory) == (
+        DEFAULT.region, DEFAULT.public_hostname, DEFAULT.acme_directory)
+    assert (str(read.config_dir), str(read.saved_marker), read.unsaved) == (
+        tls.LETSENCRYPT_DIR, tls.SAVED_STATE_MARKER, naming.UNSAVED_STATE)
 
 
 def test_files_are_written_after_the_packages_that_create_their_directories() -> None:
