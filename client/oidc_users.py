@@ -62,7 +62,7 @@ def grant(api: OidcApi, name: str, *, group: bool, kind: str, name_or_id: str, p
     """Give the user (or group) `permission` on the resource, replacing what it had; returns the resource's ID."""
     target = resource_id(api, kind, name_or_id)
     path = f"{subject_path(name, group=group)}/{RESOURCE_PATHS[kind]}/{quoted(target)}"
-    what = f"{'group' if group else 'user'} {name!r}'s permission on {kind} {name_or_id!r}"
+    what = f"the permission of {'group' if group else 'user'} {name!r} on {kind} {name_or_id!r}"
     try:
         api.call("POST", path, {"permission": permission}, subject=what)
     except OidcApiError as error:

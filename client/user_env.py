@@ -57,7 +57,7 @@ def check_secret(mode: AuthMode, username: str, secret: str) -> None:
         return
     if len(secret) < MIN_PASSWORD_LENGTH:
         raise UserEnvError(f"the password has {len(secret)} characters, and MLflow refuses passwords shorter than "
-                           f"{MIN_PASSWORD_LENGTH}, so it cannot be {username!r}'s")
+                           f"{MIN_PASSWORD_LENGTH}, so it cannot be the password of {username!r}")
 
 
 def check_with_server(tracking_uri: str, username: str, secret: str, mode: AuthMode) -> None:

@@ -136,6 +136,16 @@ def test_an_api_route_answers_401_json_never_the_sign_in_page(stack, accept):
     assert_json_401(current_user(stack, auth=(ALICE, "mlf_0123abcd_not-a-real-token-at-all")))
 
 
+def test_the_public_name_is_a_valid_host_header_and_a_foreign_one_is_not(stack):
+    """MLflow's Host header check holds around the plugin's app (the guard adds it), and the name people
+    use passes it: no "Invalid Host header" for the server's own name."""
+    url, admin = f"{stack.tracking_uri}/api/2.0/mlflow/users/current", (stack.admin_username, stack.admin_password)
+    public = requests.get(url, auth=admin, headers={"Host": stack.settings.public_hostname}, timeout=60)
+    assert public.status_code == 200, public.text[:200]
+    foreign = requests.get(url, auth=admin, headers={"Host": "attacker.example"}, timeout=60)
+    assert foreign.status_code in (400, 403) and "<html" not in foreign.text.lower()
+
+
 def test_a_browser_opening_the_ui_is_sent_to_the_provider(stack):
     page = requests.get(f"{stack.tracking_uri}/", headers={"Accept": "text/html", "Sec-Fetch-Dest": "document"},
                         allow_redirects=False, timeout=60)
