@@ -472,7 +472,7 @@ class LoopbackStack:
         self.configure_log = self.logs / "configure.log"
         self.nginx_log = self.logs / "nginx-error.log"
         self._prepared = False
-        self.startup_timeout = STARTUP_TIMEOUT_SECONDS  # for /health after each launch
+        self.startup_timeout = STARTUP_TIMEOUT_SECONDS  # for the configure step, and /health after each launch
         if start:
             try:
                 self.start()
@@ -654,10 +654,11 @@ class LoopbackStack:
         (command,) = [c for c in self.unit["ExecStartPre"] if shlex.split(c)[0] == layout.CONFIGURE_SCRIPT]
         return shlex.split(remap(command, self.replacements))
 
-    def configure(self, env: Mapping[str, str] | None = None, timeout: float = STARTUP_TIMEOUT_SECONDS,
+    def configure(self, env: Mapping[str, str] | None = None, timeout: float | None = None,
                   ) -> subprocess.CompletedProcess[str]:
+        """The configure step once; it gets as long as a start (`startup_timeout`) unless told otherwise."""
         result = subprocess.run(self._configure_command(), env=self._service_environment(env),
-                                capture_output=True, text=True, timeout=timeout,
+                                capture_output=True, text=True, timeout=timeout or self.startup_timeout,
                                 cwd=self.path(layout.STATE_DIR))
         with self.configure_log.open("a") as log:
             log.write(result.stderr)

@@ -35,7 +35,8 @@ from userdata.settings import OidcSettings
 
 ADMIN_GROUP = "mlflow-admins"
 USERS_GROUP = "mlflow-users"
-# The plugin's app takes a while to import on a busy 2-CPU machine (tens of seconds per process).
+# The plugin's app takes a while to import on a busy 2-CPU machine (tens of seconds per process), in the
+# configure step (its store and migrations) as in the server.
 STARTUP_TIMEOUT_SECONDS = 300.0
 REQUEST_TIMEOUT_SECONDS = 60
 
