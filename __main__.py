@@ -6,7 +6,6 @@ import pulumi
 import pulumi_aws as aws
 
 import config
-import host_settings
 from components import preflight
 from components.address import PublicAddress, PublicAddressArgs
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
@@ -14,6 +13,7 @@ from components.client_access import ClientAccess, ClientAccessArgs
 from components.database import Database, DatabaseArgs
 from components.fleet import HostFleet, HostFleetArgs
 from components.host import TrackingHost, TrackingHostArgs
+from components.host_files import HostFileStore, HostFileStoreArgs
 from components.identity import HostIdentity, host_identity_args
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
@@ -31,11 +31,6 @@ try:
     cfg = config.from_pulumi()
 except config.ConfigError as error:
     raise pulumi.RunError(str(error)) from None
-
-# EC2 refuses user data over its limit only when the host is created, after the rest of the stack.
-too_large = host_settings.user_data_problem(cfg)
-if too_large:
-    raise pulumi.RunError(too_large)
 
 stack_tags = {"Project": cfg.project, "Stack": cfg.stack, "ManagedBy": "pulumi"}
 provider = aws.Provider("aws", region=cfg.region, default_tags=aws.ProviderDefaultTagsArgs(tags=stack_tags))
@@ -93,7 +88,15 @@ secrets = ServerSecrets(
     ),
     with_provider,
 )
-identity = HostIdentity(name, host_identity_args(cfg, artifacts.bucket_arn), with_provider)
+# The host's files travel outside the user data (DESIGN decision 16), in a bucket of their own.
+host_file_store = HostFileStore(
+    name, HostFileStoreArgs(project=cfg.project, stack=cfg.stack, protect_data=cfg.protect_data), with_provider
+)
+identity = HostIdentity(
+    name, host_identity_args(cfg, artifacts.bucket_arn, host_file_store.bucket_arn), with_provider
+)
+
+
 def deploy_fleet() -> None:
     """hosts >= 2: an Auto Scaling group behind an Application Load Balancer. No Elastic IP, and no
     recovery alarms: the group replaces a host the load balancer finds unhealthy."""
@@ -109,8 +112,8 @@ def deploy_fleet() -> None:
         ),
         with_provider,
     )
-    settings = artifacts.bucket_name.apply(
-        lambda bucket: host_settings_for(cfg, artifact_bucket=bucket, public_ip="")
+    settings = pulumi.Output.all(artifacts.bucket_name, host_file_store.bucket_name).apply(
+        lambda buckets: host_settings_for(cfg, artifact_bucket=buckets[0], host_files_bucket=buckets[1], public_ip="")
     )
     fleet = HostFleet(
         name,
@@ -148,8 +151,8 @@ def deploy_single_host() -> None:
         PublicAddressArgs(domain=cfg.domain, hosted_zone_id=cfg.hosted_zone_id),
         with_provider,
     )
-    settings = pulumi.Output.all(artifacts.bucket_name, address.public_ip).apply(
-        lambda facts: host_settings_for(cfg, artifact_bucket=facts[0], public_ip=facts[1])
+    settings = pulumi.Output.all(artifacts.bucket_name, host_file_store.bucket_name, address.public_ip).apply(
+        lambda facts: host_settings_for(cfg, artifact_bucket=facts[0], host_files_bucket=facts[1], public_ip=facts[2])
     )
     # The host takes nothing from `database`: it reads the DB facts from SSM at boot (design decision 2).
     host = TrackingHost(
@@ -192,6 +195,7 @@ else:
 
 pulumi.export(Outputs.ARTIFACT_BUCKET, artifacts.bucket_name)
 pulumi.export(Outputs.ARTIFACT_DESTINATION, artifacts.bucket_name.apply(lambda bucket: f"s3://{bucket}/"))
+pulumi.export(Outputs.HOST_FILES_BUCKET, host_file_store.bucket_name)
 pulumi.export(Outputs.DB_ENDPOINT, database.endpoint)
 pulumi.export(Outputs.DB_INSTANCE_ID, database.instance_id)
 if database.final_snapshot_identifier is not None:

@@ -74,6 +74,7 @@ class Outputs:
     HOSTNAME = "hostname"
     ARTIFACT_BUCKET = "artifact_bucket"
     ARTIFACT_DESTINATION = "artifact_destination"
+    HOST_FILES_BUCKET = "host_files_bucket"  # where the host's files travel (DESIGN decision 16)
     DB_ENDPOINT = "db_endpoint"
     DB_INSTANCE_ID = "db_instance_id"
     DB_FINAL_SNAPSHOT = "db_final_snapshot"  # only with protectData: the snapshot RDS takes when destroy deletes it
@@ -96,6 +97,6 @@ class Outputs:
     # Exported by every stack of this program, in both shapes: a document holding none of them is the
     # output of another Pulumi project (tests/unit/test_outputs_table.py holds this to the program).
     ALWAYS = frozenset({
-        TRACKING_URI, HOSTNAME, ARTIFACT_BUCKET, ARTIFACT_DESTINATION, DB_ENDPOINT, DB_INSTANCE_ID, REGION, AUTH,
-        ADMIN_USERNAME, ADMIN_PASSWORD, WEB_SECURITY_GROUP_ID, DB_SECURITY_GROUP_ID,
+        TRACKING_URI, HOSTNAME, ARTIFACT_BUCKET, ARTIFACT_DESTINATION, HOST_FILES_BUCKET, DB_ENDPOINT,
+        DB_INSTANCE_ID, REGION, AUTH, ADMIN_USERNAME, ADMIN_PASSWORD, WEB_SECURITY_GROUP_ID, DB_SECURITY_GROUP_ID,
     })

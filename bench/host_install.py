@@ -15,8 +15,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import userdata
-from tests.support.loopback import loopback_settings, remap, rendered_files
+from tests.support.loopback import host_file_contents, loopback_settings, remap
 from userdata import layout
 from userdata.settings import HostSettings
 
@@ -36,7 +35,7 @@ _COMPILE_ANCHOR = 'pip install --quiet --python "$venv/bin/python"'
 def rendered_install_script(settings: HostSettings | None = None, *, compile_bytecode: bool | None = None) -> str:
     """The rendered mlflow-install. compile_bytecode None: as rendered; True/False: uv's
     --compile-bytecode added or removed (an experiment against the rendered choice)."""
-    text = rendered_files(userdata.render(settings or loopback_settings()))[layout.INSTALL_SCRIPT]
+    text = host_file_contents(settings or loopback_settings())[layout.INSTALL_SCRIPT]
     if compile_bytecode is None or (COMPILE_FLAG in text) == compile_bytecode:
         return text
     if not compile_bytecode:
@@ -58,7 +57,7 @@ def install_replacements(root: Path, *, cache: Path) -> dict[str, str]:
 
 def write_guard_files(root: Path, settings: HostSettings | None = None) -> None:
     """The server guard's files as the user data writes them, where the remapped install script reads them."""
-    for host_path, content in rendered_files(userdata.render(settings or loopback_settings())).items():
+    for host_path, content in host_file_contents(settings or loopback_settings()).items():
         if host_path.startswith(layout.GUARD_DIR + "/"):
             target = Path(remap(host_path, install_replacements(root, cache=root)))
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,8 @@ from typing import Any
 
 import naming
 from bench.common import process_tree
-from tests.support.loopback import LoopbackStack, autocommit_cursor, free_port, remap
+from tests.support.loopback import LoopbackStack, autocommit_cursor, remap
+from tests.support.ports import free_port
 from userdata import layout
 
 _UPSTREAM_SERVER = f"{layout.MLFLOW_BIND_HOST}:{layout.MLFLOW_PORT}"

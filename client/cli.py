@@ -4,7 +4,7 @@
                         [--user NAME (--password-stdin | --password-file FILE) [--no-check]]
     mlflow-aws smoke    [--env FILE]
     mlflow-aws verify   [--outputs FILE|-] [--stack NAME] [--region R]
-    mlflow-aws userdata [--stack NAME] [--outputs FILE|-] [--project-dir DIR]
+    mlflow-aws userdata [--stack NAME] [--outputs FILE|-] [--project-dir DIR] [--files]
     mlflow-aws users    add|list|set-password|grant|remove ... [--outputs FILE|-] [--stack NAME]
     mlflow-aws tokens   create|list|revoke ... [--outputs FILE|-] [--stack NAME]      (auth: oidc)
 
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     userdata.add_argument("--project-dir", metavar="DIR", default=".",
                           help="directory holding Pulumi.yaml and Pulumi.<stack>.yaml (default: .)")
+    userdata.add_argument("--files", action="store_true",
+                          help="print the host's files (the S3 object the user data names) instead")
     _add_users(commands)
     _add_tokens(commands)
     return parser
@@ -212,7 +214,7 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_userdata(args: argparse.Namespace) -> int:
     from . import userdata_cmd
 
-    return userdata_cmd.main(args.stack, args.outputs, Path(args.project_dir))
+    return userdata_cmd.main(args.stack, args.outputs, Path(args.project_dir), files=args.files)
 
 
 def run_users(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import pulumi_aws as aws
 
 import userdata
 from components.host import ROOT_VOLUME_GB
+from components.host_files import upload_host_files
 from components.ubuntu_image import ROOT_DEVICE_NAME, ubuntu_ami_id
 from instance_types import InstanceType
 from userdata.settings import HostSettings
@@ -59,6 +60,8 @@ class HostFleet(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
 
+        # The same bootstrap as the single host's: the hosts fetch their files from this object at first boot.
+        host_files = upload_host_files(name, args.settings, self)
         template = aws.ec2.LaunchTemplate(
             f"{name}-launch-template",
             description="MLflow tracking host behind the load balancer",
@@ -87,14 +90,15 @@ class HostFleet(pulumi.ComponentResource):
                 delete_on_termination="true",
                 security_groups=[args.security_group_id],
             )],
-            # The rendered document, gzipped: in clear it outgrows EC2's 16 KiB limit.
+            # The rendered document (the bootstrap, the host files' key and sha256), gzipped.
             user_data=args.settings.apply(userdata.ec2_user_data_base64),
             update_default_version=True,
             tag_specifications=[
                 aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags={**args.tags, "Name": name})
                 for kind in ("instance", "volume")
             ],
-            opts=child,
+            # A version naming an object that does not exist yet would boot hosts that cannot get their files.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[host_files]),
         )
         group = aws.autoscaling.Group(
             f"{name}-hosts",

@@ -3,7 +3,8 @@
 The Elastic IP is attached to the host's network interface before the instance exists, so the
 first packet the host sends at boot already leaves from its public address (apt, PyPI, ACME all
 work from the start) and the hostname in the user data is final. IMDSv2 only, encrypted gp3 root
-volume, user data from `userdata.render`, and two CloudWatch alarms that heal the host: recover
+volume, user data from `userdata.render` (a bootstrap that fetches the host's files, uploaded first:
+components/host_files.py), and two CloudWatch alarms that heal the host: recover
 on a failed system status check, reboot on a failed instance status check.
 """
 
@@ -15,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 import userdata
+from components.host_files import upload_host_files
 from instance_types import InstanceType
 from userdata.settings import HostSettings
 
@@ -83,6 +85,7 @@ class TrackingHost(pulumi.ComponentResource):
             opts=child,
         )
         user_data = args.settings.apply(userdata.render)
+        host_files = upload_host_files(name, args.settings, self)
         instance = aws.ec2.Instance(
             f"{name}-instance",
             ami=ami.id,
@@ -103,13 +106,14 @@ class TrackingHost(pulumi.ComponentResource):
                 encrypted=True,
                 delete_on_termination=True,
             ),
-            # The rendered document, gzipped: in clear it outgrows EC2's 16 KiB limit.
+            # The rendered document (the bootstrap, the host files' key and sha256), gzipped.
             user_data_base64=args.settings.apply(userdata.ec2_user_data_base64),
             user_data_replace_on_change=True,
             tags={"Name": f"{name}"},
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[association],
+                # The bootstrap fetches the host's files at first boot: they are in S3 before it starts.
+                depends_on=[association, host_files],
                 # A newer Ubuntu image must not replace a running server on every `pulumi up`.
                 ignore_changes=["ami"],
                 # ...but the image is per CPU architecture: moving between Intel/AMD and Graviton

@@ -25,13 +25,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import naming
+from userdata.bundle import KEY_PREFIX
 from userdata.settings import HostSettings
 
 # Resource templates, formatted with the stack's facts (StackFacts): {partition}, {region}, {account},
-# {bucket}, {ssm_prefix}, {hosted_zone_id}.
+# {bucket}, {host_files_bucket}, {ssm_prefix}, {hosted_zone_id}.
 ARTIFACT_BUCKET = "arn:{partition}:s3:::{bucket}"
 # Any object of the bucket; this key is one MLflow writes (experiment, run, artifact path).
 ARTIFACT_OBJECT = "arn:{partition}:s3:::{bucket}/1/0123456789abcdef0123456789abcdef/artifacts/model/model.pkl"
+# The object of the host's files (userdata.bundle: host-files/<its sha256>.json).
+HOST_FILES_OBJECT = ("arn:{partition}:s3:::{host_files_bucket}/" + KEY_PREFIX
+                     + "e998e9faed7e25d2434399fc14ae63e8b80a5db9ee7c9565201e7190f45e78df.json")
 HOSTED_ZONE = "arn:{partition}:route53:::hostedzone/{hosted_zone_id}"
 ROUTE53_CHANGE = "arn:{partition}:route53:::change/C2682N5HXP0BZ4"
 ANY_RESOURCE = "*"  # an operation IAM authorizes without a resource (route53:ListHostedZones)
@@ -49,12 +53,14 @@ class StackFacts:
     region: str
     account: str
     bucket: str
+    host_files_bucket: str
     ssm_prefix: str
     hosted_zone_id: str = ""
 
     def arn(self, template: str) -> str:
         return template.format(partition=self.partition, region=self.region, account=self.account,
-                               bucket=self.bucket, ssm_prefix=self.ssm_prefix, hosted_zone_id=self.hosted_zone_id)
+                               bucket=self.bucket, host_files_bucket=self.host_files_bucket,
+                               ssm_prefix=self.ssm_prefix, hosted_zone_id=self.hosted_zone_id)
 
 
 def always(settings: HostSettings) -> bool:
@@ -84,6 +90,7 @@ class HostCall:
         return self.operation.split(":", 1)[0]
 
 
+BOOTSTRAP = "mlflow-host-files, the user data's bootstrap (host_programs/bootstrap.py, signed by hand)"
 CONFIGURE = "mlflow-configure (host_programs/configure.py)"
 SERVER = "mlflow server, the artifact proxy (mlflow/store/artifact/s3_artifact_repo.py)"
 PRESIGNED = "a client, with a URL the mlflow server presigns (s3_artifact_repo.py: get_download_presigned_url, " \
@@ -94,6 +101,7 @@ CERTBOT_DNS = "certbot --dns-route53 (certbot_dns_route53/_internal/dns_route53.
 SAVED_STATE = tuple(parameter(which) for which in naming.HOST_WRITTEN_PARAMETERS)
 
 HOST_CALLS: tuple[HostCall, ...] = (
+    HostCall(BOOTSTRAP, "s3:GetObject", ("s3:GetObject",), (HOST_FILES_OBJECT,)),
     # The identity provider's client secret only with auth oidc: one call reads every parameter of the step.
     HostCall(CONFIGURE, "ssm:GetParameters", ("ssm:GetParameters",),
              tuple(parameter(which) for which in (*naming.HOST_PARAMETERS, *naming.OIDC_HOST_PARAMETERS))),

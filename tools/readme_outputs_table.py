@@ -64,6 +64,8 @@ OUTPUTS: tuple[OutputRow, ...] = (
               "`allowedCidrs`.", frozenset({FLEET})),
     OutputRow(Outputs.ARTIFACT_BUCKET, "The S3 bucket of the artifacts."),
     OutputRow(Outputs.ARTIFACT_DESTINATION, "The `s3://` root the server writes artifacts to."),
+    OutputRow(Outputs.HOST_FILES_BUCKET, "The private bucket the host's files travel in (one object per version of "
+              "them, read by the host's role alone); `mlflow-aws userdata --files` prints them."),
     OutputRow(Outputs.DB_ENDPOINT, "The RDS endpoint (private: reachable from the hosts only)."),
     OutputRow(Outputs.DB_INSTANCE_ID, "The RDS instance, for `aws rds` commands such as a snapshot before an "
               "upgrade ([Safety](#safety)); `mlflow-aws verify` reads it back."),

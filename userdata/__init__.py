@@ -1,27 +1,33 @@
-"""The host's user data: `render(HostSettings) -> str`, one #cloud-config document.
+"""The host's user data: `render(HostSettings) -> str`, one #cloud-config document, and the host's files
+it fetches: `host_files(HostSettings)`, uploaded as one S3 object, `host_bundle(HostSettings)`.
 
 Pure and deterministic: no Pulumi, no AWS, no clock, no randomness, and no secret (the host reads
 those from SSM at boot: host_programs/configure.py). `ec2_user_data_base64` is the same document
-as EC2 receives it: gzipped, because it outgrows EC2's 16 KiB limit in clear.
+as EC2 receives it: gzipped, as EC2 takes at most 16 KiB.
 
-On first boot the document installs nginx, creates the mlflow user, and starts mlflow.service, which
-installs the pinned MLflow before its first start; TLS (userdata.tls) adds its files and commands
-after those.
+The host's files travel outside the user data (DESIGN decision 16): the document carries a small
+bootstrap (userdata.bootstrap) with the object's key and sha256, so any change to a host file still
+changes the user data. On first boot the bootstrap writes the files that are not deferred, cloud-init
+installs nginx and creates the mlflow user, the bootstrap writes the deferred files, and mlflow.service
+starts, which installs the pinned MLflow before its first start; TLS (userdata.tls) adds its files and
+commands after those.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 from typing import Any
 
-from userdata import cloud_config, guard, layout, nginx, pins, programs, scripts, service, tls
+from userdata import bootstrap, cloud_config, guard, layout, nginx, pins, programs, scripts, service, tls
+from userdata.bundle import HostBundle, bundle_of
 from userdata.deflate import gzip_bytes
 from userdata.files import HostFile
 from userdata.programs import HostProgram
 from userdata.settings import HostSettings
 
-__all__ = ["EC2_USER_DATA_LIMIT", "HostSettings", "ec2_user_data_base64", "render"]
+__all__ = ["EC2_USER_DATA_LIMIT", "HostSettings", "ec2_user_data_base64", "host_bundle", "host_files", "render"]
 
 # EC2 accepts at most 16 KiB of user data (before base64); cloud-init unpacks gzip.
 EC2_USER_DATA_LIMIT = 16 * 1024
@@ -33,9 +39,9 @@ def host_programs(s: HostSettings) -> list[HostProgram]:
 
 
 def host_files(s: HostSettings) -> list[HostFile]:
-    """Every file the user data writes, in order: the MLflow side, the host's programs and their
-    settings, nginx, then TLS."""
-    # Deferred (written after packages and users exist), like everything cloud-init writes here.
+    """Every file the host gets, in order: the MLflow side, the host's programs and their settings, nginx,
+    then TLS. The bootstrap writes them as cloud-init's write_files would: those not deferred before the
+    packages, the others after the packages and users exist."""
     return [
         HostFile(layout.INSTALL_SCRIPT, scripts.install_script(s), permissions="0755", defer=True),
         *(dataclasses.replace(file, defer=True) for file in guard.guard_files(s.auth)),
@@ -59,7 +65,14 @@ def boot_commands(s: HostSettings) -> list[str]:
     ]
 
 
+@functools.lru_cache(maxsize=16)  # a preview asks for the same settings' object more than once
+def host_bundle(s: HostSettings) -> HostBundle:
+    """The host's files as the one object the program uploads and the bootstrap fetches."""
+    return bundle_of(host_files(s))
+
+
 def document(s: HostSettings) -> dict[str, Any]:
+    bundle = host_bundle(s)
     return {
         "package_update": True,
         # TLS adds none: certbot comes from PyPI (userdata.tls).
@@ -75,8 +88,9 @@ def document(s: HostSettings) -> dict[str, Any]:
                 "no_create_home": True,
             },
         ],
-        "write_files": [cloud_config.write_files_entry(file) for file in host_files(s)],
-        "runcmd": boot_commands(s),
+        # Each boot: the program itself; the first: the files not deferred, before the packages.
+        "bootcmd": [bootstrap.install_command(), bootstrap.command(s, bundle, "early")],
+        "runcmd": [bootstrap.command(s, bundle, "deferred"), *boot_commands(s)],
     }
 
 
@@ -84,14 +98,9 @@ def render(settings: HostSettings) -> str:
     return cloud_config.dump(document(settings))
 
 
-def gzipped_size(settings: HostSettings) -> int:
-    """Bytes of the user data EC2 receives (before base64), for the budget of DESIGN decision 16."""
-    return len(gzip_bytes(render(settings).encode("utf-8")))
-
-
 def ec2_user_data_base64(settings: HostSettings) -> str:
     """What the instance's `user_data_base64` carries: the rendered document, gzipped the same way
-    on every machine (it would not fit 16 KiB in clear)."""
+    on every machine."""
     payload = gzip_bytes(render(settings).encode("utf-8"))
     if len(payload) > EC2_USER_DATA_LIMIT:
         raise ValueError(f"user data is {len(payload)} bytes gzipped; EC2 accepts {EC2_USER_DATA_LIMIT}")

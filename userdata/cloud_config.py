@@ -1,12 +1,11 @@
-"""Serialise the cloud-config document: deterministic YAML, file contents as readable literal blocks."""
+"""Serialise the cloud-config document: deterministic YAML, multi-line text (the bootstrap) as readable literal
+blocks."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import yaml
-
-from userdata.files import HostFile
 
 HEADER = "#cloud-config\n"
 
@@ -21,18 +20,6 @@ def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _string)
-
-
-def write_files_entry(file: HostFile) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "path": file.path,
-        "owner": file.owner,
-        "permissions": file.permissions,
-        "content": file.content,
-    }
-    if file.defer:
-        entry["defer"] = True
-    return entry
 
 
 def dump(document: dict[str, Any]) -> str:

@@ -40,6 +40,7 @@ class HostSettings:
     region: str
     ssm_prefix: str  # "/mlflow-aws/dev": the host reads naming.HOST_PARAMETERS below it
     artifact_bucket: str
+    host_files_bucket: str  # where the program uploads the host's files (userdata.bundle)
     public_hostname: str  # the domain, or the Elastic IP itself (no domain)
     public_ip: str
     mlflow_version: str  # exact, e.g. "3.17.2"

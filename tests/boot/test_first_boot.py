@@ -2,9 +2,10 @@
 (PID 1) starts nginx and mlflow.service with their sandboxing, and a client uses the server.
 
 One container for the whole module (a boot costs a minute or more). Its first boot starts with one
-SSM parameter missing, as when the host comes up before `pulumi up` has written it: the first test
-watches mlflow.service wait for it and then come up by itself once it is put. The tests after it use
-the healthy first boot; the last one powers the container off and boots the same root again.
+SSM parameter missing, as when the host comes up before `pulumi up` has written it: the `waiting`
+fixture watches mlflow.service wait for it before anything puts it, and one test sees the service come
+up by itself once it is put. The others use the healthy first boot (in any order; `healthy` puts the
+parameter if that test has not); the reboot test powers the container off and boots the same root again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,8 +26,9 @@ import requests
 from mlflow.tracking import MlflowClient
 
 import naming
+import userdata
 from tests.boot.conftest import require_boot
-from tests.support import boot
+from tests.support import boot, host_role
 from tests.support.boot_stack import BootedHost, boot_settings
 from tests.support.loopback import parse_env_file
 from userdata import layout
@@ -54,9 +57,37 @@ def booted() -> Iterator[BootedHost]:
         yield host
 
 
+@dataclass(frozen=True)
+class WaitingForParameter:
+    """What the first boot showed while MISSING was absent, seen before anything put it."""
+
+    lines: list[str]  # the configure step's lines naming it, from at least two tries
+    unit_state: tuple[str, str]  # mlflow.service's (ActiveState, SubState)
+    health_status: int | None  # /health through nginx (None: no answer)
+
+
+@pytest.fixture(scope="module")
+def waiting(booted: BootedHost) -> WaitingForParameter:
+    """The first boot watched until the configure step has tried twice without MISSING: whichever test
+    runs first, this is seen before `healthy` puts the parameter."""
+    container = booted.running()
+    line = f"missing SSM parameter(s): {booted.parameter_name(MISSING)};"
+
+    def retries() -> list[str] | None:
+        journal = container.journal("--unit", layout.UNIT_NAME, "--output", "cat")
+        found = [text for text in journal.splitlines() if line in text]
+        return found if len(found) >= 2 else None
+
+    found = boot.wait_until(f"mlflow.service logging {line!r} on two tries", retries, FIRST_BOOT_TIMEOUT_SECONDS,
+                            interval=1.0, describe=container.diagnosis)
+    state = boot.unit_state(container, layout.UNIT_NAME)
+    return WaitingForParameter(found, (state["ActiveState"], state["SubState"]),
+                               boot.http_status("http://127.0.0.1/health"))
+
+
 @pytest.fixture
-def healthy(booted: BootedHost) -> BootedHost:
-    """The first boot, healthy: the missing parameter put (if the first test has not), /health 200."""
+def healthy(booted: BootedHost, waiting: WaitingForParameter) -> BootedHost:
+    """The first boot, healthy: the missing parameter put (once the boot was seen waiting), /health 200."""
     booted.put_missing_parameter()
     booted.running().wait_for_health(timeout=FIRST_BOOT_TIMEOUT_SECONDS)
     return booted
@@ -75,26 +106,16 @@ def client(healthy: BootedHost, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mlf
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None restores the default
 
 
-def test_a_parameter_missing_at_first_boot_keeps_mlflow_waiting_with_a_line_naming_it_then_it_comes_up(booted):
-    container = booted.running()
+def test_a_parameter_missing_at_first_boot_keeps_mlflow_waiting_with_a_line_naming_it_then_it_comes_up(
+        booted, waiting):
     name = booted.parameter_name(MISSING)
-    line = f"missing SSM parameter(s): {name};"
-
-    def retries() -> list[str] | None:
-        """The configure step's lines naming the parameter, once it has tried at least twice."""
-        journal = container.journal("--unit", layout.UNIT_NAME, "--output", "cat")
-        found = [text for text in journal.splitlines() if line in text]
-        return found if len(found) >= 2 else None
-
-    found = boot.wait_until(f"mlflow.service logging {line!r} on two tries", retries, FIRST_BOOT_TIMEOUT_SECONDS,
-                            interval=1.0, describe=container.diagnosis)
-    for text in found:
+    for text in waiting.lines:
         assert text.startswith("mlflow-configure: SSM: missing SSM parameter(s): ")
         assert text.count("/") == name.count("/"), f"only the missing parameter is named: {text}"
-    state = boot.unit_state(container, layout.UNIT_NAME)
-    assert (state["ActiveState"], state["SubState"]) == ("activating", "start-pre")
-    assert boot.http_status("http://127.0.0.1/health") == 502  # nginx is up, MLflow is not
+    assert waiting.unit_state == ("activating", "start-pre")
+    assert waiting.health_status == 502  # nginx is up, MLflow is not
 
+    container = booted.running()
     booted.put_missing_parameter()
     boot.wait_until("/health 200 once the parameter exists",
                     lambda: True if boot.http_status("http://127.0.0.1/health") == 200 else None,
@@ -117,6 +138,25 @@ def test_no_unit_failed_and_the_system_is_running(healthy):
     container = healthy.running()
     assert container.check(["systemctl", "--failed", "--no-legend", "--plain"]).strip() == ""
     assert container.run(["systemctl", "is-system-running"]).stdout.strip() == "running"
+
+
+def test_the_bootstrap_fetched_the_host_files_from_s3_as_the_role_through_the_metadata_service(healthy):
+    # DESIGN decision 16: the user data names the object; moto (authorization on) served it to the host
+    # role's session that the bootstrap found through the metadata stand-in, and every file is as uploaded.
+    assert healthy.root is not None
+    bundle, bucket = healthy.stack.host_bundle, healthy.settings.host_files_bucket
+    output = healthy.root.read("/var/log/cloud-init-output.log")
+    deferred = sum(file.defer for file in userdata.host_files(healthy.settings))
+    assert f"mlflow-host-files: wrote the 1 early files of {bundle.key}" in output
+    assert f"mlflow-host-files: wrote the {deferred} deferred files of {bundle.key}" in output
+    fetches = [line for line in healthy.stack.moto.log.read_text().splitlines()
+               if f"s3:GetObject on arn:aws:s3:::{bucket}/{bundle.key}" in line]
+    assert fetches and all(line.startswith("moto-authorization: allowed arn:aws:sts::") and
+                           f":assumed-role/{host_role.HOST_ROLE}/" in line for line in fetches), fetches
+    for file in userdata.host_files(healthy.settings):
+        written = healthy.root.path(file.path)
+        assert written.read_text() == file.content, file.path
+        assert stat.S_IMODE(written.stat().st_mode) == int(file.permissions, 8), file.path
 
 
 def test_health_answers_through_nginx_without_credentials(healthy):

@@ -30,7 +30,8 @@ from mlflow.tracking import MlflowClient
 from tests.boot.conftest import require_boot
 from tests.support import boot
 from tests.support.boot_stack import CERTIFICATE_UNITS, BootedHost, boot_settings
-from tests.support.pebble import Pebble, free_port, pebble_binaries_missing, running_pebble
+from tests.support.pebble import Pebble, pebble_binaries_missing, running_pebble
+from tests.support.ports import free_port
 from userdata import layout, tls
 
 pytestmark = pytest.mark.boot

@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 
-from components.artifact_store import tls_only_policy
+from components.private_bucket import tls_only_policy
 from naming import Outputs
 
 BUCKET = "mlflow-aws-dev-artifacts-1a2b3c4d"

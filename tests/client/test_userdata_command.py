@@ -17,6 +17,7 @@ from userdata.settings import HostSettings
 REPO = Path(__file__).resolve().parents[2]
 OUTPUTS = {
     Outputs.ARTIFACT_BUCKET: "mlflow-aws-staging-artifacts-0f1e2d3c",
+    Outputs.HOST_FILES_BUCKET: "mlflow-aws-staging-host-files-0f1e2d3c",
     Outputs.PUBLIC_IP: "198.51.100.23",
     Outputs.ADMIN_PASSWORD: "Never4Printed5In6User7Data",
 }
@@ -53,6 +54,7 @@ def test_prints_the_user_data_for_the_stack_config_and_its_allocated_bucket_and_
         region="eu-central-1",
         ssm_prefix="/mlflow-aws/staging",
         artifact_bucket="mlflow-aws-staging-artifacts-0f1e2d3c",
+        host_files_bucket="mlflow-aws-staging-host-files-0f1e2d3c",
         public_hostname="198.51.100.23",  # no domain: the Elastic IP itself
         public_ip="198.51.100.23",
         mlflow_version="3.16.0",
@@ -69,10 +71,29 @@ def test_domain_in_the_config_replaces_the_ip_address_as_the_certified_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     directory = project(tmp_path, {"aws:region": "eu-west-1", "mlflow-aws:domain": "mlflow.example.org"})
-    assert run_userdata(directory) == 0
+    assert run_userdata(directory, "--files") == 0
     printed = capsys.readouterr().out
     assert "--cert-name mlflow.example.org --domain mlflow.example.org" in printed
     assert "--ip-address" not in printed and "live/198.51.100.23/" not in printed
+
+
+def test_files_prints_every_host_file_the_object_the_user_data_names_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = project(tmp_path, {"aws:region": "eu-west-1"})
+    assert run_userdata(directory) == 0
+    user_data = yaml.safe_load(capsys.readouterr().out)
+    assert run_userdata(directory, "--files") == 0
+    printed = capsys.readouterr().out
+
+    early = user_data["bootcmd"][1]
+    bucket, key = early[early.index("--bucket") + 1], early[early.index("--key") + 1]
+    assert bucket == OUTPUTS[Outputs.HOST_FILES_BUCKET]
+    assert printed.startswith(f"# s3://{bucket}/{key}\n")
+    headers = [line for line in printed.splitlines() if line.startswith("# /")]
+    assert "# /etc/systemd/system/nginx.service.d/mlflow-aws-hardening.conf (root:root 0644, early)" in headers
+    assert "# /etc/systemd/system/mlflow.service (root:root 0644, deferred)" in headers
+    assert OUTPUTS[Outputs.ADMIN_PASSWORD] not in printed
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -103,7 +124,7 @@ def test_directory_without_pulumi_yaml_is_refused(tmp_path: Path, capsys: pytest
     assert "Pulumi.yaml" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("missing", [Outputs.ARTIFACT_BUCKET, Outputs.PUBLIC_IP])
+@pytest.mark.parametrize("missing", [Outputs.ARTIFACT_BUCKET, Outputs.HOST_FILES_BUCKET, Outputs.PUBLIC_IP])
 def test_missing_output_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: str) -> None:
     directory = project(tmp_path, {"aws:region": "eu-west-1"})
     (directory / "outputs.json").write_text(json.dumps({k: v for k, v in OUTPUTS.items() if k != missing}))

@@ -18,7 +18,7 @@ import pytest
 from client import cli
 from client.verify import runner
 from client.verify.facts import Names, collect
-from components.artifact_store import tls_only_policy
+from components.private_bucket import tls_only_policy
 from naming import Outputs
 from tests.client import moto_stack
 from tests.support import servers

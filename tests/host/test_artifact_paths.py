@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from client import envfile
-from tests.support import loopback
+from tests.support import loopback, servers
 
 pytestmark = pytest.mark.host
 
@@ -57,6 +57,7 @@ class LogWatch:
     """Counts the request lines that nginx and moto append to their logs while it is open."""
 
     def __init__(self, stack: loopback.LoopbackStack) -> None:
+        self.stack = stack
         self.nginx_log = stack.logs / "nginx-access.log"
         self.moto_log = stack.moto.log
         self._start = (self._size(self.nginx_log), self._size(self.moto_log))
@@ -65,21 +66,18 @@ class LogWatch:
     def _size(path: Path) -> int:
         return path.stat().st_size if path.exists() else 0
 
-    @staticmethod
-    def _new_lines(path: Path, offset: int) -> list[str]:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            return _TERMINAL_COLOUR.sub("", handle.read().decode(errors="replace")).splitlines()
-
     def traffic(self) -> Traffic:
-        time.sleep(0.5)  # both write their line once the response is sent
+        nginx_lines, moto_lines = (
+            [_TERMINAL_COLOUR.sub("", line) for line in lines]
+            for lines in servers.logged_until_now([(self.nginx_log, self._start[0], self.stack.tracking_uri),
+                                                   (self.moto_log, self._start[1], self.stack.moto.endpoint)]))
         nginx: Counter[str] = Counter()
-        for line in self._new_lines(self.nginx_log, self._start[0]):
+        for line in nginx_lines:
             match = _REQUEST_LINE.search(line)
             if match and (kind := _kind(match.group(2))):
                 nginx[f"{match.group(1)} {kind}"] += 1
         s3: Counter[str] = Counter()
-        for line in self._new_lines(self.moto_log, self._start[1]):
+        for line in moto_lines:
             match = _REQUEST_LINE.search(line)
             if match and "X-Amz-Signature=" in match.group(2):
                 s3[match.group(1)] += 1

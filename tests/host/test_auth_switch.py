@@ -43,10 +43,11 @@ class Seen:
 
 
 def render_as(stack: loopback.LoopbackStack, settings: object, venv: Path) -> None:
-    """What `pulumi up` gives the replacement host: the user data rendered for `settings`."""
+    """What `pulumi up` gives the replacement host: the user data and the host's files rendered for `settings`."""
     stack.settings = settings  # type: ignore[assignment]
     stack.user_data = userdata.render(stack.settings)
-    stack.files = loopback.rendered_files(stack.user_data)
+    stack.host_bundle = userdata.host_bundle(stack.settings)
+    stack.files = loopback.host_file_contents(stack.settings)
     stack.unit = loopback.unit_directives(stack.files[layout.UNIT_PATH])
     stack.replacements[layout.VENV_DIR] = str(venv)
     stack.write_host_files()

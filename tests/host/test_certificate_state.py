@@ -24,10 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import naming
-import userdata
 from tests.support.host_role import HOST_ROLE
 from tests.support.imds import InstanceMetadata, running_instance_metadata
-from tests.support.loopback import MotoServer, loopback_settings, remap, rendered_files
+from tests.support.loopback import MotoServer, host_file_contents, loopback_settings, remap
 from tests.support.tls_loopback import certbot_venv
 from userdata import layout, tls
 from userdata.settings import HostSettings
@@ -88,7 +87,7 @@ class StateHost:
         path = Path(remap(tls.STATE_SCRIPT, replacements))
         if not path.exists():
             self.root.mkdir(parents=True, exist_ok=True)
-            for host_path, content in rendered_files(userdata.render(self.settings)).items():
+            for host_path, content in host_file_contents(self.settings).items():
                 if host_path.startswith((layout.HOST_PROGRAMS_DIR, layout.HOST_SETTINGS_DIR, tls.STATE_SCRIPT)):
                     target = Path(remap(host_path, replacements))
                     target.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ import pytest
 import userdata
 from host_programs import configure
 from tests.host.conftest import require_host_binaries
-from tests.support import loopback
+from tests.support import loopback, ports
 from tests.support.fleet_loopback import FleetHost, LoginLoop, StandInLoadBalancer, fleet_settings
 from tests.support.loopback import LOOPBACK, LoopbackStack
 from userdata import layout
@@ -280,7 +280,7 @@ def _access_log(host: LoopbackStack) -> str:
 def test_the_login_loop_counts_a_request_the_stand_in_cannot_serve(tmp_path: Path) -> None:
     """The zero above is a count that can be non-zero: a target with nothing listening fails requests."""
     require_host_binaries()
-    balancer = StandInLoadBalancer(tmp_path, [loopback.free_port()])
+    balancer = StandInLoadBalancer(tmp_path, [ports.free_port()])
     try:
         # /health of the stand-in itself fails too with no live target: start without waiting for it.
         balancer.start_without_health_check()

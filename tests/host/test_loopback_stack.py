@@ -11,6 +11,8 @@ import hashlib
 import os
 import random
 import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -22,6 +24,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 import naming
+from tests.support.loopback import LoopbackStack
 from userdata import layout
 
 pytestmark = pytest.mark.host
@@ -37,23 +40,44 @@ class AddOne(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         return model_input["x"] + 1
 
 
-@pytest.fixture
-def client(loopback_stack, monkeypatch):
+def point_mlflow_at(stack: LoopbackStack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
     """The MLflow client pointed at nginx with the admin's credentials (and no AWS credentials)."""
     for key in [key for key in os.environ if key.startswith(("AWS_", "MLFLOW_"))]:
         monkeypatch.delenv(key)
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", loopback_stack.admin_username)
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", loopback_stack.admin_password)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", stack.admin_username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", stack.admin_password)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    mlflow.set_tracking_uri(loopback_stack.tracking_uri)
-    yield MlflowClient(loopback_stack.tracking_uri)
+    mlflow.set_tracking_uri(stack.tracking_uri)
+    return MlflowClient(stack.tracking_uri)
+
+
+@pytest.fixture
+def client(loopback_stack, monkeypatch):
+    yield point_mlflow_at(loopback_stack, monkeypatch)
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None restores the default
 
 
+@dataclass(frozen=True)
+class LoggedRun:
+    experiment_id: str
+    run_id: str
+
+
 @pytest.fixture(scope="module")
-def stored(loopback_stack, tmp_path_factory):
-    """Ids the tests below share (the experiment and run the first one creates)."""
-    return {"dir": tmp_path_factory.mktemp("artifacts")}
+def logged_run(loopback_stack) -> Iterator[LoggedRun]:
+    """A run with two params and five losses, logged through nginx by the stock client as the admin, in
+    the experiment the tests below read it back from or log beside it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        point_mlflow_at(loopback_stack, monkeypatch)
+        try:
+            experiment_id = mlflow.set_experiment(EXPERIMENT).experiment_id
+            with mlflow.start_run() as run:
+                mlflow.log_params({"learning_rate": "0.01", "layers": "3"})
+                for step in range(5):
+                    mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        finally:
+            mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    yield LoggedRun(experiment_id, run.info.run_id)
 
 
 def write_random_file(path: Path, size: int) -> str:
@@ -100,40 +124,34 @@ def test_public_hostname_is_allowed_and_a_foreign_host_header_is_not(loopback_st
     assert foreign.status_code in (400, 403)
 
 
-def test_experiment_params_and_metrics_through_nginx(client, stored):
-    experiment_id = mlflow.set_experiment(EXPERIMENT).experiment_id
-    with mlflow.start_run() as run:
-        mlflow.log_params({"learning_rate": "0.01", "layers": "3"})
-        for step in range(5):
-            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
-    stored.update(experiment_id=experiment_id, run_id=run.info.run_id)
-    fetched = client.get_run(run.info.run_id)
+def test_experiment_params_and_metrics_through_nginx(client, logged_run):
+    fetched = client.get_run(logged_run.run_id)
+    assert fetched.info.experiment_id == client.get_experiment_by_name(EXPERIMENT).experiment_id
     assert fetched.data.params == {"learning_rate": "0.01", "layers": "3"}
-    assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
+    assert [m.value for m in client.get_metric_history(logged_run.run_id, "loss")] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
 
 
-def test_the_run_is_in_postgresql(loopback_stack, client, stored):
+def test_the_run_is_in_postgresql(loopback_stack, logged_run):
     connection = psycopg2.connect(loopback_stack.postgres_dsn)
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT experiment_id FROM runs WHERE run_uuid = %s", (stored["run_id"],))
-            assert cursor.fetchone() == (int(stored["experiment_id"]),)
-            cursor.execute("SELECT value FROM params WHERE run_uuid = %s AND key = 'layers'", (stored["run_id"],))
+            cursor.execute("SELECT experiment_id FROM runs WHERE run_uuid = %s", (logged_run.run_id,))
+            assert cursor.fetchone() == (int(logged_run.experiment_id),)
+            cursor.execute("SELECT value FROM params WHERE run_uuid = %s AND key = 'layers'", (logged_run.run_id,))
             assert cursor.fetchone() == ("3",)
     finally:
         connection.close()
 
 
-def test_200_mb_artifact_round_trips_byte_identical_and_lands_in_s3(loopback_stack, client, stored):
-    source = stored["dir"] / "weights.bin"
+def test_200_mb_artifact_round_trips_byte_identical_and_lands_in_s3(loopback_stack, client, logged_run, tmp_path):
+    source = tmp_path / "weights.bin"
     digest = write_random_file(source, ARTIFACT_BYTES)
-    with mlflow.start_run(experiment_id=stored["experiment_id"]) as run:
+    with mlflow.start_run(experiment_id=logged_run.experiment_id) as run:
         mlflow.log_artifact(str(source), artifact_path="big")
-    stored.update(artifact_run_id=run.info.run_id, artifact_sha256=digest)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/"), "artifacts must be proxied, not s3://"
 
     downloaded = Path(mlflow.artifacts.download_artifacts(
-        run_id=run.info.run_id, artifact_path="big/weights.bin", dst_path=str(stored["dir"] / "download")))
+        run_id=run.info.run_id, artifact_path="big/weights.bin", dst_path=str(tmp_path / "download")))
     assert downloaded.stat().st_size == ARTIFACT_BYTES
     assert sha256_of(downloaded) == digest
     downloaded.unlink()
@@ -143,8 +161,8 @@ def test_200_mb_artifact_round_trips_byte_identical_and_lands_in_s3(loopback_sta
     assert stored_object["Size"] == ARTIFACT_BYTES
 
 
-def test_register_a_model_and_load_it_back(client, stored):
-    with mlflow.start_run(experiment_id=stored["experiment_id"]):
+def test_register_a_model_and_load_it_back(client, logged_run):
+    with mlflow.start_run(experiment_id=logged_run.experiment_id):
         info = mlflow.pyfunc.log_model(name="model", python_model=AddOne(), registered_model_name=MODEL_NAME,
                                        pip_requirements=["mlflow"])
     assert str(info.registered_model_version) == "1"

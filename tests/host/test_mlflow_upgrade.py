@@ -60,7 +60,7 @@ def render_for(stack: loopback.LoopbackStack, mlflow_version: str, venv: Path) -
     """What a new host gets: the user data rendered for `mlflow_version`, its MLflow in `venv`."""
     stack.settings = dataclasses.replace(stack.settings, mlflow_version=mlflow_version)
     stack.user_data = userdata.render(stack.settings)
-    stack.files = loopback.rendered_files(stack.user_data)
+    stack.files = loopback.host_file_contents(stack.settings)
     stack.unit = loopback.unit_directives(stack.files[layout.UNIT_PATH])
     stack.replacements[layout.VENV_DIR] = str(venv)
     stack.write_host_files()

@@ -15,9 +15,10 @@ import requests
 
 from tests.host.conftest import require_host_binaries
 from tests.support.fleet_loopback import LOOPBACK_VPC, StandInLoadBalancer
-from tests.support.loopback import LOOPBACK, free_port
+from tests.support.loopback import LOOPBACK
 from tests.support.oidc_loopback import USERS_GROUP, OidcFleetHost, OidcLoopbackStack, create_token
 from tests.support.oidc_provider import OidcProvider
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.host
 

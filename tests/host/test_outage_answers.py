@@ -6,8 +6,10 @@ version of itself. Each test that stops something starts it again.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +41,24 @@ def wait_until_served(stack: LoopbackStack) -> None:
             return
         time.sleep(0.5)
     raise AssertionError("the stack did not serve again after the outage")
+
+
+# The stock client's search, answered 503 (nginx's "combined" format: ... "POST /path HTTP/1.1" 503 ...).
+SEARCH_ANSWERED_503 = re.compile(r'"(?:GET|POST) /api/2\.0/mlflow/experiments/search[?\S]* HTTP/[\d.]+" 503 ')
+RETRY_SECONDS = 30
+
+
+def wait_for_answers(log: Path, offset: int, answer: re.Pattern[str], *, count: int) -> None:
+    """Until nginx's access log has gained `count` lines matching `answer` since `offset`, bounded."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            seen = len(answer.findall(handle.read().decode(errors="replace")))
+        if seen >= count:
+            return
+        assert time.monotonic() < deadline, f"{seen} of {count} answers matching {answer.pattern} in {log}"
+        time.sleep(0.1)
 
 
 def assert_generic(response: requests.Response, status: int, *, database: str) -> None:
@@ -79,12 +99,14 @@ def test_mlflows_client_retries_through_a_database_outage(loopback_stack, monkey
         except Exception as error:  # reported by the assertion below
             outcome["error"] = error
 
+    access_log = loopback_stack.logs / "nginx-access.log"
+    logged_before = access_log.stat().st_size
     loopback_stack.stop_postgres()
     try:
         caller = threading.Thread(target=search)
         caller.start()
-        time.sleep(3)  # the client meets the 503 and backs off
-        assert caller.is_alive(), f"the client gave up at once: {outcome}"
+        wait_for_answers(access_log, logged_before, SEARCH_ANSWERED_503, count=2)  # met the 503, and retried
+        assert caller.is_alive(), f"the client gave up after its first retry: {outcome}"
     finally:
         loopback_stack.start_postgres()
     caller.join(timeout=120)

@@ -126,14 +126,127 @@ def test_a_model_version_cannot_point_at_raw_storage(team, location):
     assert ok(team.alice.get("/api/2.0/mlflow/model-versions/search", filter=f"name='{model}'")) == {}
 
 
-def test_a_model_version_cannot_name_a_denied_run(team):
+@dataclass
+class Sources:
+    """What a model version's source could name: alice's own run, and inside the denied experiment a logged
+    model and a registered model (DENY for alice too), each holding SECRET_BYTES as weights.bin."""
+
+    own_experiment_id: str
+    own_run_id: str
+    private_logged_model_id: str
+    private_registered_model: str
+    readable_registered_model: str  # the admin's, in an experiment alice may read, holding OWN_BYTES
+
+
+OWN_BYTES = b"weights alice may read\n"
+
+
+@pytest.fixture(scope="module")
+def sources(team: Team) -> Sources:
+    own_experiment_id = ok(team.alice.post("/api/2.0/mlflow/experiments/create", {"name": unique("alice-own")}))[
+        "experiment_id"]
+    own_run_id = create_run(team.alice, own_experiment_id)
+    upload(team.alice, own_experiment_id, own_run_id, "weights.bin", OWN_BYTES)
+
+    logged = ok(team.admin.post("/api/2.0/mlflow/logged-models", {
+        "experiment_id": team.private_experiment_id, "name": unique("private-logged")}))["model"]["info"]
+    ok(team.admin.put(f"/api/2.0/mlflow-artifacts/artifacts/{team.private_experiment_id}/models/"
+                      f"{logged['model_id']}/artifacts/weights.bin", SECRET_BYTES))
+
+    private_model = unique("private-registered")
+    ok(team.admin.post("/api/2.0/mlflow/registered-models/create", {"name": private_model}))
+    ok(team.admin.post("/api/2.0/mlflow/model-versions/create", {  # a source get-artifact serves (see below)
+        "name": private_model, "run_id": team.private_run_id,
+        "source": f"mlflow-artifacts:/{team.private_experiment_id}/{team.private_run_id}/artifacts"}))
+    ok(team.admin.post("/api/3.0/mlflow/users/permissions/grant", {
+        "username": team.alice.username, "resource_type": "registered_model", "resource_id": private_model,
+        "permission": "DENY"}))
+
+    shared_experiment_id = ok(team.admin.post("/api/2.0/mlflow/experiments/create", {"name": unique("shared")}))[
+        "experiment_id"]
+    shared_run_id = create_run(team.admin, shared_experiment_id)
+    upload(team.admin, shared_experiment_id, shared_run_id, "weights.bin", OWN_BYTES)
+    readable_model = unique("shared-registered")
+    ok(team.admin.post("/api/2.0/mlflow/registered-models/create", {"name": readable_model}))
+    ok(team.admin.post("/api/2.0/mlflow/model-versions/create", {
+        "name": readable_model, "run_id": shared_run_id,
+        "source": f"mlflow-artifacts:/{shared_experiment_id}/{shared_run_id}/artifacts"}))
+    return Sources(own_experiment_id, own_run_id, logged["model_id"], private_model, readable_model)
+
+
+# (source, run_id, model_id) of a model version alice asks for, naming the denied experiment's weights:
+# {experiment} and {run} are the denied ones, {own_experiment} and {own_run} alice's, {logged_model} and
+# {registered_model} the denied experiment's models.
+DENIED_SOURCES = {
+    "runs-with-the-denied-run-id": ("runs:/{run}/artifacts", "{run}", None),
+    "runs-without-a-run-id": ("runs:/{run}/artifacts", None, None),
+    "runs-with-alices-own-run-id": ("runs:/{run}/artifacts", "{own_run}", None),
+    "artifacts-with-the-denied-run-id": ("mlflow-artifacts:/{experiment}/{run}/artifacts", "{run}", None),
+    "artifacts-without-a-run-id": ("mlflow-artifacts:/{experiment}/{run}/artifacts", None, None),
+    "artifacts-with-alices-own-run-id": ("mlflow-artifacts:/{experiment}/{run}/artifacts", "{own_run}", None),
+    "artifacts-of-the-denied-experiment-root": ("mlflow-artifacts:/{experiment}", "{own_run}", None),
+    "artifacts-climbing-out-of-alices-run": (
+        "mlflow-artifacts:/{own_experiment}/{own_run}/artifacts/../../../{experiment}/{run}/artifacts",
+        "{own_run}", None),
+    "artifacts-climbing-out-encoded": (
+        "mlflow-artifacts:/{own_experiment}/{own_run}/artifacts/%2e%2e/%2e%2e/%2e%2e/{experiment}/{run}/artifacts",
+        "{own_run}", None),
+    "logged-model": ("models:/{logged_model}", None, None),
+    "logged-model-with-its-model-id": ("models:/{logged_model}", None, "{logged_model}"),
+    "logged-models-artifacts": ("mlflow-artifacts:/{experiment}/models/{logged_model}/artifacts", None,
+                                "{logged_model}"),
+    "denied-registered-model-version": ("models:/{registered_model}/1", None, None),
+    "denied-registered-model-version-with-alices-run-id": ("models:/{registered_model}/1", "{own_run}", None),
+}
+
+
+def model_version_request(model: str, template: tuple[str, str | None, str | None], team: Team,
+                          sources: Sources) -> dict[str, str]:
+    names = {"experiment": team.private_experiment_id, "run": team.private_run_id,
+             "own_experiment": sources.own_experiment_id, "own_run": sources.own_run_id,
+             "logged_model": sources.private_logged_model_id, "registered_model": sources.private_registered_model}
+    source, run_id, model_id = (None if value is None else value.format(**names) for value in template)
+    assert source is not None
+    return {"name": model, "source": source,
+            **({"run_id": run_id} if run_id is not None else {}), **({"model_id": model_id} if model_id else {})}
+
+
+@pytest.mark.parametrize("variant", sorted(DENIED_SOURCES))
+def test_a_model_version_cannot_name_what_the_user_may_not_read(team, sources, variant):
     model = unique("alice-model")
     ok(team.alice.post("/api/2.0/mlflow/registered-models/create", {"name": model}))
-    for source in (f"runs:/{team.private_run_id}/artifacts",
-                   f"mlflow-artifacts:/{team.private_experiment_id}/{team.private_run_id}/artifacts"):
-        created = team.alice.post("/api/2.0/mlflow/model-versions/create",
-                                  {"name": model, "source": source, "run_id": team.private_run_id})
-        assert created.status_code == 403, f"{source}: {created.status_code} {created.text}"
+    body = model_version_request(model, DENIED_SOURCES[variant], team, sources)
+
+    created = team.alice.post("/api/2.0/mlflow/model-versions/create", body)
+    download = team.alice.get("/model-versions/get-artifact", name=model, version="1", path="weights.bin")
+
+    assert created.status_code in (400, 403), f"{body}: {created.status_code} {created.text}"
+    assert SECRET_BYTES not in download.content, body
+    assert ok(team.alice.get("/api/2.0/mlflow/model-versions/search", filter=f"name='{model}'")) == {}
+
+
+@pytest.mark.parametrize("source", [
+    "runs:/{own_run}/artifacts",
+    "mlflow-artifacts:/{own_experiment}/{own_run}/artifacts",
+    "models:/{readable_model}/1",
+])
+def test_a_model_version_of_what_the_user_may_read_is_created_and_downloaded(team, sources, source):
+    model = unique("alice-model")
+    ok(team.alice.post("/api/2.0/mlflow/registered-models/create", {"name": model}))
+    source = source.format(own_experiment=sources.own_experiment_id, own_run=sources.own_run_id,
+                           readable_model=sources.readable_registered_model)
+    body = {"name": model, "source": source, **({"run_id": sources.own_run_id} if "models:/" not in source else {})}
+
+    created = ok(team.alice.post("/api/2.0/mlflow/model-versions/create", body))
+    download = team.alice.get("/model-versions/get-artifact", name=model, version="1", path="weights.bin")
+
+    assert created["model_version"]["source"] == source
+    if source.startswith("runs:/"):
+        # MLflow 3.17.2's get-artifact cannot serve a runs:/ source with proxied artifacts, guard or not
+        # (test_registering_from_runs_and_models_uris_and_downloading): the client reads the run's.
+        download = team.alice.get(f"/api/2.0/mlflow-artifacts/artifacts/{sources.own_experiment_id}/"
+                                  f"{sources.own_run_id}/artifacts/weights.bin")
+    assert download.status_code == 200 and download.content == OWN_BYTES, f"{source}: {download.status_code}"
 
 
 def test_the_admin_is_held_to_the_same_sources(team):

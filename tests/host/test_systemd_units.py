@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import userdata
-from tests.support.loopback import loopback_settings, rendered_files
+from tests.support.loopback import host_file_contents, loopback_settings
 from tests.support.tls_loopback import certbot_venv
 from userdata import layout, tls
 
@@ -70,7 +69,7 @@ def verify(root: Path, names: list[str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("tls", ["off", "letsencrypt"])
 def test_systemd_accepts_every_rendered_unit_without_warnings(tmp_path, tls):
-    files = rendered_files(userdata.render(dataclasses.replace(SETTINGS, tls=tls)))
+    files = host_file_contents(dataclasses.replace(SETTINGS, tls=tls))
     names = units(files)
     assert layout.UNIT_NAME in names
     assert layout.NGINX_UNIT_NAME in names  # this machine's nginx.service, with the rendered drop-in
@@ -80,7 +79,7 @@ def test_systemd_accepts_every_rendered_unit_without_warnings(tmp_path, tls):
 
 
 def test_systemd_analyze_reports_a_broken_unit(tmp_path):
-    files = rendered_files(userdata.render(SETTINGS))
+    files = host_file_contents(SETTINGS)
     files[layout.UNIT_PATH] = files[layout.UNIT_PATH].replace("Restart=always", "Restart=sometimes")
     result = verify(host_root(tmp_path, files), [layout.UNIT_NAME])
     assert "restart specifier" in result.stderr

@@ -41,7 +41,8 @@ import naming
 from client.verify import checks
 from client.verify import facts as verify_facts
 from tests.support import loopback
-from tests.support.pebble import Pebble, free_port, running_pebble
+from tests.support.pebble import Pebble, running_pebble
+from tests.support.ports import free_port
 from tests.support.tls_loopback import UBUNTU_DEFAULT_SITE, TlsHost, tls_binaries_missing
 from userdata import layout, tls
 

@@ -14,13 +14,14 @@ import secrets
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.support import servers
 
 pytestmark = pytest.mark.host
 
@@ -100,10 +101,9 @@ def test_the_ui_loads_for_a_non_admin_and_none_of_its_requests_is_refused(loopba
     finally:
         proxy.shutdown()
         proxy.server_close()
-    time.sleep(1)  # nginx writes its access log as each request ends
 
     assert page.returncode == 0, page.stderr[-2000:]
-    log = (loopback_stack.logs / "nginx-access.log").read_text(errors="replace").splitlines()
+    [log] = servers.logged_until_now([(loopback_stack.logs / "nginx-access.log", 0, loopback_stack.tracking_uri)])
     made = [m for m in map(ACCESS.match, log) if m and m["user"] == username]
     api_calls = [m for m in made if m["path"].startswith(("/ajax-api/", "/api/"))]
     assert api_calls, f"the UI made no API request as {username}: {page.stderr[-1000:]}"

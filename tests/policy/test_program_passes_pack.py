@@ -77,6 +77,13 @@ def test_the_program_creates_what_the_pack_guards(program: tuple[ProgramRun, boo
     assert {resource.type for resource in run.resources} >= GUARDED_TYPES
 
 
+def artifact_bucket(run: ProgramRun) -> RegisteredResource:
+    """The artifact store's bucket (the other one holds the host's files: components/host_files.py)."""
+    store = run.one("mlflow-aws:storage:ArtifactStore").urn
+    (bucket,) = [resource for resource in run.of_type(rules.BUCKET) if resource.parent == store]
+    return bucket
+
+
 def spoiled(resource: RegisteredResource, **changes: Any) -> dict[str, Any]:
     return {**resource.inputs, **changes}
 
@@ -99,14 +106,16 @@ def test_the_rules_read_the_programs_property_names(program: tuple[ProgramRun, b
     root = {**host.inputs["rootBlockDevice"], "encrypted": False}
     assert fires(host, spoiled(host, rootBlockDevice=root), "rootBlockDevice is not encrypted")
 
-    block = run.one(rules.PUBLIC_ACCESS_BLOCK)
-    assert fires(block, spoiled(block, restrictPublicBuckets=False), "leaves restrictPublicBuckets off")
-
-    versioning = run.one(rules.VERSIONING)
-    assert fires(versioning, spoiled(versioning, versioningConfiguration={"status": "Suspended"}), "'Suspended'")
-
-    encryption = run.one(rules.ENCRYPTION)
-    assert fires(encryption, spoiled(encryption, rules=[{"bucketKeyEnabled": True}]), "no applyServerSideEncryption")
+    # Each bucket's: the artifacts' and the host files' (components/host_files.py).
+    for block in run.of_type(rules.PUBLIC_ACCESS_BLOCK):
+        assert fires(block, spoiled(block, restrictPublicBuckets=False), "leaves restrictPublicBuckets off")
+    for versioning in run.of_type(rules.VERSIONING):
+        assert fires(versioning, spoiled(versioning, versioningConfiguration={"status": "Suspended"}),
+                     "'Suspended'")
+    for encryption in run.of_type(rules.ENCRYPTION):
+        assert fires(encryption, spoiled(encryption, rules=[{"bucketKeyEnabled": True}]),
+                     "no applyServerSideEncryption")
+    assert len(run.of_type(rules.BUCKET)) == len(run.of_type(rules.VERSIONING)) == 2
 
     world_rules = [rule for rule in run.of_type(rules.INGRESS_RULE) if rule.inputs.get("cidrIpv4") == "0.0.0.0/0"]
     assert world_rules, "the web security group admits the world on 80/443 in both stacks"
@@ -121,15 +130,15 @@ def test_the_rules_read_the_programs_property_names(program: tuple[ProgramRun, b
 def test_a_bucket_missing_a_companion_is_caught_in_the_real_stack(program: tuple[ProgramRun, bool]) -> None:
     run, _ = program
     without_versioning = [resource for resource in run.resources if resource.type != rules.VERSIONING]
-    [violation] = rules.validate_stack(stack_resources(without_versioning))
-    assert violation.urn == run.one(rules.BUCKET).urn
-    assert "has no BucketVersioning" in violation.message
+    violations = rules.validate_stack(stack_resources(without_versioning))
+    assert {violation.urn for violation in violations} == {bucket.urn for bucket in run.of_type(rules.BUCKET)}
+    assert all("has no BucketVersioning" in violation.message for violation in violations)
 
 
 def test_a_protected_stack_is_held_to_it_without_the_pack_config(program: tuple[ProgramRun, bool]) -> None:
     run, protect_data = program
     database = run.one(rules.RDS_INSTANCE)
-    bucket = run.one(rules.BUCKET)
+    bucket = artifact_bucket(run)
     assert rules.declares_data_protection(database.inputs) is protect_data
     assert rules.declares_data_protection(bucket.inputs) is protect_data
     # What `pulumi preview --policy-pack policy` sees for prod if a change dropped the protection.
@@ -140,7 +149,7 @@ def test_a_protected_stack_is_held_to_it_without_the_pack_config(program: tuple[
 def test_prod_data_protection_is_what_keeps_prod_passing(program: tuple[ProgramRun, bool]) -> None:
     run, protect_data = program
     database = run.one(rules.RDS_INSTANCE)
-    bucket = run.one(rules.BUCKET)
+    bucket = artifact_bucket(run)
     if protect_data:
         unprotected = spoiled(database, deletionProtection=False, skipFinalSnapshot=True)
         messages = rules.check_data_protection(rules.RDS_INSTANCE, unprotected, protect_data=True)

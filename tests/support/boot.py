@@ -81,6 +81,11 @@ network:
   config: disabled
 """
 
+# The units whose process runs cloud-init's stages (bootcmd, runcmd): one process for all of them since
+# cloud-init 24.3 (Debian 13 has 25.1), one unit per stage before.
+CLOUD_INIT_SINGLE_PROCESS_UNIT = "cloud-init-main.service"
+CLOUD_INIT_STAGE_UNITS = ("cloud-init.service", "cloud-final.service")
+
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 START_TIMEOUT_SECONDS = 60.0
 POWEROFF_TIMEOUT_SECONDS = 90.0
@@ -227,6 +232,13 @@ class BootRoot:
 
     def remove(self) -> None:
         remove_tree(self.directory)
+
+
+def cloud_init_units(root: BootRoot) -> tuple[str, ...]:
+    """The units of `root` whose environment cloud-init's bootcmd and runcmd run in."""
+    if root.path(f"/usr/lib/systemd/system/{CLOUD_INIT_SINGLE_PROCESS_UNIT}").exists():
+        return (CLOUD_INIT_SINGLE_PROCESS_UNIT,)
+    return CLOUD_INIT_STAGE_UNITS
 
 
 def host_ca_bundle(root: BootRoot) -> str:

@@ -15,7 +15,9 @@ edit of a rendered file:
                                             AWS_EC2_METADATA_SERVICE_ENDPOINT (the stand-in), so the
                                             configure step and MLflow sign with the instance role's
                                             credentials as on EC2; and this machine's CA bundle for uv
-                                            and pip (its outbound TLS is intercepted)
+                                            and pip (its outbound TLS is intercepted). cloud-init's
+                                            process (boot.cloud_init_units): the same two AWS variables,
+                                            for the bootstrap that fetches the host's files
   cloud.cfg.d/90-mlflow-aws-test.cfg        NoCloud only, network left alone
   `extra_files`                             e.g. the ACME directory's CA for certbot (the TLS test)
 """
@@ -41,6 +43,7 @@ from userdata.settings import HostSettings
 PROJECT, STACK, REGION = "mlflow-aws", "boot", "us-east-1"
 PUBLIC_IP = loopback.LOOPBACK
 ARTIFACT_BUCKET = "mlflow-aws-boot-artifacts"
+HOST_FILES_BUCKET = "mlflow-aws-boot-host-files"
 CERTIFICATE_UNITS = tuple(Path(unit).name for unit in (tls.ISSUANCE_SERVICE, tls.RENEWAL_SERVICE))
 TEST_DROP_IN = "90-mlflow-aws-test"
 
@@ -49,7 +52,8 @@ def boot_settings(**config: Any) -> HostSettings:
     """The host settings `pulumi up` renders for a stack with this config (defaults for the rest),
     with the Elastic IP standing at 127.0.0.1, where the container's nginx listens."""
     cfg = load_config(config, project=PROJECT, stack=STACK, region=REGION)
-    return host_settings_for(cfg, artifact_bucket=ARTIFACT_BUCKET, public_ip=PUBLIC_IP)
+    return host_settings_for(cfg, artifact_bucket=ARTIFACT_BUCKET, host_files_bucket=HOST_FILES_BUCKET,
+                             public_ip=PUBLIC_IP)
 
 
 class BootedHost:
@@ -72,7 +76,7 @@ class BootedHost:
         self.extra_drop_ins = {unit: dict(env) for unit, env in (extra_drop_ins or {}).items()}
         self.user_data_base64 = userdata.ec2_user_data_base64(settings)
         self.user_data = userdata.render(settings)
-        self.files = loopback.rendered_files(self.user_data)
+        self.files = loopback.host_file_contents(settings)
         self.instance_id = f"i-{secrets.token_hex(8)}"
         self.stack = loopback.LoopbackStack(settings, start=False)
         self._exit = contextlib.ExitStack()
@@ -135,9 +139,18 @@ class BootedHost:
             **boot.installer_trust_environment(bundle),
         }
         # Every unit that installs from PyPI or calls AWS: MLflow's, and with TLS the certificate's
-        # (certbot's install, the saved state in SSM), each with the test's own additions.
-        units = [layout.UNIT_NAME, *(CERTIFICATE_UNITS if self.settings.tls != "off" else ())]
-        self.unit_environments = {unit: {**stand_ins, **self.extra_drop_ins.get(unit, {})} for unit in units}
+        # (certbot's install, the saved state in SSM), each with the test's own additions; and cloud-init's,
+        # whose bootcmd and runcmd run the bootstrap, which fetches the host's files from moto with the
+        # role's credentials from the metadata stand-in (botocore's two variables, nothing else).
+        bootstrap = {"AWS_ENDPOINT_URL": self.stack.moto.endpoint,
+                     "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds.endpoint}
+        units = {
+            **{unit: bootstrap for unit in boot.cloud_init_units(self.root)},
+            **{unit: stand_ins for unit in (layout.UNIT_NAME,
+                                            *(CERTIFICATE_UNITS if self.settings.tls != "off" else ()))},
+        }
+        self.unit_environments = {unit: {**environment, **self.extra_drop_ins.get(unit, {})}
+                                  for unit, environment in units.items()}
         for unit, unit_environment in self.extra_drop_ins.items():
             self.unit_environments.setdefault(unit, dict(unit_environment))
         for unit, unit_environment in self.unit_environments.items():

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import loopback
-from tests.support.loopback import LOOPBACK, LoopbackError, LoopbackStack, free_port
+from tests.support.loopback import LOOPBACK, LoopbackError, LoopbackStack
+from tests.support.ports import free_port
 from userdata.settings import HostSettings
 
 RELOAD_TIMEOUT_SECONDS = 60.0

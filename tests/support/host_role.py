@@ -2,11 +2,12 @@
 and the temporary credentials of a session of that role, which the instance metadata stand-in
 (tests/support/imds.py) hands to the host's processes as EC2 would.
 
-The role carries the inline policy alone: AmazonSSMManagedInstanceCore, which the program also attaches,
-is for the SSM agent, and no program of the host relies on it (host_programs/aws_calls.py), so the tests
-prove the inline policy suffices. Its trust policy lets the tests' admin assume it, standing in for EC2:
-moto 5.2.6 cannot evaluate the program's own trust policy (its _check_principal handles only AWS
-principals, and a Service principal raises a TypeError).
+The role carries the inline policy alone: AmazonSSMManagedEC2InstanceDefaultPolicy, which the program also
+attaches, is for the SSM agent, and no program of the host relies on it (host_programs/aws_calls.py), so
+the tests prove the inline policy suffices (tests/unit/test_host_role_reach.py evaluates the managed one).
+Its trust policy lets the tests' admin assume it, standing in for EC2: moto 5.2.6 cannot evaluate the
+program's own trust policy (its _check_principal handles only AWS principals, and a Service principal
+raises a TypeError).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def identity_args(settings: HostSettings, *, hosted_zone_id: str = "") -> HostId
         region=settings.region,
         ssm_prefix=settings.ssm_prefix,
         bucket_arn=bucket_arn(settings),
+        host_files_bucket_arn=host_files_bucket_arn(settings),
         hosted_zone_id=hosted_zone_id if settings.acme_dns_route53 else "",
         saves_certificate=settings.tls == "letsencrypt",
     )
@@ -52,9 +54,14 @@ def bucket_arn(settings: HostSettings) -> str:
     return f"arn:{PARTITION}:s3:::{settings.artifact_bucket}"
 
 
+def host_files_bucket_arn(settings: HostSettings) -> str:
+    return f"arn:{PARTITION}:s3:::{settings.host_files_bucket}"
+
+
 def rendered_policy(settings: HostSettings) -> dict[str, Any]:
     """The role policy the program renders for hosts with `settings`, as a document."""
-    text = host_policy(identity_args(settings), bucket_arn=bucket_arn(settings), partition=PARTITION,
+    text = host_policy(identity_args(settings), bucket_arn=bucket_arn(settings),
+                       host_files_bucket_arn=host_files_bucket_arn(settings), partition=PARTITION,
                        account_id=ACCOUNT_ID)
     document: dict[str, Any] = json.loads(text)
     return document

@@ -1,12 +1,14 @@
-"""The host's software stack on 127.0.0.1, run from the rendered user data.
+"""The host's software stack on 127.0.0.1, run from the files the user data gives the host.
 
-Everything the EC2 host would run comes out of `userdata.render()`: the configure script and the
+Everything the EC2 host would run comes out of `userdata.host_files()`, the files the bootstrap writes on
+the host (DESIGN decision 16; the boot tests run the bootstrap itself): the configure script and the
 `ExecStartPre`/`ExecStart`/`Environment` lines of mlflow.service, and the nginx upstream, proxy snippet
 and site. `remap()` rewrites their host paths and ports into a temporary tree and free ports; nothing
 is retyped. Around them: a throwaway PostgreSQL cluster (initdb, SSL on with a self-signed
 certificate, because the backend URI says sslmode=require; only SSL connections are accepted), and
-moto's server as S3 (the artifact bucket) and SSM (the stack's parameters, put the way the Database
-and ServerSecrets components put them, names from naming.py), with authorization on: the tests act as
+moto's server as S3 (the artifact bucket, and the host files' bucket with their object) and SSM (the
+stack's parameters, put the way the Database and ServerSecrets components put them, names from
+naming.py), with authorization on: the tests act as
 moto's admin, and the host's processes find a session of the host's role, carrying the policy the
 program renders (tests/support/host_role.py), through the instance metadata stand-in (tests/support/imds.py)
 as on EC2.
@@ -31,7 +33,8 @@ Interface (all a plain class, usable without pytest):
   start_mlflow() / stop_mlflow() / restart_mlflow()      configure step, then ExecStart; waits for /health
   launch_server(env=None)                                ExecStart alone, after a configure step
   start_nginx() / stop_nginx(); close()                  (close stops everything and removes the tree)
-  user_data             the rendered document;  files: host path -> content of every write_files entry
+  user_data             the rendered document;  files: host path -> content of every host file
+  host_bundle           the object of the host's files, put into moto's host-files bucket by prepare()
   tracking_uri          http://127.0.0.1:<nginx port> (through nginx);  direct_uri: straight to MLflow
   admin_username, admin_password, bucket, region, s3_endpoint, postgres_dsn (tracking database),
   auth_postgres_dsn, parameters (SSM name -> value), secret_values (the SecureString values)
@@ -49,7 +52,7 @@ Interface (all a plain class, usable without pytest):
   imds                  the metadata stand-in (credential_reads, refused)
 
 Module functions: remap(text, replacements), loopback_replacements(...), loopback_settings(**overrides),
-rendered_files(user_data), unit_directives(unit_text), parse_env_file(text), free_port(),
+host_file_contents(settings), unit_directives(unit_text), parse_env_file(text),
 host_binaries_missing(), autocommit_cursor(dsn) (a cursor whose statements commit at once).
 """
 
@@ -67,7 +70,6 @@ import select
 import shlex
 import shutil
 import signal
-import socket
 import ssl
 import string
 import subprocess
@@ -82,12 +84,12 @@ from typing import Any
 
 import boto3
 import psycopg2
-import yaml
 
 import naming
 import userdata
 from tests.support import host_role
 from tests.support.imds import InstanceMetadata, running_instance_metadata
+from tests.support.ports import free_port
 from userdata import layout
 from userdata.settings import HostSettings
 
@@ -110,13 +112,6 @@ class ConfigureFailed(LoopbackError):
     def __init__(self, result: subprocess.CompletedProcess[str]) -> None:
         self.result = result
         super().__init__(f"configure step exited {result.returncode}:\n{result.stderr[-4000:]}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def postgres_bin_dir() -> Path | None:
@@ -142,6 +137,7 @@ def loopback_settings(**overrides: Any) -> HostSettings:
         region="us-east-1",
         ssm_prefix=naming.ssm_prefix(project, stack),
         artifact_bucket="mlflow-aws-loopback-artifacts",
+        host_files_bucket="mlflow-aws-loopback-host-files",
         public_hostname=LOOPBACK,  # a default stack: no domain, the address itself
         public_ip=LOOPBACK,
         mlflow_version=importlib.metadata.version("mlflow"),
@@ -179,15 +175,10 @@ def loopback_replacements(root: Path, *, venv: Path, mlflow_port: int, nginx_por
     }
 
 
-def rendered_files(user_data: str) -> dict[str, str]:
-    """write_files of a rendered document: host path -> content."""
-    document = yaml.safe_load(user_data)
-    files: dict[str, str] = {}
-    for entry in document["write_files"]:
-        if entry.get("encoding"):
-            raise LoopbackError(f"{entry['path']}: encoded write_files entries are not expected")
-        files[entry["path"]] = entry["content"]
-    return files
+def host_file_contents(settings: HostSettings) -> dict[str, str]:
+    """Every host file of `settings` (userdata.host_files, the one list the bootstrap's object holds):
+    host path -> content."""
+    return {file.path: file.content for file in userdata.host_files(settings)}
 
 
 def unit_directives(unit_text: str) -> dict[str, list[str]]:
@@ -448,7 +439,8 @@ class LoopbackStack:
         if settings is not None and overrides:
             self.settings = dataclasses.replace(settings, **overrides)
         self.user_data = userdata.render(self.settings)
-        self.files = rendered_files(self.user_data)
+        self.host_bundle = userdata.host_bundle(self.settings)
+        self.files = host_file_contents(self.settings)
         self.unit = unit_directives(self.files[layout.UNIT_PATH])
         self.root = Path(tempfile.mkdtemp(prefix="mlflow-loopback-"))
         self.root.chmod(0o711)  # PostgreSQL's own user must reach its directory inside
@@ -584,6 +576,7 @@ class LoopbackStack:
         self.postgres.init()
         self.moto.start()
         self.s3_client().create_bucket(Bucket=self.bucket)
+        self.put_host_files()
         self.put_parameters()
         self.start_instance_metadata(self.moto.start_host_role(self.settings, self.policy_change))
         self._prepared = True
@@ -597,6 +590,13 @@ class LoopbackStack:
         if self._imds_running is not None:
             self._imds_running.__exit__(None, None, None)
             self._imds_running = None
+
+    def put_host_files(self) -> None:
+        """The host-files bucket and the object the user data names, as components/host_files.py uploads it."""
+        s3 = self.s3_client()
+        s3.create_bucket(Bucket=self.settings.host_files_bucket)
+        s3.put_object(Bucket=self.settings.host_files_bucket, Key=self.host_bundle.key, Body=self.host_bundle.body,
+                      ContentType="application/json")
 
     def put_parameters(self) -> None:
         """The stack's parameters, as components.database and components.server_secrets put them."""

@@ -28,8 +28,9 @@ import requests
 import naming
 from tests.support import mlflow_venv
 from tests.support.fleet_loopback import FleetHost
-from tests.support.loopback import LOOPBACK, LoopbackStack, free_port, loopback_settings
+from tests.support.loopback import LOOPBACK, LoopbackStack, loopback_settings
 from tests.support.oidc_provider import OidcProvider, RegisteredClient
+from tests.support.ports import free_port
 from userdata import layout
 from userdata.settings import OidcSettings
 

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.support.ports import free_port
 from tests.support.servers import stop
 
 STARTUP_TIMEOUT_SECONDS = 20.0
@@ -48,13 +49,6 @@ class Pebble:
 
 def pebble_binaries_missing() -> list[str]:
     return [name for name in ("pebble", "pebble-challtestsrv") if shutil.which(name) is None]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

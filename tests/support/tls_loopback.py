@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support import loopback
+from tests.support import loopback, ports
 from tests.support.loopback import LoopbackStack
 from userdata import layout, tls
 from userdata.settings import HostSettings
@@ -85,7 +85,7 @@ def certbot_venv() -> Path:
 def host_replacements(root: Path, *, nginx_port: int, https_port: int) -> dict[str, str]:
     """Every host path and port the rendered files use, moved into `root` (no stack needed)."""
     return {
-        **loopback.loopback_replacements(root, venv=root / "venv", mlflow_port=loopback.free_port(),
+        **loopback.loopback_replacements(root, venv=root / "venv", mlflow_port=ports.free_port(),
                                          nginx_port=nginx_port),
         **tls_replacements(root, https_port=https_port),
     }

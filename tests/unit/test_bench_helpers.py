@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 import server_guard
-import userdata
 from bench import common, host_install, large_artifact, load, stack
-from tests.support.loopback import LoopbackStack, loopback_settings, rendered_files
+from tests.support.loopback import LoopbackStack, host_file_contents, loopback_settings
 from userdata import layout, sizing
 
 BENCH_MODULES = ["common", "host_install", "stack", "load", "install_time", "boot_time", "memory", "throughput",
@@ -101,7 +100,7 @@ def test_machine_facts_name_cpu_and_os():
 
 
 def test_install_script_is_the_rendered_one_with_only_its_paths_moved(tmp_path):
-    rendered = rendered_files(userdata.render(loopback_settings()))[layout.INSTALL_SCRIPT]
+    rendered = host_file_contents(loopback_settings())[layout.INSTALL_SCRIPT]
     assert host_install.rendered_install_script() == rendered
     script = host_install.write_install_script(tmp_path, cache=tmp_path / "cache").read_text()
     for host_path in (layout.VENV_DIR, layout.UV_DIR, layout.UV_CACHE_DIR):
@@ -123,7 +122,7 @@ def test_install_environment_ignores_pip_config_and_local_wheels(tmp_path, monke
 
 @pytest.mark.parametrize("variant", sorted(stack.NGINX_VARIANTS))
 def test_every_nginx_variant_still_applies_to_the_rendered_files(variant):
-    files = rendered_files(userdata.render(loopback_settings()))
+    files = host_file_contents(loopback_settings())
     edited = dict(files)
     stack.apply_variant(edited, variant)
     changed = {path for path in files if files[path] != edited[path]}
@@ -131,7 +130,7 @@ def test_every_nginx_variant_still_applies_to_the_rendered_files(variant):
 
 
 def test_buffered_variant_turns_both_bufferings_on():
-    files = rendered_files(userdata.render(loopback_settings()))
+    files = host_file_contents(loopback_settings())
     stack.apply_variant(files, "buffered")
     snippet = files[layout.NGINX_PROXY_SNIPPET]
     assert "proxy_request_buffering on;" in snippet and "proxy_buffering on;" in snippet

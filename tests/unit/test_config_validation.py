@@ -574,7 +574,8 @@ def test_job_runner_and_private_default_are_off_by_default_and_reach_the_host_se
     assert (cfg.job_runner, cfg.default_permission, cfg.extra_allowed_origins) == (False, "READ", ())
     cfg = load({"jobRunner": "true", "instanceType": "t3.medium", "defaultPermission": "NO_PERMISSIONS",
                 "extraAllowedOrigins": '["https://MLflow.corp.example/", "http://10.0.0.5:8080"]'})
-    settings_ = host_settings.host_settings_for(cfg, artifact_bucket="b", public_ip="203.0.113.7")
+    settings_ = host_settings.host_settings_for(cfg, artifact_bucket="b", host_files_bucket="h",
+                                                public_ip="203.0.113.7")
     assert settings_.job_runner and settings_.default_permission == "NO_PERMISSIONS"
     assert settings_.extra_allowed_origins == ("https://mlflow.corp.example", "http://10.0.0.5:8080")
 
@@ -630,7 +631,7 @@ def test_auth_oidc_reaches_the_host_settings_without_the_client_secret() -> None
     assert cfg.oidc.allowed_groups == ("mlflow-users", "data-science")
     assert (cfg.oidc.groups_claim, cfg.oidc.scopes) == ("groups", "openid email profile")
     assert cfg.oidc.discovery_url == "https://login.example.com/tenant/v2.0/.well-known/openid-configuration"
-    host = host_settings.host_settings_for(cfg, artifact_bucket="b", public_ip="203.0.113.7")
+    host = host_settings.host_settings_for(cfg, artifact_bucket="b", host_files_bucket="h", public_ip="203.0.113.7")
     assert host.auth == "oidc" and host.oidc == cfg.oidc
     assert "(secret)" not in repr(host)
 

@@ -101,11 +101,11 @@ def test_the_redirect_uri_follows_the_tracking_uri_and_the_cookie_is_secure_over
 
 
 def test_mlflow_service_tells_the_guard_which_app_to_wrap():
-    from tests.support.loopback import rendered_files, unit_directives
+    from tests.support.loopback import host_file_contents, unit_directives
     from userdata import layout
 
     def environment(settings: Any) -> list[str]:
-        return unit_directives(rendered_files(userdata.render(settings))[layout.UNIT_PATH])["Environment"]
+        return unit_directives(host_file_contents(settings)[layout.UNIT_PATH])["Environment"]
 
     assert "MLFLOW_AWS_AUTH=oidc" in environment(OIDC)
     assert not any(line.startswith("MLFLOW_AWS_AUTH=") for line in environment(BASIC))

@@ -219,7 +219,8 @@ def fleet_user_data(run: ProgramRun) -> str:
 def test_launch_template_carries_the_user_data_rendered_for_the_load_balancer(fleet_run: ProgramRun) -> None:
     cfg = config.load_config({**FLEET}, project="mlflow-aws", stack=fleet_run.stack, region="eu-west-1")
     bucket = fleet_run.outputs[Outputs.ARTIFACT_BUCKET]
-    expected = host_settings_for(cfg, artifact_bucket=bucket, public_ip="")
+    expected = host_settings_for(cfg, artifact_bucket=bucket,
+                                 host_files_bucket=fleet_run.outputs[Outputs.HOST_FILES_BUCKET], public_ip="")
     assert expected.behind_load_balancer and expected.load_balancer_cidr == "10.20.0.0/16"
     assert fleet_user_data(fleet_run) == userdata.render(expected)
     assert "certbot" not in fleet_user_data(fleet_run)

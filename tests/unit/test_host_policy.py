@@ -11,16 +11,19 @@ from typing import Any
 
 import pytest
 
+import userdata
 from components.identity import host_identity_args, host_policy
 from config import StackConfig, load_config
 from host_programs.aws_calls import HOST_CALLS, HostCall, StackFacts
 from host_settings import host_settings_for
 from tests.support import host_role
 from tests.support.iam_policy import Outcome, evaluate
+from userdata.bundle import KEY_PREFIX
 from userdata.settings import HostSettings
 
 PARTITION, REGION, ACCOUNT = "aws", "eu-west-1", "111122223333"
 BUCKET = "mlflow-aws-dev-artifacts-0123abcd"
+HOST_FILES_BUCKET = "mlflow-aws-dev-host-files-0123abcd"
 ZONE = "Z0123456789ABCDEFGHIJ"
 STACKS: dict[str, dict[str, Any]] = {
     "dev": {},
@@ -34,15 +37,17 @@ STACKS: dict[str, dict[str, Any]] = {
 def stack(name: str) -> tuple[StackConfig, HostSettings, dict[str, Any]]:
     """(config, host settings, the role policy the program renders) of one kind of stack."""
     cfg = load_config(STACKS[name], project="mlflow-aws", stack=name, region=REGION)
-    settings = host_settings_for(cfg, artifact_bucket=BUCKET, public_ip="203.0.113.10")
-    bucket_arn = f"arn:{PARTITION}:s3:::{BUCKET}"
-    policy = host_policy(host_identity_args(cfg, bucket_arn), bucket_arn=bucket_arn, partition=PARTITION,
-                         account_id=ACCOUNT)
+    settings = host_settings_for(cfg, artifact_bucket=BUCKET, host_files_bucket=HOST_FILES_BUCKET,
+                                 public_ip="203.0.113.10")
+    bucket_arn, host_files_arn = f"arn:{PARTITION}:s3:::{BUCKET}", f"arn:{PARTITION}:s3:::{HOST_FILES_BUCKET}"
+    policy = host_policy(host_identity_args(cfg, bucket_arn, host_files_arn), bucket_arn=bucket_arn,
+                         host_files_bucket_arn=host_files_arn, partition=PARTITION, account_id=ACCOUNT)
     return cfg, settings, json.loads(policy)
 
 
 def facts(cfg: StackConfig) -> StackFacts:
     return StackFacts(partition=PARTITION, region=REGION, account=ACCOUNT, bucket=BUCKET,
+                      host_files_bucket=HOST_FILES_BUCKET,
                       ssm_prefix=cfg.ssm_prefix, hosted_zone_id=cfg.hosted_zone_id)
 
 
@@ -96,6 +101,19 @@ def test_the_role_reads_only_its_own_stacks_parameters_and_bucket():
     assert evaluate(policy, "ssm:GetParameterHistory", history_of_password) is Outcome.IMPLICITLY_DENIED
 
 
+def test_the_role_reads_the_host_files_under_their_prefix_and_nothing_else_of_their_bucket():
+    _, settings, policy = stack("dev")
+    bucket = f"arn:{PARTITION}:s3:::{HOST_FILES_BUCKET}"
+    key = userdata.host_bundle(settings).key
+    assert key.startswith(KEY_PREFIX)
+    assert evaluate(policy, "s3:GetObject", f"{bucket}/{key}") is Outcome.ALLOWED
+    assert evaluate(policy, "s3:GetObject", f"{bucket}/elsewhere/{key}") is Outcome.IMPLICITLY_DENIED
+    assert evaluate(policy, "s3:PutObject", f"{bucket}/{key}") is Outcome.IMPLICITLY_DENIED
+    assert evaluate(policy, "s3:ListBucket", bucket) is Outcome.IMPLICITLY_DENIED
+    other_stack = f"arn:{PARTITION}:s3:::mlflow-aws-prod-host-files-0123abcd/{key}"
+    assert evaluate(policy, "s3:GetObject", other_stack) is Outcome.IMPLICITLY_DENIED
+
+
 def test_without_an_action_the_call_needing_it_is_refused():
     cfg, _, policy = stack("dev")
     (reading,) = [call for call in HOST_CALLS if call.operation == "ssm:GetParameters"]
@@ -107,8 +125,8 @@ def test_without_an_action_the_call_needing_it_is_refused():
 @pytest.mark.parametrize("name", sorted(STACKS))
 def test_the_tests_host_role_carries_the_policy_the_program_renders(name):
     cfg, settings, _ = stack(name)
-    bucket_arn = host_role.bucket_arn(settings)
-    assert host_role.identity_args(settings, hosted_zone_id=cfg.hosted_zone_id) == host_identity_args(cfg, bucket_arn)
+    expected = host_identity_args(cfg, host_role.bucket_arn(settings), host_role.host_files_bucket_arn(settings))
+    assert host_role.identity_args(settings, hosted_zone_id=cfg.hosted_zone_id) == expected
 
 
 def test_each_operation_is_declared_with_one_set_of_actions():

@@ -14,7 +14,7 @@ import pytest
 import userdata
 from host_programs import certificate_state, configure
 from host_programs.settings_file import SettingsError, load
-from tests.support.loopback import loopback_replacements, loopback_settings, remap, rendered_files
+from tests.support.loopback import host_file_contents, loopback_replacements, loopback_settings, remap
 from userdata import layout, programs
 
 TLS = loopback_settings(tls="letsencrypt")
@@ -130,14 +130,14 @@ def test_the_state_program_with_a_bad_settings_file_says_so_in_one_line_and_exit
 def test_the_rendered_executable_runs_the_shipped_modules_and_names_a_bad_key(tmp_path):
     """The configure step as the host runs it: its executable and the lean modules, remapped into a tree."""
     replacements = loopback_replacements(tmp_path, venv=Path(sys.prefix), mlflow_port=5001, nginx_port=8081)
-    for host_path, content in rendered_files(userdata.render(TLS)).items():
+    for host_path, content in host_file_contents(TLS).items():
         if host_path == layout.HOST_SETTINGS or host_path.startswith(layout.HOST_PROGRAMS_DIR):
             target = Path(remap(host_path, replacements))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(remap(content, replacements))
     executable = Path(remap(layout.CONFIGURE_SCRIPT, replacements))
     executable.parent.mkdir(parents=True, exist_ok=True)
-    executable.write_text(remap(rendered_files(userdata.render(TLS))[layout.CONFIGURE_SCRIPT], replacements))
+    executable.write_text(remap(host_file_contents(TLS)[layout.CONFIGURE_SCRIPT], replacements))
     executable.chmod(0o755)
     settings_file = Path(remap(layout.HOST_SETTINGS, replacements))
     document = json.loads(settings_file.read_text())

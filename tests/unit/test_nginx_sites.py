@@ -8,9 +8,8 @@ import re
 
 import pytest
 
-import userdata
 from server_guard import sources
-from tests.support.loopback import loopback_settings, rendered_files, unit_directives
+from tests.support.loopback import host_file_contents, loopback_settings, unit_directives
 from userdata import layout, tls
 
 PLAIN = loopback_settings()
@@ -38,7 +37,7 @@ SITES = [(PLAIN, layout.NGINX_HTTP_SITE, 1), (TLS, tls.PENDING_SITE, 1), (TLS, t
 
 @pytest.mark.parametrize(("settings", "site", "count"), SITES, ids=["http", "pending", "https"])
 def test_every_server_block_hides_the_version_and_answers_failures_itself(settings, site, count):
-    blocks = server_blocks(rendered_files(userdata.render(settings))[site])
+    blocks = server_blocks(host_file_contents(settings)[site])
     assert len(blocks) == count
     for block in blocks:
         assert "server_tokens off;" in block
@@ -46,11 +45,11 @@ def test_every_server_block_hides_the_version_and_answers_failures_itself(settin
 
 
 def test_the_error_snippet_intercepts_only_the_three_unavailable_codes():
-    snippet = rendered_files(userdata.render(PLAIN))[layout.NGINX_ERRORS_SNIPPET]
+    snippet = host_file_contents(PLAIN)[layout.NGINX_ERRORS_SNIPPET]
     assert re.findall(r"^error_page (.*);$", snippet, re.M) == ["502 503 504 @mlflow_unavailable"]
     assert '"error_code": "TEMPORARILY_UNAVAILABLE"' in snippet
 
 
 def test_the_service_sets_mlflows_source_setting_the_guard_requires():
-    unit = unit_directives(rendered_files(userdata.render(PLAIN))[layout.UNIT_PATH])
+    unit = unit_directives(host_file_contents(PLAIN)[layout.UNIT_PATH])
     assert f"{sources.SOURCE_REGEX_VARIABLE}={sources.MODEL_VERSION_SOURCE_REGEX}" in unit["Environment"]

@@ -186,34 +186,57 @@ def test_nothing_opens_5000_or_5432_or_22_to_the_world(stack: str) -> None:
 # --- the artifact store ------------------------------------------------------------------------
 
 
-def test_bucket_name_is_unique_and_valid(dev: ProgramRun) -> None:
-    name = dev.outputs[Outputs.ARTIFACT_BUCKET]
-    assert name == "mlflow-aws-dev-artifacts-1a2b3c4d"  # the mocks' RandomId hex
+# Each bucket of the stack by the prefix of its resources' names: the artifacts', and the one the host's files
+# travel in (components/host_files.py, DESIGN decision 16).
+BUCKET_PREFIXES = {"artifacts": ("{stack}", "mlflow-aws-dev-artifacts-1a2b3c4d"),
+                   "host files": ("{stack}-host-files", "mlflow-aws-dev-host-files-1a2b3c4d")}
+each_bucket = pytest.mark.parametrize("which", sorted(BUCKET_PREFIXES))
+
+
+def of_bucket(run: ProgramRun, type_token: str, which: str, what: str, stack: str = "dev") -> RegisteredResource:
+    prefix = BUCKET_PREFIXES[which][0].format(stack=stack)
+    (found,) = [resource for resource in run.of_type(type_token) if resource.name == f"{prefix}-{what}"]
+    return found
+
+
+@each_bucket
+def test_bucket_name_is_unique_and_valid(dev: ProgramRun, which: str) -> None:
+    _, expected = BUCKET_PREFIXES[which]
+    bucket = of_bucket(dev, BUCKET, which, "bucket")
+    name = bucket.inputs["bucket"]
+    assert name == expected  # the mocks' RandomId hex
     assert len(name) <= 63 and name == name.lower()
-    bucket = dev.one(BUCKET)
     assert "random:index/randomId:RandomId" in {dev.by_urn(u).type for u in bucket.property_dependencies["bucket"]}
+    exported = {"artifacts": Outputs.ARTIFACT_BUCKET, "host files": Outputs.HOST_FILES_BUCKET}[which]
+    assert dev.outputs[exported] == expected
 
 
-def test_bucket_versioning_is_enabled(dev: ProgramRun) -> None:
-    versioning = dev.one("aws:s3/bucketVersioning:BucketVersioning")
+@each_bucket
+def test_bucket_versioning_is_enabled(dev: ProgramRun, which: str) -> None:
+    versioning = of_bucket(dev, "aws:s3/bucketVersioning:BucketVersioning", which, "versioning")
     assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
 
 
-def test_bucket_is_encrypted_at_rest(dev: ProgramRun) -> None:
-    sse = dev.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+@each_bucket
+def test_bucket_is_encrypted_at_rest(dev: ProgramRun, which: str) -> None:
+    sse = of_bucket(dev, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                    which, "encryption")
     rule = sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
     assert rule["sseAlgorithm"] in ("AES256", "aws:kms")
 
 
-def test_bucket_blocks_every_kind_of_public_access(dev: ProgramRun) -> None:
-    block = dev.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+@each_bucket
+def test_bucket_blocks_every_kind_of_public_access(dev: ProgramRun, which: str) -> None:
+    block = of_bucket(dev, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", which,
+                      "public-access-block").inputs
     flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     assert all(block[flag] is True for flag in flags)
 
 
-def test_bucket_policy_denies_non_tls_access(dev: ProgramRun) -> None:
-    policy = json.loads(dev.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
-    bucket_arn = "arn:aws:s3:::mlflow-aws-dev-artifacts-1a2b3c4d"
+@each_bucket
+def test_bucket_policy_denies_non_tls_access(dev: ProgramRun, which: str) -> None:
+    policy = json.loads(of_bucket(dev, "aws:s3/bucketPolicy:BucketPolicy", which, "tls-only").inputs["policy"])
+    bucket_arn = f"arn:aws:s3:::{BUCKET_PREFIXES[which][1]}"
     (statement,) = policy["Statement"]
     assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -221,14 +244,20 @@ def test_bucket_policy_denies_non_tls_access(dev: ProgramRun) -> None:
 
 
 def test_lifecycle_expires_noncurrent_versions_and_aborts_multipart_uploads(dev: ProgramRun) -> None:
-    (rule,) = dev.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+    lifecycle = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    (rule,) = of_bucket(dev, lifecycle, "artifacts", "lifecycle").inputs["rules"]
     assert rule["status"] == "Enabled"
     assert rule["noncurrentVersionExpiration"]["noncurrentDays"] > 0
     assert rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"] > 0
+    # The host files' objects are never overwritten with other bytes (the key is their hash): a noncurrent
+    # version is the same bytes put again, kept a day.
+    (rule,) = of_bucket(dev, lifecycle, "host files", "lifecycle").inputs["rules"]
+    assert rule["status"] == "Enabled" and rule["noncurrentVersionExpiration"]["noncurrentDays"] == 1
 
 
-def test_bucket_has_no_inline_v6_style_blocks(dev: ProgramRun) -> None:
-    inputs = dev.one(BUCKET).inputs
+@each_bucket
+def test_bucket_has_no_inline_v6_style_blocks(dev: ProgramRun, which: str) -> None:
+    inputs = of_bucket(dev, BUCKET, which, "bucket").inputs
     for legacy in ("versioning", "serverSideEncryptionConfiguration", "lifecycleRules", "policy", "acl"):
         assert legacy not in inputs
 
@@ -319,8 +348,11 @@ def test_host_policy_reaches_only_the_bucket_and_the_stacks_parameters(dev: Prog
     bucket_arn = "arn:aws:s3:::mlflow-aws-dev-artifacts-1a2b3c4d"
     resources = host_policy_resources(dev)
     assert resources["s3:ListBucket"] == {bucket_arn}
-    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"):
+    for action in ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"):
         assert resources[action] == {f"{bucket_arn}/*"}
+    # and the host's files, only under their prefix (DESIGN decision 16)
+    host_files = "arn:aws:s3:::mlflow-aws-dev-host-files-1a2b3c4d/host-files/*"
+    assert resources["s3:GetObject"] == {f"{bucket_arn}/*", host_files}
     assert resources["ssm:GetParameters"] == {"arn:aws:ssm:eu-west-1:123456789012:parameter/mlflow-aws/dev/*"}
     assert all("*" not in action for action in resources)
     assert all(arn != "*" for arns in resources.values() for arn in arns)
@@ -357,9 +389,9 @@ def test_the_stack_owns_the_parameters_the_host_saves_its_certificate_in(dev: Pr
         assert dev.depends_on(host, parameter)
 
 
-def test_ssm_managed_instance_core_is_attached(dev: ProgramRun) -> None:
+def test_the_ssm_agents_policy_without_parameter_reads_is_attached(dev: ProgramRun) -> None:
     attachment = dev.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedEC2InstanceDefaultPolicy"
 
 
 def test_role_uses_no_inline_or_managed_policy_lists(dev: ProgramRun) -> None:
@@ -443,7 +475,8 @@ def test_graviton_instance_types_get_the_arm64_image() -> None:
 def test_user_data_is_exactly_what_userdata_render_returns(dev: ProgramRun) -> None:
     cfg = config.from_stack_files(".", "dev")
     expected = userdata.render(
-        host_settings_for(cfg, artifact_bucket=dev.outputs[Outputs.ARTIFACT_BUCKET], public_ip=PUBLIC_IP)
+        host_settings_for(cfg, artifact_bucket=dev.outputs[Outputs.ARTIFACT_BUCKET],
+                          host_files_bucket=dev.outputs[Outputs.HOST_FILES_BUCKET], public_ip=PUBLIC_IP)
     )
     host = dev.one(EC2).inputs
     assert gzip.decompress(base64.b64decode(host["userDataBase64"])).decode() == expected
@@ -569,8 +602,9 @@ def test_dev_tears_down_cleanly(dev: ProgramRun) -> None:
     rds = dev.one(RDS).inputs
     assert rds["deletionProtection"] is False and rds["skipFinalSnapshot"] is True
     assert "finalSnapshotIdentifier" not in rds
-    bucket = dev.one(BUCKET)
-    assert bucket.inputs["forceDestroy"] is True
+    for which in BUCKET_PREFIXES:
+        bucket = of_bucket(dev, BUCKET, which, "bucket")
+        assert bucket.inputs["forceDestroy"] is True and not bucket.retain_on_delete, which
     assert not [r.name for r in artifact_store_children(dev) if r.retain_on_delete]
 
 
@@ -581,7 +615,7 @@ def test_prod_keeps_its_data(prod: ProgramRun) -> None:
     assert rds["finalSnapshotIdentifier"] == "mlflow-aws-prod-final-1a2b3c4d"
     assert rds["backupRetentionPeriod"] >= 7
     assert rds["multiAz"] is True
-    bucket = prod.one(BUCKET)
+    bucket = of_bucket(prod, BUCKET, "artifacts", "bucket", stack="prod")
     assert bucket.inputs["forceDestroy"] is False
     assert bucket.retain_on_delete, "destroy must leave the bucket and its objects in place"
 

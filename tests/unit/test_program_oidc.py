@@ -1,26 +1,24 @@
-"""The program with `auth: oidc`: refused before anything is created while its user data is over EC2's limit
-(DESIGN decision 16), and, as it runs once the host's files move out of the user data (the limit raised
-here), the identity provider's client secret reaches the host only as an SSM SecureString its role may
-read, never user data or a plain output, and a new secret restarts MLflow."""
+"""The program with `auth: oidc`: the identity provider's client secret reaches the host only as an SSM
+SecureString its role may read, never the user data, the host's files (the one S3 object of DESIGN decision
+16) or a plain output, and a new secret restarts MLflow."""
 
 from __future__ import annotations
 
 import base64
 import gzip
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import naming
-import userdata
 from naming import Outputs
-from tests.support.pulumi_program import ProgramFailed, ProgramRun, run_program
+from tests.support.pulumi_program import ProgramRun, run_program
 
 EC2 = "aws:ec2/instance:Instance"
 PARAMETER = "aws:ssm/parameter:Parameter"
 ASSOCIATION = "aws:ssm/association:Association"
+HOST_FILES = "aws:s3/bucketObjectv2:BucketObjectv2"
 CLIENT_SECRET = "idp-client-secret-4711"
 OIDC = {
     "auth": "oidc",
@@ -33,23 +31,17 @@ SECRET_NAME = naming.parameter_name("/mlflow-aws/dev", naming.OIDC_CLIENT_SECRET
 
 
 @pytest.fixture(scope="module")
-def oidc() -> Iterator[ProgramRun]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(userdata, "EC2_USER_DATA_LIMIT", 2 * userdata.EC2_USER_DATA_LIMIT)
-        yield run_program("dev", OIDC, secrets={"oidcClientSecret": CLIENT_SECRET})
-
-
-def test_while_its_user_data_is_over_ec2s_limit_auth_oidc_is_refused_before_anything_is_created() -> None:
-    with pytest.raises(ProgramFailed) as failed:
-        run_program("dev", OIDC, secrets={"oidcClientSecret": CLIENT_SECRET})
-    message = str(failed.value)
-    assert "auth: oidc" in message and f"EC2 accepts {userdata.EC2_USER_DATA_LIMIT}" in message
-    assert "DESIGN decision 16" in message and "use auth basic" in message
-    assert [r.type for r in failed.value.resources if not r.type.startswith("pulumi:")] == []
+def oidc() -> ProgramRun:
+    return run_program("dev", OIDC, secrets={"oidcClientSecret": CLIENT_SECRET})
 
 
 def user_data(run: ProgramRun) -> str:
     return gzip.decompress(base64.b64decode(run.one(EC2).inputs["userDataBase64"])).decode()
+
+
+def host_files_object(run: ProgramRun) -> str:
+    (uploaded,) = run.of_type(HOST_FILES)
+    return str(uploaded.inputs["content"])
 
 
 def client_secret_parameter(run: ProgramRun) -> dict[str, Any]:
@@ -63,8 +55,10 @@ def test_the_client_secret_is_a_securestring_marked_secret(oidc: ProgramRun) -> 
     assert isinstance(parameter["value"], dict) and parameter["value"]["value"] == CLIENT_SECRET  # dict: secret
 
 
-def test_the_client_secret_is_in_no_user_data_and_no_plain_output(oidc: ProgramRun) -> None:
+def test_the_client_secret_is_in_no_user_data_no_host_file_and_no_plain_output(oidc: ProgramRun) -> None:
     assert CLIENT_SECRET not in user_data(oidc)
+    files = host_files_object(oidc)
+    assert "mlflow-oidc-auth==" in files and CLIENT_SECRET not in files  # the oidc host's files, not its secret
     plain = json.dumps({key: value for key, value in oidc.outputs.items() if key not in oidc.secret_outputs})
     assert CLIENT_SECRET not in plain
 
@@ -88,6 +82,5 @@ def test_the_auth_output_says_how_people_sign_in(oidc: ProgramRun) -> None:
 
 
 def test_basic_auth_creates_no_client_secret_parameter() -> None:
-    """(With the stock limit: the default user data fits it.)"""
     run = run_program("dev", {"oidcIssuer": "https://login.example.com"}, secrets={"oidcClientSecret": "unused"})
     assert SECRET_NAME not in [r.inputs["name"] for r in run.of_type(PARAMETER)]

@@ -10,7 +10,7 @@ import tomllib
 
 import server_guard
 import userdata
-from tests.support.loopback import loopback_settings, rendered_files
+from tests.support.loopback import host_file_contents, loopback_settings
 from userdata import guard, layout, programs, scripts, tls
 from userdata.pysource import lean
 
@@ -67,7 +67,7 @@ def test_the_hosts_guard_is_the_guard_the_tests_import(module):
 
 
 def test_the_rendered_guard_files_and_their_entry_point():
-    files = rendered_files(userdata.render(loopback_settings()))
+    files = host_file_contents(loopback_settings())
     written = {path.removeprefix(f"{layout.GUARD_DIR}/"): text for path, text in files.items()
                if path.startswith(layout.GUARD_DIR + "/")}
     assert written == {"pyproject.toml": guard.pyproject(),
@@ -108,7 +108,7 @@ def test_a_relative_import_in_a_host_program_is_refused(monkeypatch, tmp_path):
 @pytest.mark.parametrize("settings", [loopback_settings(), loopback_settings(tls="letsencrypt")],
                          ids=["tls-off", "tls"])
 def test_the_rendered_host_programs_are_their_modules_and_executables_calling_main(settings):
-    files = rendered_files(userdata.render(settings))
+    files = host_file_contents(settings)
     shipped = {path.removeprefix(f"{layout.HOST_PROGRAMS_DIR}/host_programs/"): text for path, text in files.items()
                if path.startswith(layout.HOST_PROGRAMS_DIR + "/")}
     assert shipped == programs.source_files(userdata.host_programs(settings), settings.auth)

@@ -30,7 +30,8 @@ SHELL_SCRIPTS = {layout.INSTALL_SCRIPT, tls.ISSUANCE_SCRIPT, tls.CERTBOT_INSTALL
 
 def settings(stack: str) -> HostSettings:
     cfg = load_config(STACKS[stack], project="mlflow-aws", stack=stack, region="eu-west-1")
-    return host_settings_for(cfg, artifact_bucket="mlflow-aws-dev-artifacts-0123abcd", public_ip="203.0.113.10")
+    return host_settings_for(cfg, artifact_bucket="mlflow-aws-dev-artifacts-0123abcd",
+                             host_files_bucket="mlflow-aws-dev-host-files-0123abcd", public_ip="203.0.113.10")
 
 
 def shell_scripts(s: HostSettings) -> dict[str, str]:

@@ -15,7 +15,8 @@ from userdata.template import TEMPLATES, lean
 
 SETTINGS = HostSettings(
     project="mlflow-aws", stack="dev", region="eu-west-1", ssm_prefix="/mlflow-aws/dev",
-    artifact_bucket="mlflow-aws-dev-artifacts-0123abcd", public_hostname="203-0-113-10.sslip.io",
+    artifact_bucket="mlflow-aws-dev-artifacts-0123abcd", host_files_bucket="mlflow-aws-dev-host-files-0123abcd",
+    public_hostname="203-0-113-10.sslip.io",
     public_ip="203.0.113.10", mlflow_version="3.17.2", instance_memory_mib=2048, tls="letsencrypt",
 )
 

@@ -16,18 +16,20 @@ import userdata
 from host_programs import configure
 from host_settings import host_settings_for
 from userdata import layout, service, tls
+from userdata.bundle import files_of
 from userdata.settings import HostSettings
 
 
 def fleet_settings(**raw: Any) -> HostSettings:
     cfg = config.load_config({"hosts": 2, "domain": "mlflow.example.com", "hostedZoneId": "Z0123456789ABC", **raw},
                              project="mlflow-aws", stack="dev", region="eu-west-1")
-    return host_settings_for(cfg, artifact_bucket="mlflow-aws-dev-artifacts-1a2b3c", public_ip="")
+    return host_settings_for(cfg, artifact_bucket="mlflow-aws-dev-artifacts-1a2b3c",
+                             host_files_bucket="mlflow-aws-dev-host-files-1a2b3c", public_ip="")
 
 
 def files(settings: HostSettings) -> dict[str, str]:
-    document = yaml.safe_load(userdata.render(settings))
-    return {entry["path"]: entry["content"] for entry in document["write_files"]}
+    """The host's files, as the object the user data names holds them (DESIGN decision 16)."""
+    return {file.path: file.content for file in files_of(userdata.host_bundle(settings))}
 
 
 SINGLE = dataclasses.replace(fleet_settings(), load_balancer_cidr="", public_ip="203.0.113.10", tls="letsencrypt")

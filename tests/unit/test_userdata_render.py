@@ -22,7 +22,7 @@ import server_guard
 import userdata
 from host_programs import configure
 from tests.support.loopback import unit_directives
-from userdata import deflate, layout, pins, scripts, service, sizing, tls
+from userdata import bundle, deflate, layout, pins, scripts, service, sizing, tls
 from userdata.files import HostFile
 from userdata.settings import HostSettings
 
@@ -32,6 +32,7 @@ SETTINGS = HostSettings(
     region="eu-west-1",
     ssm_prefix="/mlflow-aws/dev",
     artifact_bucket="mlflow-aws-dev-artifacts-1a2b3c",
+    host_files_bucket="mlflow-aws-dev-host-files-1a2b3c",
     public_hostname="203.0.113.10",  # no domain: the Elastic IP itself
     public_ip="203.0.113.10",
     mlflow_version="3.17.2",
@@ -48,7 +49,8 @@ def document(settings: HostSettings = SETTINGS) -> dict[str, Any]:
 
 
 def files(settings: HostSettings = SETTINGS) -> dict[str, dict[str, Any]]:
-    return {entry["path"]: entry for entry in document(settings)["write_files"]}
+    """The host's files, as the object the user data names holds them (DESIGN decision 16)."""
+    return {file.path: bundle.entry(file) for file in userdata.host_files(settings)}
 
 
 def unit_lines(settings: HostSettings = SETTINGS) -> list[str]:
@@ -72,21 +74,19 @@ def option(command: list[str], name: str) -> str:
 def test_document_is_yaml_cloud_config_with_only_the_expected_modules(settings):
     text = userdata.render(settings)
     assert text.startswith("#cloud-config\n")
-    assert set(yaml.safe_load(text)) == {"package_update", "packages", "users", "write_files", "runcmd"}
+    assert set(yaml.safe_load(text)) == {"package_update", "packages", "users", "bootcmd", "runcmd"}
 
 
 def test_render_is_deterministic():
     assert userdata.render(SETTINGS) == userdata.render(dataclasses.replace(SETTINGS))
 
 
-def test_file_contents_are_readable_literal_blocks_that_round_trip():
+def test_the_bootstrap_is_a_readable_literal_block_that_round_trips():
     text = userdata.render(TLS_SETTINGS)
-    for host_file in userdata.host_files(TLS_SETTINGS):
-        assert files(TLS_SETTINGS)[host_file.path]["content"] == host_file.content
-        if not host_file.content:
-            continue  # the host programs' package __init__.py, empty once lean
-        first_line = host_file.content.splitlines()[0]
-        assert f"\n    {first_line}\n" in text, f"{host_file.path} is not a readable block"
+    install = yaml.safe_load(text)["bootcmd"][0]
+    assert install == userdata.bootstrap.install_command()
+    for line in userdata.bootstrap.program_text().splitlines()[:5]:
+        assert f"\n  {line}\n" in text or f"\n  - {line}\n" in text or not line, line
 
 
 def test_every_file_is_written_after_packages_and_users_exist_but_the_nginx_sandbox():
@@ -127,7 +127,7 @@ def test_no_file_carries_a_secret_or_the_files_that_hold_them():
     paths = set(files())
     assert layout.ENV_FILE not in paths
     assert layout.AUTH_CONFIG not in paths
-    text = userdata.render(SETTINGS)
+    text = userdata.render(SETTINGS) + "".join(file.content for file in userdata.host_files(SETTINGS))
     for name in ("MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_BACKEND_STORE_URI"):
         assert not re.search(rf"^\s*(Environment=)?{name}=", text, re.MULTILINE), name
     assert "postgresql+psycopg2://" not in exec_start()
@@ -136,7 +136,7 @@ def test_no_file_carries_a_secret_or_the_files_that_hold_them():
 def test_secure_parameters_are_named_only_in_the_configure_steps_settings_and_read_with_decryption():
     settings = json.loads(files()[layout.HOST_SETTINGS]["content"])
     others = [entry["content"] for path, entry in files().items() if path != layout.HOST_SETTINGS]
-    others.append(yaml.safe_dump(document()["runcmd"]))
+    others.append(userdata.render(SETTINGS))
     for parameter in naming.HOST_PARAMETERS:
         name = naming.parameter_name(SETTINGS.ssm_prefix, parameter)
         assert name in settings["configure"]["parameters"].values()
@@ -150,12 +150,9 @@ def test_render_takes_only_host_settings_whose_fields_are_not_secrets():
     assert not {name for name in field_names if re.search("password|secret|key", name)}
 
 
-def test_random_secret_values_never_appear_whatever_the_settings():
-    # A secret could only reach the document through HostSettings; none of its values is one.
-    secrets_like = [base64.b64encode(os.urandom(24)).decode() for _ in range(4)]
-    for settings in (SETTINGS, TLS_SETTINGS):
-        text = userdata.render(settings)
-        assert not any(secret in text for secret in secrets_like)
+# The values the program generates (passwords, keys) are looked for in the user data it renders under
+# mocks: tests/unit/test_program.py (test_no_generated_secret_reaches_user_data_or_plain_outputs, one
+# host, dev and prod) and tests/unit/test_fleet_program.py (the launch template).
 
 
 # -- install --------------------------------------------------------------------------------------
@@ -369,16 +366,20 @@ def test_http_site_replaces_the_default_site():
 def test_boot_enables_and_starts_mlflow_without_waiting_for_the_database():
     runcmd = document()["runcmd"]
     assert runcmd.index("systemctl enable mlflow.service") < runcmd.index("systemctl start --no-block mlflow.service")
-    assert any(command.startswith(f"install -d -m 0700 -o mlflow -g mlflow {layout.CONFIG_DIR}")
-               for command in runcmd)
+    config_dir = f"install -d -m 0700 -o mlflow -g mlflow {layout.CONFIG_DIR}"
+    assert any(isinstance(command, str) and command.startswith(config_dir) for command in runcmd)
 
 
-def test_tls_files_and_commands_land_after_nginx_and_mlflow(monkeypatch):
+def test_tls_files_and_commands_land_after_nginx_and_mlflow(monkeypatch, request):
+    # The object of the host's files is cached per settings: none computed with this test's TLS stays.
+    userdata.host_bundle.cache_clear()
+    request.addfinalizer(userdata.host_bundle.cache_clear)
     extra_file = HostFile("/etc/nginx/sites-available/tls-test", "server {}\n", defer=True)
     monkeypatch.setattr(tls, "tls_files", lambda s: [extra_file])
     monkeypatch.setattr(tls, "tls_boot_commands", lambda s: ["echo tls-one", "echo tls-two"])
     rendered = document(TLS_SETTINGS)
-    assert rendered["write_files"][-1]["path"] == extra_file.path
+    assert userdata.host_files(TLS_SETTINGS)[-1] == extra_file
+    assert [file.path for file in bundle.files_of(userdata.host_bundle(TLS_SETTINGS))][-1] == extra_file.path
     runcmd = rendered["runcmd"]
     assert runcmd[-2:] == ["echo tls-one", "echo tls-two"]
     assert runcmd.index("systemctl start --no-block mlflow.service") < runcmd.index("echo tls-one")

@@ -28,6 +28,7 @@ from host_settings import host_settings_for
 from tests.support.loopback import remap
 from tests.support.tls_loopback import host_replacements
 from userdata import layout, pins, programs, tls
+from userdata.bundle import files_of
 from userdata.files import HostFile
 from userdata.settings import LETSENCRYPT_DIRECTORY, HostSettings
 
@@ -35,7 +36,8 @@ HOSTNAME = "203.0.113.10"  # no domain: the Elastic IP itself
 
 DEFAULT = HostSettings(
     project="mlflow-aws", stack="dev", region="eu-west-1", ssm_prefix="/mlflow-aws/dev",
-    artifact_bucket="mlflow-aws-dev-artifacts", public_hostname=HOSTNAME, public_ip="203.0.113.10",
+    artifact_bucket="mlflow-aws-dev-artifacts", host_files_bucket="mlflow-aws-dev-host-files",
+    public_hostname=HOSTNAME, public_ip="203.0.113.10",
     mlflow_version="3.17.2", instance_memory_mib=2048, tls="letsencrypt",
 )
 DOMAIN = replace(DEFAULT, public_hostname="mlflow.example.com")
@@ -58,12 +60,13 @@ def certbot_command(settings: HostSettings) -> str:
 
 def test_a_default_stack_renders_user_data_that_obtains_a_certificate_for_its_elastic_ip() -> None:
     cfg = load_config({}, project="mlflow-aws", stack="dev", region="eu-west-1")
-    settings = host_settings_for(cfg, artifact_bucket="bucket", public_ip="203.0.113.10")
+    settings = host_settings_for(cfg, artifact_bucket="bucket", host_files_bucket="host-files",
+                                 public_ip="203.0.113.10")
     document = yaml.safe_load(userdata.render(settings))
 
     assert settings.tracking_uri == "https://203.0.113.10"
     assert not any("certbot" in package for package in document["packages"])  # PyPI's, not Ubuntu's 2.9
-    written = {entry["path"]: entry["content"] for entry in document["write_files"]}
+    written = {file.path: file.content for file in files_of(userdata.host_bundle(settings))}
     for host_file in tls.tls_files(settings):
         assert written[host_file.path] == host_file.content
     assert f"certbot=={pins.CERTBOT_VERSION} " in written[tls.CERTBOT_INSTALL_SCRIPT]

@@ -6,6 +6,8 @@ inputs of the actions it knows; it also runs shellcheck over `run:` scripts when
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import os
 import re
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _pytest.mark.expression import Expression
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -161,12 +164,67 @@ def test_test_workflow_runs_on_push_and_pull_request():
     assert {"push", "pull_request"} <= set(triggers(load("test.yml")))
 
 
+TEST_COMMAND = './scripts/test -m "$TEST_MARKERS"'
+
+
+def suite_jobs(workflow: dict[str, Any]) -> dict[str, str]:
+    """Each job of test.yml that runs the test command, with its pytest marker expression."""
+    jobs = {}
+    for name, job in workflow["jobs"].items():
+        runs = [line.strip() for step in job.get("steps", []) for line in step.get("run", "").splitlines()]
+        if TEST_COMMAND in runs:
+            jobs[name] = job["env"]["TEST_MARKERS"]
+    return jobs
+
+
+def registered_markers(config: pytest.Config) -> list[str]:
+    """Every marker pytest registers (the project's, pyproject.toml, and pytest's and its plugins' own):
+    each registration reads `name(arguments): description`."""
+    return [re.match(r"\s*(\w+)", line).group(1) for line in config.getini("markers")]  # type: ignore[union-attr]
+
+
 def test_test_workflow_runs_the_same_command_as_ci_run():
     ci_run = (REPO / ".ci" / "run").read_text()
     ci_commands = re.findall(r"^exec (\S+)", ci_run, flags=re.M)
     assert ci_commands == ["./scripts/test"]
-    run_lines = [line.strip() for step in steps(load("test.yml")) for line in step.get("run", "").splitlines()]
-    assert ci_commands[0] in run_lines
+    workflow = load("test.yml")
+    assert set(suite_jobs(workflow)) == set(workflow["jobs"]), "a job of test.yml that does not run the suite"
+    assert TEST_COMMAND.startswith(ci_commands[0] + " ")
+
+
+@dataclasses.dataclass(frozen=True)
+class Carries:
+    """A test's markers, as `-m` expressions match them (pytest's ExpressionMatcher)."""
+
+    markers: tuple[str, ...]
+
+    def __call__(self, name: str, /, **kwargs: str | int | bool | None) -> bool:
+        return name in self.markers
+
+
+def test_test_workflow_jobs_select_every_test_exactly_once(pytestconfig):
+    """Whatever markers a test carries (pytest runs with --strict-markers, so only the registered ones),
+    exactly one job's marker expression selects it: no test is run twice, none in neither job."""
+    jobs = {name: Expression.compile(markers) for name, markers in suite_jobs(load("test.yml")).items()}
+    markers = registered_markers(pytestconfig)
+    assert {"host", "boot"} <= set(markers)
+    for count in range(len(markers) + 1):
+        for carried in itertools.combinations(markers, count):
+            selecting = [name for name, expression in jobs.items() if expression.evaluate(Carries(carried))]
+            assert len(selecting) == 1, f"a test marked {list(carried) or 'with no marker'} runs in {selecting}"
+
+
+def test_test_workflow_marker_expressions_name_only_registered_markers(pytestconfig):
+    names = set(registered_markers(pytestconfig)) | {"not", "and", "or"}
+    for job, markers in suite_jobs(load("test.yml")).items():
+        words = set(re.findall(r"[A-Za-z_]\w*", markers))
+        assert words <= names, f"{job}: {markers!r} names a marker pytest does not register"
+
+
+def test_boot_tests_run_where_systemd_nspawn_can_boot_a_container():
+    boot = load("test.yml")["jobs"]["boot"]
+    assert suite_jobs({"jobs": {"boot": boot}}) == {"boot": "boot"}
+    assert "--privileged" in boot["container"]["options"].split()
 
 
 # ---------------------------------------------------------------- preview.yml
