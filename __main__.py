@@ -92,7 +92,14 @@ database = Database(
     with_provider,
 )
 secrets = ServerSecrets(
-    name, ServerSecretsArgs(ssm_prefix=cfg.ssm_prefix, admin_username=cfg.admin_username), with_provider
+    name,
+    ServerSecretsArgs(
+        ssm_prefix=cfg.ssm_prefix,
+        admin_username=cfg.admin_username,
+        # config.py has checked it is set, as a secret; its value is read only here, as a secret Output.
+        oidc_client_secret=pulumi.Config().require_secret("oidcClientSecret") if cfg.auth == "oidc" else None,
+    ),
+    with_provider,
 )
 # The log groups the hosts write (the certificate's only where a host runs certbot), before the hosts'
 # role, so an agent that starts finds its groups there.
@@ -175,7 +182,7 @@ def launch_shape(settings: pulumi.Output[HostSettings], subnet_id: pulumi.Output
 
 def admin_restart() -> None:
     """A new admin name or password in SSM reaches the running server: the hosts restart MLflow, one at a time."""
-    ServerRestart(name, ServerRestartArgs(host_tag_value=name, revision=secrets.admin_revision), with_provider)
+    ServerRestart(name, ServerRestartArgs(host_tag_value=name, revision=secrets.restart_revision), with_provider)
 
 
 def deploy_fleet() -> None:
@@ -277,6 +284,7 @@ pulumi.export(Outputs.DB_INSTANCE_ID, database.instance_id)
 if database.final_snapshot_identifier is not None:
     pulumi.export(Outputs.DB_FINAL_SNAPSHOT, database.final_snapshot_identifier)
 pulumi.export(Outputs.REGION, cfg.region)
+pulumi.export(Outputs.AUTH, cfg.auth)
 pulumi.export(Outputs.ADMIN_USERNAME, secrets.admin_username)
 pulumi.export(Outputs.ADMIN_PASSWORD, secrets.admin_password)
 pulumi.export(Outputs.WEB_SECURITY_GROUP_ID, network.web_security_group_id)

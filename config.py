@@ -12,14 +12,15 @@ import contextlib
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
 
 import instance_types
-from userdata import sizing
+from userdata import pins, sizing
+from userdata.settings import AUTH_MODES, AuthMode, OidcSettings
 
 PROJECT = "mlflow-aws"
 
@@ -50,6 +51,10 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 # boot installs MLflow in 3-5 minutes, and a release that migrates a schema snapshots the database first.
 MIN_READY_TIMEOUT_MINUTES, MAX_READY_TIMEOUT_MINUTES = 5, 180
 _IMAGE_REFRESH = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
+# Keys whose value is a secret: set with `pulumi config set --secret`, read by the program as a secret
+# Output (never into StackConfig), refused when stored in clear.
+SECRET_KEYS = ("oidcClientSecret",)
+_SECRET_PLACEHOLDER = "(secret)"
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,25 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("imageRefresh", "string", "",
               "Any new value (a date, say) moves the hosts to the newest Ubuntu 24.04 image on the next "
               "pulumi up; until then the image recorded at the first deploy stays."),
+    ConfigKey("auth", "string", "basic",
+              "basic: MLflow's users and passwords (mlflow-aws users). oidc: sign in with the company's "
+              "identity provider (the oidc* keys)."),
+    ConfigKey("oidcIssuer", "string", "",
+              "With auth oidc: the identity provider's issuer URL (https); the server reads its "
+              "/.well-known/openid-configuration."),
+    ConfigKey("oidcClientId", "string", "",
+              "With auth oidc: the client ID this server is registered under at the identity provider."),
+    ConfigKey("oidcClientSecret", "string", "",
+              "With auth oidc: the client's secret; set it with pulumi config set --secret. It reaches the host "
+              "only through an SSM SecureString."),
+    ConfigKey("oidcAdminGroup", "string", "",
+              "With auth oidc: the identity provider group whose members are MLflow administrators."),
+    ConfigKey("oidcAllowedGroups", "array", [],
+              "With auth oidc: groups whose members may sign in (members of oidcAdminGroup always may)."),
+    ConfigKey("oidcGroupsClaim", "string", "groups",
+              "With auth oidc: the ID token claim listing the user's groups (cognito:groups for Amazon Cognito)."),
+    ConfigKey("oidcScopes", "string", "openid email profile",
+              "With auth oidc: the scopes the server asks for, space-separated; openid is required."),
 )
 CONFIG_KEY_NAMES = tuple(key.name for key in CONFIG_KEYS)
 
@@ -164,6 +188,8 @@ class StackConfig:
     log_retention_days: int = 30
     host_ready_timeout_minutes: int = 20
     image_refresh: str = ""
+    auth: AuthMode = "basic"
+    oidc: OidcSettings | None = None  # exactly when auth is "oidc"; its client secret is not here
 
     @property
     def ssm_prefix(self) -> str:
@@ -390,12 +416,108 @@ def _check_hosts(
     return hosts
 
 
+_GROUP = re.compile(r"^[^,\s](?:[^,]*[^,\s])?$")
+_CLAIM = re.compile(r"^[^\s,]{1,255}$")
+_SCOPE = re.compile(r"^[!#-\[\]-~]+$")  # RFC 6749 scope-token: visible ASCII but '"' and '\\'
+_CLIENT_ID = re.compile(r"^\S{1,255}$")
+
+
+def _check_issuer(reader: _Reader, value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if value.rstrip("/").endswith("/.well-known/openid-configuration"):
+        reader.problem(f"oidcIssuer: {value!r} is the discovery document's URL; give the issuer itself, e.g. "
+                       f"{value.rstrip('/')[: -len('/.well-known/openid-configuration')]}")
+    elif parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment or "@" in parts.netloc:
+        reader.problem(
+            f"oidcIssuer: {value!r} is not an https issuer URL like https://login.example.com/tenant (no query, "
+            "no fragment); the server reads its discovery document over TLS, so http is not accepted"
+        )
+    return value
+
+
+def _check_groups(reader: _Reader, key: str, values: list[str]) -> tuple[str, ...]:
+    # The plugin reads its group settings as comma-separated lists, so a name with a comma cannot be said.
+    for value in values:
+        if not _GROUP.match(value):
+            reader.problem(f"{key}: {value!r} is not a group name the server can match: it must be non-empty, "
+                           "without a comma or surrounding spaces")
+    return tuple(dict.fromkeys(values))
+
+
+def _check_oidc(reader: _Reader, *, secret_set: bool, tls: str, fleet: bool, mlflow_version: str) -> OidcSettings:
+    """The oidc* keys, required with auth oidc (and then checked); with auth basic they are ignored."""
+    issuer = reader.string("oidcIssuer")
+    client_id = reader.string("oidcClientId")
+    admin_group = reader.string("oidcAdminGroup")
+    allowed = reader.string_list("oidcAllowedGroups")
+    groups_claim = reader.string("oidcGroupsClaim")
+    scopes = " ".join(reader.string("oidcScopes").split())
+    examples = {"oidcIssuer": "https://login.example.com/tenant", "oidcClientId": "0oa1b2c3d4",
+                "oidcAdminGroup": "mlflow-admins"}
+    for key, value in (("oidcIssuer", issuer), ("oidcClientId", client_id), ("oidcAdminGroup", admin_group)):
+        if not value:
+            reader.problem(f"{key}: required with auth oidc; {_set_hint(key, examples[key])}")
+    if not secret_set:
+        reader.problem("oidcClientSecret: required with auth oidc, as a secret; "
+                       "fix: pulumi config set --secret oidcClientSecret <the client secret>")
+    if allowed == []:
+        reader.problem("oidcAllowedGroups: empty with auth oidc, so only admins could sign in; give the groups "
+                       "whose members may: pulumi config set --path 'oidcAllowedGroups[0]' mlflow-users")
+    if issuer:
+        _check_issuer(reader, issuer)
+    if client_id and not _CLIENT_ID.match(client_id):
+        reader.problem(f"oidcClientId: {client_id!r} has a space; give the client ID exactly as the identity "
+                       "provider shows it")
+    if admin_group:
+        _check_groups(reader, "oidcAdminGroup", [admin_group])
+    allowed_groups = _check_groups(reader, "oidcAllowedGroups", allowed or [])
+    if not _CLAIM.match(groups_claim):
+        reader.problem(f"oidcGroupsClaim: {groups_claim!r} is not a claim name (no spaces or commas), e.g. groups "
+                       "or cognito:groups")
+    tokens = scopes.split()
+    if "openid" not in tokens or not all(_SCOPE.match(token) for token in tokens):
+        reader.problem(f"oidcScopes: {scopes!r} must be space-separated scopes including openid, e.g. "
+                       "'openid email profile'")
+    version = _EXACT_VERSION.match(mlflow_version)
+    if version and not pins.OIDC_MIN_MLFLOW <= tuple(int(part) for part in version.groups()[:3]) < pins.OIDC_MAX_MLFLOW:
+        reader.problem(
+            f"auth: oidc with mlflowVersion {mlflow_version}; mlflow-oidc-auth {pins.MLFLOW_OIDC_AUTH_VERSION} needs "
+            "MLflow 3.16.0 or newer, before 4; set mlflowVersion to such a release, or use auth basic"
+        )
+    # Jobs sign their AI gateway calls as the user with a per-start token that only basic-auth accepts
+    # (mlflow/genai/scorers/job.py, mlflow/server/auth/__init__.py); mlflow-oidc-auth has no such path.
+    if _truthy(reader.raw.get("jobRunner")):
+        reader.problem("jobRunner: true with auth oidc; MLflow's jobs sign their AI gateway calls with a token only "
+                       "its basic-auth accepts, so mlflow-oidc-auth would refuse every one; set jobRunner false, "
+                       "or use auth basic")
+    if tls == "off" and not fleet:
+        reader.problem(
+            "auth: oidc with tls off; identity providers accept an http:// redirect URI only for localhost, and "
+            "the login's session cookie would cross plain HTTP; unset tls (letsencrypt), or use auth basic"
+        )
+    return OidcSettings(issuer=issuer, client_id=client_id, admin_group=admin_group,
+                        allowed_groups=allowed_groups, groups_claim=groups_claim, scopes=scopes)
+
+
+def _check_secret_keys(reader: _Reader, secret_keys: frozenset[str]) -> None:
+    """A secret key set in clear text is refused: its value would sit readable in Pulumi.<stack>.yaml."""
+    for key in SECRET_KEYS:
+        value = reader.raw.get(key)
+        if value not in (None, "") and key not in secret_keys:
+            reader.problem(f"{key}: set in clear text, where anyone who reads the stack file reads it; "
+                           f"fix: pulumi config set --secret {key} <value> (and rotate it at the identity provider)")
+
+
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
-def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str | None) -> StackConfig:
-    """Validate `raw` (key -> value; missing keys take their defaults) into a StackConfig."""
+def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str | None,
+                secret_keys: Collection[str] = ()) -> StackConfig:
+    """Validate `raw` (key -> value; missing keys take their defaults) into a StackConfig. `secret_keys`:
+    the keys of `raw` whose value was set as a secret (SECRET_KEYS' values never reach the StackConfig)."""
     reader = _Reader(raw)
     unknown = sorted(set(raw) - set(CONFIG_KEY_NAMES))
     for key in unknown:
@@ -540,6 +662,17 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
             f"logRetentionDays: {retention} is not a period CloudWatch Logs keeps logs for; accepted are "
             f"{', '.join(str(days) for days in LOG_RETENTION_DAYS)}; {_set_hint('logRetentionDays', str(nearest))}"
         )
+    _check_secret_keys(reader, frozenset(secret_keys))
+    auth = reader.string("auth")
+    oidc = None
+    if auth not in AUTH_MODES:
+        reader.problem(f"auth: {auth!r} is not accepted; use basic (MLflow's own users and passwords) or oidc "
+                       "(the company's identity provider)")
+    elif auth == "oidc":
+        # Set in clear text is reported once, by _check_secret_keys.
+        secret_set = reader.raw.get("oidcClientSecret") not in (None, "")
+        oidc = _check_oidc(reader, secret_set=secret_set, tls=tls, mlflow_version=mlflow_version,
+                           fleet=hosts is not None and hosts >= FLEET_MIN_HOSTS)
 
     if reader.problems:
         raise ConfigError(stack, reader.problems)
@@ -574,13 +707,15 @@ def load_config(raw: Mapping[str, Any], *, project: str, stack: str, region: str
         log_retention_days=retention if retention is not None else 30,
         host_ready_timeout_minutes=ready_timeout if ready_timeout is not None else 20,
         image_refresh=image_refresh,
+        auth=auth,  # type: ignore[arg-type]  # checked against AUTH_MODES above
+        oidc=oidc,
     )
 
 
 def from_pulumi() -> StackConfig:
     """Read the running program's configuration (Pulumi hands every value over as a string)."""
     import pulumi
-    from pulumi.runtime.config import CONFIG, get_config_env
+    from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
     project_config = pulumi.Config()
     # Every key set in the project's namespace, so that a misspelt key is reported instead of ignored.
@@ -589,12 +724,18 @@ def from_pulumi() -> StackConfig:
         key[len(namespace):] for key in (*get_config_env(), *CONFIG.get()) if key.startswith(namespace)
     }
     raw: dict[str, Any] = {}
+    secret_keys: list[str] = []
     for key in (*CONFIG_KEY_NAMES, *sorted(set_keys - set(CONFIG_KEY_NAMES))):
         value = project_config.get(key)
-        if value is not None:
-            raw[key] = value
+        if value is None:
+            continue
+        # A secret's value stays out of the StackConfig (the program reads it as a secret Output).
+        raw[key] = _SECRET_PLACEHOLDER if key in SECRET_KEYS and value else value
+        if is_config_secret(f"{namespace}{key}"):
+            secret_keys.append(key)
     region = pulumi.Config("aws").get("region")
-    return load_config(raw, project=pulumi.get_project(), stack=pulumi.get_stack(), region=region)
+    return load_config(raw, project=pulumi.get_project(), stack=pulumi.get_stack(), region=region,
+                       secret_keys=secret_keys)
 
 
 class _PulumiYamlLoader(yaml.SafeLoader):
@@ -620,6 +761,7 @@ def from_stack_files(project_dir: str, stack: str) -> StackConfig:
     document = yaml.load(path.read_text(), Loader=_PulumiYamlLoader) or {}
     values: Mapping[str, Any] = document.get("config") or {}
     raw: dict[str, Any] = {}
+    secret_keys: list[str] = []
     region: str | None = None
     for full_key, value in values.items():
         namespace, _, key = str(full_key).partition(":")
@@ -627,7 +769,13 @@ def from_stack_files(project_dir: str, stack: str) -> StackConfig:
             region = str(value)
         elif namespace == PROJECT:
             if isinstance(value, dict) and "secure" in value:
-                raise ConfigError(stack, [f"{key}: is a secret in {path.name}; none of this project's keys are"])
+                if key not in SECRET_KEYS:
+                    raise ConfigError(stack, [f"{key}: is a secret in {path.name}, but only "
+                                              f"{', '.join(SECRET_KEYS)} is one; set it in clear text"])
+                # Encrypted with the stack's passphrase: known to be set, never read here.
+                raw[key] = _SECRET_PLACEHOLDER
+                secret_keys.append(key)
+                continue
             raw[key] = value
-    return load_config(raw, project=PROJECT, stack=stack, region=region)
+    return load_config(raw, project=PROJECT, stack=stack, region=region, secret_keys=secret_keys)
 

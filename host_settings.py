@@ -37,6 +37,8 @@ def host_settings_for(cfg: StackConfig, *, artifact_bucket: str, host_files_buck
         extra_allowed_origins=cfg.extra_allowed_origins,
         monitoring=cfg.monitoring,
         db_identifier=database_identifier(cfg.project, cfg.stack),
+        auth=cfg.auth,
+        oidc=cfg.oidc,
     )
     return behind_load_balancer(single_host, cfg) if cfg.fleet else single_host
 

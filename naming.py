@@ -26,6 +26,9 @@ FLASK_SECRET_KEY = SsmParameter("mlflow/flask-secret-key", secure=True)
 # MLflow's MLFLOW_CRYPTO_KEK_PASSPHRASE: encrypts the AI gateway's stored provider keys.
 GATEWAY_KEK_PASSPHRASE = SsmParameter("mlflow/gateway-kek-passphrase", secure=True)
 
+# auth: oidc only: the identity provider's client secret (config oidcClientSecret), which only the host reads.
+OIDC_CLIENT_SECRET = SsmParameter("oidc/client-secret", secure=True)
+
 # Written by the host, not the program: its ACME account and current certificate (each a base64 tar.gz
 # of certbot's files), so a replaced host serves the saved certificate instead of ordering a new one.
 # The instance role may put exactly these two (components/identity.py).
@@ -36,11 +39,12 @@ HOST_WRITTEN_PARAMETERS: tuple[SsmParameter, ...] = (ACME_ACCOUNT, TLS_CERTIFICA
 # `pulumi destroy` deletes the saved private key with the stack.
 UNSAVED_STATE = "unsaved"
 
-# Everything the host needs at boot, in the order it reads them.
+# Everything the host needs at boot, in the order it reads them (with auth oidc, OIDC_HOST_PARAMETERS too).
 HOST_PARAMETERS: tuple[SsmParameter, ...] = (
     DB_HOST, DB_PORT, DB_NAME, DB_USERNAME, DB_PASSWORD, ADMIN_USERNAME, ADMIN_PASSWORD, FLASK_SECRET_KEY,
     GATEWAY_KEK_PASSPHRASE,
 )
+OIDC_HOST_PARAMETERS: tuple[SsmParameter, ...] = (OIDC_CLIENT_SECRET,)
 
 # Tags a host carries. HOST_TAG (value: the stack's name) marks every MLflow host of a stack, in either
 # shape, for the admin-restart association; HEALTH_TAG is the host's own report that it serves (written by
@@ -59,6 +63,9 @@ DATA_PROTECTION_TAGS = {"DataProtection": "kept-on-destroy"}
 # The backend store and the basic-auth user store live in two databases of the same RDS instance.
 TRACKING_DATABASE = "mlflow"
 AUTH_DATABASE = "mlflow_auth"
+# auth: oidc keeps mlflow-oidc-auth's users, tokens, sessions and grants in a third database, so that
+# switching between basic and oidc leaves the other mode's users and grants as they were.
+OIDC_AUTH_DATABASE = "mlflow_oidc_auth"
 
 
 # The log groups the stack creates (components/host_logs.py) and the hosts' CloudWatch agent writes
@@ -120,6 +127,7 @@ class Outputs:
     INSTANCE_ID = "instance_id"
     SSM_SESSION_COMMAND = "ssm_session_command"
     REGION = "region"
+    AUTH = "auth"  # "basic" or "oidc": how people sign in, and what `mlflow-aws users` and `env --user` do
     ADMIN_USERNAME = "admin_username"
     ADMIN_PASSWORD = "admin_password"
     WEB_SECURITY_GROUP_ID = "web_security_group_id"
@@ -137,5 +145,5 @@ class Outputs:
     # output of another Pulumi project (tests/unit/test_outputs_table.py holds this to the program).
     ALWAYS = frozenset({
         TRACKING_URI, HOSTNAME, ARTIFACT_BUCKET, ARTIFACT_DESTINATION, HOST_FILES_BUCKET, DB_ENDPOINT,
-        DB_INSTANCE_ID, REGION, ADMIN_USERNAME, ADMIN_PASSWORD, WEB_SECURITY_GROUP_ID, DB_SECURITY_GROUP_ID,
+        DB_INSTANCE_ID, REGION, AUTH, ADMIN_USERNAME, ADMIN_PASSWORD, WEB_SECURITY_GROUP_ID, DB_SECURITY_GROUP_ID,
     })

@@ -1,4 +1,5 @@
-"""ServerRestart: restarts MLflow on the stack's hosts whenever the admin's SSM parameters change.
+"""ServerRestart: restarts MLflow on the stack's hosts whenever the admin's SSM parameters (or, with auth oidc,
+the identity provider's client secret) change.
 
 The host reads the admin's name and password from SSM when mlflow.service starts (its configure step), so
 a rename or a new password in SSM alone changes nothing on a running host. This State Manager association

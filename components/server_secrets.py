@@ -1,5 +1,5 @@
 """ServerSecrets: the MLflow admin credentials, the Flask secret key and the AI gateway's key-encryption
-passphrase, generated and put in SSM.
+passphrase, generated and put in SSM; with auth oidc, the identity provider's client secret too (from config).
 
 The host reads them at boot; the admin password is also a secret stack output for the client.
 Letters and digits only, so the password needs no quoting in an env file or a URL.
@@ -26,13 +26,16 @@ GATEWAY_KEK_PASSPHRASE_LENGTH = 64
 class ServerSecretsArgs:
     ssm_prefix: str
     admin_username: str
+    # auth oidc: `pulumi config set --secret oidcClientSecret`, read as a secret Output, put as a SecureString.
+    oidc_client_secret: pulumi.Input[str] | None = None
 
 
 class ServerSecrets(pulumi.ComponentResource):
     admin_username: str
     admin_password: pulumi.Output[str]
-    # The SSM versions of the admin's name and password: a rename or a new password changes it.
-    admin_revision: pulumi.Output[str]
+    # The SSM versions of what the running server re-reads at its next start (the admin's name and password,
+    # the OIDC client secret): a rename or a new value changes it, and ServerRestart restarts MLflow.
+    restart_revision: pulumi.Output[str]
 
     def __init__(self, name: str, args: ServerSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-aws:auth:ServerSecrets", name, None, opts)
@@ -53,9 +56,12 @@ class ServerSecrets(pulumi.ComponentResource):
             (naming.FLASK_SECRET_KEY, flask_secret_key.result),
             (naming.GATEWAY_KEK_PASSPHRASE, gateway_kek_passphrase.result),
         ]
+        if args.oidc_client_secret is not None:
+            values.append((naming.OIDC_CLIENT_SECRET, pulumi.Output.secret(args.oidc_client_secret)))
         parameters = put_parameters(name, args.ssm_prefix, values, described_as="MLflow server", parent=self)
 
         self.admin_username = args.admin_username
         self.admin_password = pulumi.Output.secret(admin_password.result)
-        self.admin_revision = parameter_versions(parameters[naming.ADMIN_USERNAME], parameters[naming.ADMIN_PASSWORD])
+        restart_on = [naming.ADMIN_USERNAME, naming.ADMIN_PASSWORD, naming.OIDC_CLIENT_SECRET]
+        self.restart_revision = parameter_versions(*(parameters[p] for p in restart_on if p in parameters))
         self.register_outputs({"admin_username": self.admin_username, "admin_password": self.admin_password})

@@ -167,8 +167,9 @@ SAVED_STATE = tuple(parameter(which) for which in naming.HOST_WRITTEN_PARAMETERS
 
 HOST_CALLS: tuple[HostCall, ...] = (
     HostCall(BOOTSTRAP, "s3:GetObject", ("s3:GetObject",), (HOST_FILES_OBJECT,)),
+    # The identity provider's client secret only with auth oidc: one call reads every parameter of the step.
     HostCall(CONFIGURE, "ssm:GetParameters", ("ssm:GetParameters",),
-             tuple(parameter(which) for which in naming.HOST_PARAMETERS)),
+             tuple(parameter(which) for which in (*naming.HOST_PARAMETERS, *naming.OIDC_HOST_PARAMETERS))),
     HostCall(CONFIGURE, "ssm:GetParameterHistory", ("ssm:GetParameterHistory",),
              (parameter(naming.ADMIN_USERNAME),)),
     HostCall(SERVER, "s3:PutObject", ("s3:PutObject",), (ARTIFACT_OBJECT,)),

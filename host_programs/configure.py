@@ -18,6 +18,8 @@ and the other hosts' sessions ended), then migrates; a release that changes no s
 migration that fails before it changed anything lifts the fence, so the hosts it stopped serve again, and
 is not retried by this host (a new host, a new `pulumi up`, tries again); one that failed half-way keeps
 the fence and names the snapshot to restore.
+Behind a load balancer (the settings' schema_lock), hosts take turns at the schemas. With auth oidc, the
+same for mlflow-oidc-auth (host_programs/oidc_auth.py, on such hosts only), from one more parameter.
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 from urllib.parse import quote
 
 from host_programs import aws, fence, schema_upgrade
-from host_programs.settings_file import SettingsError, load
+from host_programs.settings_file import Section, SettingsError, load
+
+if TYPE_CHECKING:
+    from host_programs.oidc_auth import OidcSettings
 
 PROGRAM = "mlflow-configure"
 SECTION = "configure"
@@ -65,9 +70,11 @@ class Parameters:
     admin_password: str
     flask_secret_key: str
     gateway_kek_passphrase: str
+    oidc_client_secret: str = ""  # auth oidc only (its name then comes from the oidc settings)
 
 
-ROLES = tuple(field.name for field in dataclasses.fields(Parameters))
+# The roles every stack reads: those without a default.
+ROLES = tuple(field.name for field in dataclasses.fields(Parameters) if field.default is dataclasses.MISSING)
 
 
 @dataclass(frozen=True)
@@ -86,15 +93,26 @@ class Settings:
     fence_wait_seconds: float  # how long the other hosts' servers may take to stop
     host_id_file: str  # this host's id (made here once), as the fence names it
     admin_revision_file: str  # the admin parameters' versions the server started with (the admin restart)
+    oidc: OidcSettings | None = None  # auth oidc: mlflow-oidc-auth's part
+
+
+def oidc_settings(section: Section) -> OidcSettings | None:
+    if section.choice("auth", ("basic", "oidc")) == "basic":
+        return None
+    from host_programs import oidc_auth
+
+    return oidc_auth.read_settings(section)
 
 
 def read_settings(path: str) -> Settings:
     root = load(path)
     section = root.section(SECTION)
     override = os.environ.get(WAIT_OVERRIDE_VARIABLE)
+    oidc = oidc_settings(section)
     return Settings(
         region=root.text("region"),
-        names=Parameters(**section.section("parameters").texts(ROLES)),
+        names=Parameters(**section.section("parameters").texts(ROLES),
+                         oidc_client_secret=oidc.client_secret if oidc else ""),
         auth_database=section.text("auth_database"),
         env_file=section.text("env_file"),
         auth_config=section.text("auth_config"),
@@ -107,6 +125,7 @@ def read_settings(path: str) -> Settings:
         fence_wait_seconds=section.number("fence_wait_seconds"),
         host_id_file=section.text("host_id_file"),
         admin_revision_file=section.text("admin_revision_file"),
+        oidc=oidc,
     )
 
 
@@ -140,17 +159,18 @@ def read_parameters(settings: Settings) -> Parameters:
 
 
 def admin_revision(names: Parameters, versions: Mapping[str, int]) -> str:
-    """The admin parameters' versions as the admin-restart association carries them (components/parameters.py:
-    parameter_versions): "admin-username=v1 admin-password=v2"."""
-    return " ".join(f"{name.rsplit('/', 1)[-1]}=v{versions[name]}"
-                    for name in (names.admin_username, names.admin_password))
+    """The versions of what a restart re-reads, as the admin-restart association carries them
+    (components/server_secrets.py restart_revision, components/parameters.py parameter_versions):
+    "admin-username=v1 admin-password=v2", and with auth oidc " client-secret=v1"."""
+    restart_on = (names.admin_username, names.admin_password, names.oidc_client_secret)
+    return " ".join(f"{name.rsplit('/', 1)[-1]}=v{versions[name]}" for name in restart_on if name)
 
 
 def read_parameters_and_revision(settings: Settings) -> tuple[Parameters, str]:
     """The parameters' values, and the admin parameters' versions (admin_revision)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    names = dataclasses.asdict(settings.names)
+    names = {role: name for role, name in dataclasses.asdict(settings.names).items() if name}
     ssm = aws.ssm_client(settings.region)
 
     def step() -> tuple[tuple[Parameters, str] | None, str]:
@@ -189,6 +209,7 @@ PARAMETER_RULES: dict[str, tuple[str, Callable[[str], bool]]] = {
     "flask_secret_key": ("16 characters or more", lambda v: len(v) >= 16),
     "gateway_kek_passphrase": ("16 characters or more, not MLflow's published default",
                                lambda v: len(v) >= 16 and v != "mlflow-default-kek-passphrase-for-development-only"),
+    "oidc_client_secret": ("not empty", bool),
 }
 
 
@@ -196,6 +217,8 @@ def broken_rules(names: Parameters, values: Parameters) -> list[tuple[str, str]]
     """(parameter name, rule) for each value breaking its rule; values themselves are never logged."""
     broken = []
     for role, (rule, check) in PARAMETER_RULES.items():
+        if not getattr(names, role):
+            continue  # a parameter this stack does not read
         value = getattr(values, role)
         if re.search(r"[\r\n\0]", value):
             broken.append((getattr(names, role), "one line"))
@@ -375,6 +398,16 @@ def state_record(state: DatabaseState) -> dict[str, Any]:
     return {"mlflow": installed_mlflow(), "tracking": state.tracking_revisions, "auth": state.auth_revisions}
 
 
+def full_record(settings: Settings, values: Parameters, state: DatabaseState) -> dict[str, Any]:
+    """state_record, and with auth oidc what the plugin's database holds (oidc_auth.record)."""
+    if settings.oidc is None:
+        return state_record(state)
+    from host_programs import oidc_auth
+
+    return {**state_record(state), **oidc_auth.record(lambda name: open_database(values, name), settings.oidc,
+                                                      values.admin_username, values.admin_password)}
+
+
 def unchanged_since_last_run(settings: Settings, values: Parameters) -> bool:
     """Whether the last complete run's record still holds: the same MLflow release, both schemas at the
     revisions it left, and the admin an admin with the password in SSM. Any doubt means no."""
@@ -384,7 +417,7 @@ def unchanged_since_last_run(settings: Settings, values: Parameters) -> bool:
     except (OSError, ValueError):
         return False
     state = database_state(settings, values)
-    if state is None or recorded != state_record(state):
+    if state is None or recorded != full_record(settings, values, state):
         return False
     password_hash, is_admin = state.admin
     try:
@@ -398,7 +431,7 @@ def unchanged_since_last_run(settings: Settings, values: Parameters) -> bool:
 def record_run(settings: Settings, values: Parameters) -> None:
     state = database_state(settings, values)
     if state is not None:
-        write_private(settings.state_file, json.dumps(state_record(state)) + "\n")
+        write_private(settings.state_file, json.dumps(full_record(settings, values, state)) + "\n")
 
 
 def upgrade_tracking_schema(tracking_uri: str) -> None:
@@ -457,7 +490,7 @@ def demote_former_admins(store: Any, former: list[str], current: str) -> None:
             log(f"{name} is no longer an admin: the stack's admin is now {current}")
 
 
-def env_file_text(values: Parameters, tracking_uri: str) -> str:
+def env_file_text(values: Parameters, tracking_uri: str, oidc: OidcSettings | None = None) -> str:
     settings = [
         ("MLFLOW_BACKEND_STORE_URI", tracking_uri),
         ("MLFLOW_FLASK_SERVER_SECRET_KEY", values.flask_secret_key),
@@ -469,6 +502,11 @@ def env_file_text(values: Parameters, tracking_uri: str) -> str:
         # What `mlflow server --app-name basic-auth` generates for its job runner's gateway calls
         # (mlflow/server/__init__.py), and does only for that app name; one per start, as there.
         settings.append(("_MLFLOW_INTERNAL_GATEWAY_AUTH_TOKEN", secrets.token_hex(32)))
+    if oidc is not None:
+        from host_programs import oidc_auth
+
+        settings += oidc_auth.env_settings(oidc, values.oidc_client_secret, values.flask_secret_key,
+                                           database_uri(values, oidc.database))
     return "".join(f"{key}={env_value(value)}\n" for key, value in settings)
 
 
@@ -540,6 +578,8 @@ def write_configuration(settings: Settings, values: Parameters) -> None:
         ensure_auth_database(connection, settings.auth_database)
         host = host_id(settings)
         serving = wait_while_another_host_migrates(connection, host, settings.wait_seconds)
+        if settings.oidc:
+            ensure_auth_database(connection, settings.oidc.database)
     finally:
         connection.close()
 
@@ -547,7 +587,7 @@ def write_configuration(settings: Settings, values: Parameters) -> None:
     auth_uri = database_uri(values, settings.auth_database)
     write_private_files({
         settings.auth_config: auth_config_text(settings.default_permission, auth_uri, values.admin_username),
-        settings.env_file: env_file_text(values, tracking_uri),
+        settings.env_file: env_file_text(values, tracking_uri, settings.oidc),
     })
     log(f"wrote {settings.env_file} and {settings.auth_config}")
 
@@ -567,7 +607,14 @@ def write_configuration(settings: Settings, values: Parameters) -> None:
         if migration is not None:
             migration.finish()
         sync_admin(store, values.admin_username, values.admin_password)
-        demote_former_admins(store, former_admin_names(settings, values.admin_username), values.admin_username)
+        former = former_admin_names(settings, values.admin_username)
+        demote_former_admins(store, former, values.admin_username)
+        if settings.oidc:
+            from host_programs import oidc_auth
+
+            for change in oidc_auth.configure(settings.oidc, database_uri(values, settings.oidc.database), values,
+                                              former):
+                log(change)
         record_run(settings, values)
     except Exception as error:
         if migration is not None:

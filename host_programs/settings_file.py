@@ -68,6 +68,13 @@ class Section:
             raise self._refuse(name, "true or false")
         return value
 
+    def text_map(self, name: str) -> dict[str, str]:
+        """An object whose every value is a non-empty string."""
+        section = self.section(name)
+        for key in section.data:
+            section.text(key)
+        return {key: str(value) for key, value in section.data.items()}
+
     def texts(self, names: Collection[str]) -> dict[str, str]:
         """Each of `names` (keys of this section) as a non-empty string."""
         return {name: self.text(name) for name in names}

@@ -1,4 +1,5 @@
-"""MLflow's basic-auth app plus what it leaves open on a shared server (README: Security model).
+"""MLflow's basic-auth app, or mlflow-oidc-auth's with auth oidc, plus what it leaves open on a shared
+server (README: Security model).
 
 The `mlflow.app` entry point APP_NAME; no MLflow import outside the modules that need it, so userdata can
 read these.
@@ -17,3 +18,5 @@ DISTRIBUTION = "mlflow-aws-server-guard"
 # dataset records are merged in one request. nginx's client_max_body_size says the same (userdata.nginx).
 BODY_LIMIT_MIB = 64
 BODY_LIMIT_BYTES = BODY_LIMIT_MIB * 1024 * 1024
+# Which app the guard wraps: "basic" (MLflow's basic-auth, also when unset) or "oidc" (mlflow-oidc-auth).
+AUTH_VARIABLE = "MLFLOW_AWS_AUTH"

@@ -1,5 +1,6 @@
 """The entry point: basic-auth's app, the guard's rules in its validators and Flask hooks, and the gate
-(server_guard.gate) around the whole ASGI app, outside basic-auth's own middleware."""
+(server_guard.gate) around the whole ASGI app, outside basic-auth's own middleware; or, when mlflow.service
+says auth oidc, mlflow-oidc-auth's app under the guard's rules for it (server_guard/oidc.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from flask import Response, request
 
-from server_guard import BODY_LIMIT_BYTES, basic_auth, locations, sources, traces
+from server_guard import AUTH_VARIABLE, BODY_LIMIT_BYTES, basic_auth, locations, sources, traces
 from server_guard.gate import Answer, Gate
 from server_guard.ledger import PostgresLedger
 from server_guard.throttle import LoginThrottle
@@ -78,6 +79,14 @@ def install_gate(served: Any, flask_app: Any) -> None:
 
 def create_app() -> Any:
     sources.require_source_regex(os.environ)
+    auth = os.environ.get(AUTH_VARIABLE, "basic")
+    if auth == "oidc":
+        from server_guard import oidc
+
+        return oidc.create_app()
+    if auth != "basic":
+        raise RuntimeError(f"server_guard: {AUTH_VARIABLE} is {auth!r}; expected basic or oidc "
+                           "(mlflow.service sets it)")
     from mlflow.server import app as flask_app
     from mlflow.server.auth import create_app as create_basic_auth_app
 

@@ -72,7 +72,10 @@ OUTPUTS: tuple[OutputRow, ...] = (
     OutputRow(Outputs.DB_FINAL_SNAPSHOT, "The snapshot RDS takes when a destroy deletes the database "
               "([Safety](#safety)).", when="protectData"),
     OutputRow(Outputs.REGION, "The stack's AWS region."),
-    OutputRow(Outputs.ADMIN_USERNAME, "The MLflow administrator."),
+    OutputRow(Outputs.AUTH, "How people sign in: `basic` (passwords) or `oidc` (the identity provider); "
+                            "`mlflow-aws` reads it."),
+    OutputRow(Outputs.ADMIN_USERNAME, "The MLflow administrator (with `auth: oidc`, an account for programs "
+                                      "such as `mlflow-aws`, not a person)."),
     OutputRow(Outputs.ADMIN_PASSWORD, "The administrator's password."),
     OutputRow(Outputs.WEB_SECURITY_GROUP_ID, "The hosts' security group: 80 and 443 from `allowedCidrs` (a fleet's "
               "hosts: 80 from the load balancer only); `mlflow-aws verify` checks it."),

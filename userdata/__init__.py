@@ -60,7 +60,7 @@ def host_files(s: HostSettings) -> list[HostFile]:
     return [
         HostFile(layout.PACKAGES_SCRIPT, packages.packages_script(s), permissions="0755", defer=True),
         HostFile(layout.INSTALL_SCRIPT, scripts.install_script(s), permissions="0755", defer=True),
-        *(dataclasses.replace(file, defer=True) for file in guard.guard_files()),
+        *(dataclasses.replace(file, defer=True) for file in guard.guard_files(s.auth)),
         *(dataclasses.replace(file, defer=True) for file in programs.program_files(s, host_programs(s))),
         HostFile(layout.UNIT_PATH, service.unit(s), defer=True),
         *handover.handover_files(s),

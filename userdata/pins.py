@@ -18,6 +18,13 @@ PSYCOPG2_BINARY_VERSION = "2.9.13"
 TESTED_MLFLOW_VERSION = "3.17.2"
 RESOLVED_AS_OF = "2026-11-23T00:00:00Z"
 
+# auth: oidc: the community plugin that signs people in through the company's identity provider, installed
+# into MLflow's venv (its `mlflow.app` entry point `oidc-auth` is what the server guard wraps). 11.0.2
+# requires mlflow>=3.16,<4; it declares Python >= 3.11 but imports only on 3.12 and newer (a dataclass
+# field defaults to a MappingProxyType, hashable only since 3.12), which Ubuntu 24.04's 3.12 is.
+MLFLOW_OIDC_AUTH_VERSION = "11.0.2"
+OIDC_MIN_MLFLOW, OIDC_MAX_MLFLOW = (3, 16, 0), (4, 0, 0)
+
 # certbot for the Let's Encrypt certificate, from PyPI into its own venv (userdata.tls): IP address
 # certificates need certbot 5.4 or newer for --webroot (Ubuntu 24.04 has 2.9). Its plugins share its
 # version; the venv resolves as of RESOLVED_AS_OF too, and holds boto3 for the certificate's SSM state.
@@ -32,9 +39,11 @@ def resolution_options(mlflow_version: str) -> list[str]:
     return ["--exclude-newer", RESOLVED_AS_OF] if mlflow_version == TESTED_MLFLOW_VERSION else []
 
 
-def python_requirements(mlflow_version: str) -> list[str]:
+def python_requirements(mlflow_version: str, *, auth: str = "basic") -> list[str]:
+    plugin = [f"mlflow-oidc-auth=={MLFLOW_OIDC_AUTH_VERSION}"] if auth == "oidc" else []
     return [
         f"mlflow[auth]=={mlflow_version}",
+        *plugin,
         f"psycopg2-binary=={PSYCOPG2_BINARY_VERSION}",
         f"boto3=={BOTO3_VERSION}",
     ]

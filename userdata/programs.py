@@ -26,6 +26,9 @@ from userdata.settings import HostSettings
 
 PACKAGE_DIR = Path(host_programs.__file__).parent
 PACKAGE = host_programs.__name__
+# A module only one auth mode's hosts run (imported where it is used) travels only to those hosts: user data is
+# a budget (DESIGN decision 16).
+AUTH_ONLY_MODULES = {f"{PACKAGE}.oidc_auth": "oidc"}
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,15 @@ def imported_modules(module: str) -> set[str]:
     return found
 
 
-def shipped_modules(programs: Iterable[HostProgram]) -> list[str]:
-    """Every module the programs import, directly or not, and the package itself."""
+def shipped_modules(programs: Iterable[HostProgram], auth: str | None = None) -> list[str]:
+    """Every module the programs import, directly or not, and the package itself; with `auth`, without the
+    modules only another auth mode runs."""
     wanted = [program.module.__name__ for program in programs]
     shipped: set[str] = set()
     while wanted:
         module = wanted.pop()
+        if auth is not None and AUTH_ONLY_MODULES.get(module, auth) != auth:
+            continue
         if module not in shipped:
             shipped.add(module)
             wanted.extend(imported_modules(module))
@@ -93,9 +99,9 @@ def module_file_name(module: str) -> str:
     return "__init__.py" if module == PACKAGE else f"{module.rpartition('.')[2]}.py"
 
 
-def source_files(programs: Iterable[HostProgram]) -> dict[str, str]:
+def source_files(programs: Iterable[HostProgram], auth: str | None = None) -> dict[str, str]:
     """File name -> source text (lean) of every shipped module."""
-    names = [module_file_name(module) for module in shipped_modules(programs)]
+    names = [module_file_name(module) for module in shipped_modules(programs, auth)]
     return {name: lean((PACKAGE_DIR / name).read_text(encoding="utf-8")) for name in names}
 
 
@@ -104,6 +110,6 @@ def program_files(s: HostSettings, programs: list[HostProgram]) -> list[HostFile
     return [
         HostFile(layout.HOST_SETTINGS, settings_text(s, programs)),
         *(HostFile(f"{layout.HOST_PROGRAMS_DIR}/{PACKAGE}/{name}", text)
-          for name, text in source_files(programs).items()),
+          for name, text in source_files(programs, s.auth).items()),
         *(HostFile(program.path, executable(program), permissions="0755") for program in programs),
     ]

@@ -9,7 +9,7 @@ from typing import Any
 import naming
 import server_guard
 from host_programs import configure
-from userdata import guard, layout, pins
+from userdata import guard, layout, oidc, pins
 from userdata.programs import HostProgram
 from userdata.settings import HostSettings
 from userdata.template import fill
@@ -53,14 +53,14 @@ def install_script(s: HostSettings) -> str:
         uv_cache_dir=layout.UV_CACHE_DIR,
         uv_version=pins.UV_VERSION,
         marker_name=layout.INSTALL_MARKER_NAME,
-        requirements=" ".join(shlex.quote(r) for r in pins.python_requirements(s.mlflow_version)),
+        requirements=" ".join(shlex.quote(r) for r in pins.python_requirements(s.mlflow_version, auth=s.auth)),
         resolution=" ".join(shlex.quote(o) for o in pins.resolution_options(s.mlflow_version)),
         attempts=str(INSTALL_ATTEMPTS),
         attempt_timeout_seconds=str(INSTALL_ATTEMPT_TIMEOUT_SECONDS),
         retry_delay_seconds=str(INSTALL_RETRY_DELAY_SECONDS),
         guard_dir=layout.GUARD_DIR,
         guard_distribution=server_guard.DISTRIBUTION,
-        guard_digest=guard.digest(),
+        guard_digest=guard.digest(s.auth),
     )
 
 
@@ -87,6 +87,17 @@ def configure_settings(s: HostSettings) -> dict[str, Any]:
         "fence_wait_seconds": FENCE_WAIT_SECONDS,
         "host_id_file": layout.HOST_ID_FILE,
         "admin_revision_file": layout.ADMIN_REVISION_FILE,
+        "auth": s.auth,
+        **({"oidc": oidc_settings(s)} if s.auth == "oidc" else {}),
+    }
+
+
+def oidc_settings(s: HostSettings) -> dict[str, Any]:
+    """With auth oidc: what the configure step needs for mlflow-oidc-auth (host_programs/oidc_auth.py)."""
+    return {
+        "database": naming.OIDC_AUTH_DATABASE,
+        "client_secret": naming.parameter_name(s.ssm_prefix, naming.OIDC_CLIENT_SECRET),
+        "environment": oidc.plugin_environment(s),
     }
 
 

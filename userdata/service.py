@@ -42,11 +42,17 @@ def server_command(s: HostSettings) -> list[str]:
         "--workers", str(sizing.uvicorn_workers(s.instance_memory_mib, job_runner=s.job_runner)),
         "--serve-artifacts",
         "--artifacts-destination", f"s3://{s.artifact_bucket}/",
-        # basic-auth with the server guard's rules (server_guard/, installed by mlflow-install).
+        # basic-auth, or mlflow-oidc-auth, with the server guard's rules (server_guard/, installed by
+        # mlflow-install).
         "--app-name", server_guard.APP_NAME,
         "--allowed-hosts", ",".join(allowed_hosts(s)),
         "--cors-allowed-origins", ",".join(cors_allowed_origins(s)),
     ]
+
+
+def auth_environment(s: HostSettings) -> str:
+    """The line that makes the guard wrap mlflow-oidc-auth's app (none for basic-auth, the guard's default)."""
+    return f"Environment={server_guard.AUTH_VARIABLE}=oidc\n" if s.auth == "oidc" else ""
 
 
 def unit(s: HostSettings) -> str:
@@ -57,6 +63,7 @@ def unit(s: HostSettings) -> str:
         config_dir=layout.CONFIG_DIR,
         region=s.region,
         auth_config=layout.AUTH_CONFIG,
+        auth_environment=auth_environment(s),
         job_execution="true" if s.job_runner else "false",
         pycache_dir=layout.PYCACHE_DIR,
         env_file=layout.ENV_FILE,

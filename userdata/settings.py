@@ -12,6 +12,26 @@ from typing import Literal
 
 LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
 
+AuthMode = Literal["basic", "oidc"]
+AUTH_MODES: tuple[AuthMode, ...] = ("basic", "oidc")
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """How the server signs people in through the company's identity provider (auth: oidc), for the
+    mlflow-oidc-auth plugin. No secret: the client secret reaches the host through SSM."""
+
+    issuer: str  # "https://login.example.com/tenant": its /.well-known/openid-configuration is read
+    client_id: str
+    admin_group: str  # members are MLflow admins
+    allowed_groups: tuple[str, ...]  # members may sign in (admins always may)
+    groups_claim: str = "groups"  # the ID token claim that lists a user's groups
+    scopes: str = "openid email profile"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
+
 
 @dataclass(frozen=True)
 class HostSettings:
@@ -43,6 +63,8 @@ class HostSettings:
     extra_allowed_origins: tuple[str, ...] = ()  # "https://localhost:8443": more origins the UI may write from
     # The CloudWatch agent and nginx's JSON access log (userdata.monitoring).
     monitoring: bool = False
+    auth: AuthMode = "basic"  # basic: MLflow's basic-auth; oidc: mlflow-oidc-auth with `oidc`
+    oidc: OidcSettings | None = None  # set exactly when auth is "oidc"
 
     @property
     def tracking_uri(self) -> str:

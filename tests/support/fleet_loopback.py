@@ -51,8 +51,8 @@ class FleetHost(LoopbackStack):
     """Another host of the fleet: its own tree, ports, MLflow and nginx, the primary's PostgreSQL,
     moto, SSM parameters and instance role (as every host of a stack reads the same ones)."""
 
-    def __init__(self, primary: LoopbackStack, settings: HostSettings) -> None:
-        super().__init__(settings, start=False)
+    def __init__(self, primary: LoopbackStack, settings: HostSettings, **stack_options: Any) -> None:
+        super().__init__(settings, start=False, **stack_options)
         self.postgres = primary.postgres
         self.moto = primary.moto
         self.imds = primary.imds
@@ -80,11 +80,14 @@ def _children(parent: int) -> set[int]:
 
 
 class StandInLoadBalancer:
-    """nginx on a free loopback port, forwarding to the hosts' nginx like the ALB's target group."""
+    """nginx on a free loopback port, forwarding to the hosts' nginx like the ALB's target group. With `tls`
+    (certificate, key, and the CA bundle that trusts them) it serves HTTPS, as the ALB does."""
 
-    def __init__(self, root: Path, target_ports: list[int]) -> None:
+    def __init__(self, root: Path, target_ports: list[int], *, port: int | None = None,
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
         self.root = root
-        self.port = free_port()
+        self.port = port or free_port()
+        self.tls = tls
         self.log = root / "error.log"
         self.access_log = root / "access.log"
         self.targets = root / "targets.conf"
@@ -93,6 +96,10 @@ class StandInLoadBalancer:
             (root / directory).mkdir(parents=True, exist_ok=True)
         self._write_targets(target_ports)
         user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+        listen = f"        listen {LOOPBACK}:{self.port};\n"
+        if tls:
+            listen = (f"        listen {LOOPBACK}:{self.port} ssl;\n"
+                      f"        ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};\n")
         self.conf = root / "nginx.conf"
         self.conf.write_text(
             f"{user}worker_processes 1;\npid {root}/nginx.pid;\nerror_log {self.log} info;\n"
@@ -106,7 +113,7 @@ class StandInLoadBalancer:
             f"        include {self.targets};\n"
             "    }\n"
             "    server {\n"
-            f"        listen {LOOPBACK}:{self.port};\n"
+            f"{listen}"
             "        location / {\n"
             "            proxy_pass http://fleet;\n"
             # The ALB sends one request to one target: a failure is the client's, not retried elsewhere.
@@ -124,7 +131,7 @@ class StandInLoadBalancer:
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{LOOPBACK}:{self.port}"
 
     def _write_targets(self, ports: list[int]) -> None:
         if not ports:
@@ -134,7 +141,8 @@ class StandInLoadBalancer:
     def start(self) -> None:
         process = self.start_without_health_check()
         loopback._wait_http(f"{self.url}/health", time.monotonic() + RELOAD_TIMEOUT_SECONDS,
-                            alive=lambda: process.poll() is None, what="stand-in load balancer")
+                            alive=lambda: process.poll() is None, what="stand-in load balancer",
+                            ca_bundle=self.tls[2] if self.tls else None)
 
     def start_without_health_check(self) -> subprocess.Popen[bytes]:
         nginx = shutil.which("nginx") or "nginx"

@@ -18,9 +18,11 @@ as on EC2.
         ...
 
 Interface (all a plain class, usable without pytest):
-  LoopbackStack(settings=None, *, start=True, policy_change=None, **overrides)  settings: a HostSettings,
-                        or the defaults of `loopback_settings(**overrides)` (tls off, public_ip 127.0.0.1);
-                        policy_change: a change to the host role's policy (host_role.without_action)
+  LoopbackStack(settings=None, *, start=True, policy_change=None, venv=None, nginx_port=None, **overrides)
+                        settings: a HostSettings, or the defaults of `loopback_settings(**overrides)` (tls
+                        off, public_ip 127.0.0.1); policy_change: a change to the host role's policy
+                        (host_role.without_action); venv: the host venv (default: the project's);
+                        nginx_port: a chosen port
   start()               prepare() + start_postgres() + start_mlflow() + start_nginx()
   prepare()             write_host_files(), initdb, start moto, create the bucket, put the parameters,
                         create the host's role and start the metadata stand-in with its session
@@ -68,6 +70,7 @@ import select
 import shlex
 import shutil
 import signal
+import ssl
 import string
 import subprocess
 import sys
@@ -225,13 +228,14 @@ def _random(alphabet: str, length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-def _wait_http(url: str, deadline: float, alive: Any = None, what: str = "") -> None:
+def _wait_http(url: str, deadline: float, alive: Any = None, what: str = "", ca_bundle: Path | None = None) -> None:
     last = ""
+    context = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else None
     while time.monotonic() < deadline:
         if alive is not None and not alive():
             raise LoopbackError(f"{what} exited before {url} answered")
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=5, context=context) as response:
                 if response.status == 200:
                     return
                 last = f"HTTP {response.status}"
@@ -431,7 +435,8 @@ class MotoServer:
 
 class LoopbackStack:
     def __init__(self, settings: HostSettings | None = None, *, start: bool = True,
-                 policy_change: Callable[[dict[str, Any]], dict[str, Any]] | None = None, **overrides: Any) -> None:
+                 policy_change: Callable[[dict[str, Any]], dict[str, Any]] | None = None, venv: Path | None = None,
+                 nginx_port: int | None = None, **overrides: Any) -> None:
         self.settings = settings if settings is not None else loopback_settings(**overrides)
         self.policy_change = policy_change
         if settings is not None and overrides:
@@ -444,8 +449,8 @@ class LoopbackStack:
         self.root.chmod(0o711)  # PostgreSQL's own user must reach its directory inside
         self.logs = self.root / "logs"
         self.logs.mkdir()
-        self.mlflow_port, self.nginx_port, postgres_port = free_port(), free_port(), free_port()
-        self.replacements = loopback_replacements(self.root, venv=Path(sys.prefix),
+        self.mlflow_port, self.nginx_port, postgres_port = free_port(), nginx_port or free_port(), free_port()
+        self.replacements = loopback_replacements(self.root, venv=venv or Path(sys.prefix),
                                                   mlflow_port=self.mlflow_port, nginx_port=self.nginx_port)
         self.admin_username = ADMIN_USERNAME
         self.admin_password = _random(_SECRET_ALPHABET, 32)
@@ -462,6 +467,7 @@ class LoopbackStack:
         self.configure_log = self.logs / "configure.log"
         self.nginx_log = self.logs / "nginx-error.log"
         self._prepared = False
+        self.startup_timeout = STARTUP_TIMEOUT_SECONDS  # for the configure step, and /health after each launch
         if start:
             try:
                 self.start()
@@ -659,10 +665,11 @@ class LoopbackStack:
         (command,) = [c for c in self.unit["ExecStartPre"] if shlex.split(c)[0] == layout.CONFIGURE_SCRIPT]
         return shlex.split(remap(command, self.replacements))
 
-    def configure(self, env: Mapping[str, str] | None = None, timeout: float = STARTUP_TIMEOUT_SECONDS,
+    def configure(self, env: Mapping[str, str] | None = None, timeout: float | None = None,
                   ) -> subprocess.CompletedProcess[str]:
+        """The configure step once; it gets as long as a start (`startup_timeout`) unless told otherwise."""
         result = subprocess.run(self._configure_command(), env=self._service_environment(env),
-                                capture_output=True, text=True, timeout=timeout,
+                                capture_output=True, text=True, timeout=timeout or self.startup_timeout,
                                 cwd=self.path(layout.STATE_DIR))
         with self.configure_log.open("a") as log:
             log.write(result.stderr)
@@ -695,7 +702,7 @@ class LoopbackStack:
                                            start_new_session=True)
         process = self.mlflow
         try:
-            _wait_http(f"{self.direct_uri}/health", time.monotonic() + STARTUP_TIMEOUT_SECONDS,
+            _wait_http(f"{self.direct_uri}/health", time.monotonic() + self.startup_timeout,
                        alive=lambda: process.poll() is None, what="mlflow server")
         except LoopbackError as error:
             raise LoopbackError(f"{error}\n{self.mlflow_log.read_text(errors='replace')[-4000:]}") from None

@@ -1,15 +1,18 @@
-"""A venv holding another MLflow release than the project's, built with uv and kept between runs, with
-the server guard installed into it as the host's install step does (the rendered ExecStart selects it).
+"""A venv holding another MLflow release than the project's, or the host's `auth: oidc` requirements,
+built with uv and kept between runs, with the server guard installed into it as the host's install step
+does (the rendered ExecStart selects it).
 
 The upgrade tests run the loopback stack's configure step and server from it (the stack's
-`replacements` map the host venv to it). Built once per release and cached under
-~/.cache/mlflow-aws-tests (MLFLOW_AWS_TEST_CACHE overrides); a complete venv has a marker file, so an
-interrupted build is redone rather than used.
+`replacements` map the host venv to it); so do the auth: oidc tests, whose venv holds mlflow-oidc-auth,
+resolved as the host resolves it, on a Python the plugin imports on (3.12 or newer, as Ubuntu 24.04's).
+Built once per release and cached under ~/.cache/mlflow-aws-tests (MLFLOW_AWS_TEST_CACHE overrides); a
+complete venv has a marker file, so an interrupted build is redone rather than used.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
@@ -27,9 +30,29 @@ def cache_home() -> Path:
     return Path(os.environ.get("MLFLOW_AWS_TEST_CACHE", default))
 
 
-def requirements(mlflow_version: str) -> list[str]:
+# mlflow-oidc-auth imports only on Python 3.12 and newer (userdata/pins.py); the host has Ubuntu 24.04's 3.12.
+OIDC_MIN_PYTHON = (3, 12)
+
+
+def requirements(mlflow_version: str, auth: str = "basic") -> list[str]:
     # What the host installs (userdata.pins), so the release is tested with the host's drivers.
-    return pins.python_requirements(mlflow_version)
+    return [*pins.resolution_options(mlflow_version), *pins.python_requirements(mlflow_version, auth=auth)]
+
+
+def python_for_oidc() -> str | None:
+    """A Python the OIDC plugin imports on: python3.12 or newer on the PATH, or one pyenv installed."""
+    candidates = [shutil.which(f"python3.{minor}") for minor in range(OIDC_MIN_PYTHON[1], 16)]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if pyenv.is_dir():
+        candidates += [str(path) for path in sorted(pyenv.glob("3.1[2-9]*/bin/python3"))]
+    for candidate in candidates:
+        if not candidate:
+            continue
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] >= (3, 12))"],
+                               capture_output=True, text=True, timeout=30, check=False)
+        if probe.stdout.strip() == "True":
+            return candidate
+    return None
 
 
 def uv_executable() -> str:
@@ -50,29 +73,36 @@ def write_guard_source(directory: Path) -> Path:
     return directory
 
 
-def mlflow_venv(mlflow_version: str) -> Path:
-    """The venv for `mlflow_version` (built now if missing); its bin/mlflow is that release's CLI.
-    Built under a lock, so two test runs on one machine never build the same venv at once."""
+def mlflow_venv(mlflow_version: str, *, auth: str = "basic", python: str | None = None) -> Path:
+    """The venv for `mlflow_version` (built now if missing); its bin/mlflow is that release's CLI. With
+    auth "oidc" it holds mlflow-oidc-auth too, on `python` (python_for_oidc()). Built under a lock, so
+    two test runs on one machine never build the same venv at once."""
     cache_home().mkdir(parents=True, exist_ok=True)
     with open(cache_home() / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _built_venv(mlflow_version)
+        return _built_venv(mlflow_version, auth, python or sys.executable)
 
 
-def _built_venv(mlflow_version: str) -> Path:
+def _built_venv(mlflow_version: str, auth: str, interpreter: str) -> Path:
     # One directory per release and guard: checkouts with different guards (worktrees, CI runners on one
     # machine) never rebuild each other's venv under a running test.
-    python = f"py{sys.version_info.major}.{sys.version_info.minor}"
-    root = cache_home() / f"mlflow-{mlflow_version}-{python}-guard-{guard.digest()[:12]}"
-    complete = f"{mlflow_version} guard {guard.digest()}\n"
+    version = subprocess.run([interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    python = f"py{version}"
+    flavour = "" if auth == "basic" else f"-{auth}"
+    wanted = requirements(mlflow_version, auth)
+    complete = f"{' '.join(wanted)} guard {guard.digest()}\n"
+    # Named by what it holds, so checkouts that want other contents never rebuild this one.
+    digest = hashlib.sha256(complete.encode()).hexdigest()[:12]
+    root = cache_home() / f"mlflow-{mlflow_version}{flavour}-{python}-{digest}"
     if (root / _MARKER).exists() and (root / _MARKER).read_text() == complete:
         return root
     shutil.rmtree(root, ignore_errors=True)
     root.parent.mkdir(parents=True, exist_ok=True)
     uv = uv_executable()
     steps = [
-        [uv, "venv", "--quiet", "--python", sys.executable, str(root)],
-        [uv, "pip", "install", "--quiet", "--python", str(root / "bin" / "python"), *requirements(mlflow_version)],
+        [uv, "venv", "--quiet", "--python", interpreter, str(root)],
+        [uv, "pip", "install", "--quiet", "--python", str(root / "bin" / "python"), *wanted],
         [uv, "pip", "install", "--quiet", "--python", str(root / "bin" / "python"),
          str(write_guard_source(root.parent / f"server-guard-{guard.digest()[:12]}"))],
     ]

@@ -345,14 +345,16 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict
 
 
 def run_program(
-    stack: str, overrides: Mapping[str, Any] | None = None, account: Account | None = None
+    stack: str, overrides: Mapping[str, Any] | None = None, account: Account | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> ProgramRun:
     """Run __main__.py for `stack` under mocks against `account` (an empty one by default); resolve every
-    stack output and note which are secret."""
+    stack output and note which are secret. `secrets`: config values set as `pulumi config set --secret`."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        all_config = stack_config(stack, overrides)
+        all_config = stack_config(stack, {**(overrides or {}), **(secrets or {})})
+        secret_keys = [key if ":" in key else f"{config.PROJECT}:{key}" for key in (secrets or {})]
         region = all_config.get("aws:region", "eu-west-1")
         mocks = ProgramMocks(region, account)
         monitor = RecordingMonitor(mocks)
@@ -360,7 +362,7 @@ def run_program(
         pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack=stack, preview=False, monitor=monitor)
         engine = VersionedEngine(mocks.account.pulumi_cli_version)
         settings.SETTINGS.engine = engine
-        pulumi.runtime.set_all_config(all_config)
+        pulumi.runtime.set_all_config(all_config, secret_keys=secret_keys)
         try:
             runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
         except Exception as error:
@@ -389,7 +391,7 @@ def run_program(
             list(mocks.generated_secrets),
         )
     finally:
-        pulumi.runtime.set_all_config({})
+        pulumi.runtime.set_all_config({}, secret_keys=[])
         settings.set_root_resource(None)  # type: ignore[arg-type]
         loop.close()
         asyncio.set_event_loop(None)

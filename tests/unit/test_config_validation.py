@@ -121,7 +121,11 @@ def test_values_are_trimmed() -> None:
 
 
 @pytest.mark.parametrize("key", ["allowedCidrs", "sshCidrs"])
+
+
 @pytest.mark.parametrize("bad", ["10.0.0.0/33", "10.0.0.256/24", "not-a-cidr", "10.0.0/8"])
+
+
 def test_malformed_cidr_in_a_list_is_named_with_the_accepted_form(key: str, bad: str) -> None:
     raw: dict[str, Any] = {key: [bad]}
     if key == "sshCidrs":
@@ -147,11 +151,15 @@ def test_malformed_ssh_cidr_does_not_also_blame_the_key_name() -> None:
 
 
 @pytest.mark.parametrize("bad", ["10.20.0.0/33", "10.20.0/16", "vpc", "10.20.0.1/16"])
+
+
 def test_malformed_vpc_cidr(bad: str) -> None:
     assert_names(the_problem({"vpcCidr": bad}), "vpcCidr", repr(bad), "is not an IPv4 CIDR like 203.0.113.0/24")
 
 
 @pytest.mark.parametrize("cidr", ["10.20.0.0/25", "10.20.0.0/28"])
+
+
 def test_vpc_too_small_for_the_subnets(cidr: str) -> None:
     prefix = cidr.split("/")[1]
     assert_names(
@@ -172,6 +180,8 @@ def test_vpc_outside_the_private_ranges() -> None:
 
 
 @pytest.mark.parametrize("key", ["allowedCidrs", "sshCidrs"])
+
+
 def test_ipv6_cidr_is_refused_because_the_host_has_only_ipv4(key: str) -> None:
     raw: dict[str, Any] = {key: ["2001:db8::/32"]}
     if key == "sshCidrs":
@@ -208,6 +218,8 @@ def test_restricted_allowed_cidrs_are_fine_with_dns01_or_without_tls() -> None:
 
 
 @pytest.mark.parametrize("bad", ["t3.huge", "x1e.32xlarge", "small", "T3.SMALL"])
+
+
 def test_unknown_instance_type(bad: str) -> None:
     assert_names(
         the_problem({"instanceType": bad}), "instanceType", repr(bad), "not a known instance type",
@@ -216,6 +228,8 @@ def test_unknown_instance_type(bad: str) -> None:
 
 
 @pytest.mark.parametrize("too_small", ["t3.nano", "t4g.nano", "t3a.nano"])
+
+
 def test_instance_type_with_less_than_1_gib_is_refused(too_small: str) -> None:
     assert_names(
         the_problem({"instanceType": too_small}), "instanceType", f"{too_small} has 512 MiB",
@@ -224,6 +238,8 @@ def test_instance_type_with_less_than_1_gib_is_refused(too_small: str) -> None:
 
 
 @pytest.mark.parametrize("bad", ["3.17", "latest", ">=3.10", "3.17.*", "v3.17.2", "3.17.2,<4"])
+
+
 def test_mlflow_version_must_be_exact(bad: str) -> None:
     assert_names(
         the_problem({"mlflowVersion": bad}), "mlflowVersion", repr(bad), "not an exact version",
@@ -236,11 +252,15 @@ def test_mlflow_version_older_than_the_security_middleware_is_refused() -> None:
 
 
 @pytest.mark.parametrize("version", ["3.5.0", "3.17.2", "3.18.0rc1", "4.0.0"])
+
+
 def test_exact_mlflow_versions_are_accepted(version: str) -> None:
     assert load({"mlflowVersion": version}).mlflow_version == version
 
 
 @pytest.mark.parametrize("storage", ["19", 19, "0", 65537, "70000"])
+
+
 def test_db_storage_outside_20_to_65536(storage: object) -> None:
     assert_names(
         the_problem({"dbAllocatedStorageGb": storage}), "dbAllocatedStorageGb", f"{int(str(storage))} is outside",
@@ -249,11 +269,15 @@ def test_db_storage_outside_20_to_65536(storage: object) -> None:
 
 
 @pytest.mark.parametrize("storage", ["20", 20, 65536, "65536"])
+
+
 def test_db_storage_bounds_are_inclusive(storage: object) -> None:
     assert load({"dbAllocatedStorageGb": storage}).db_allocated_storage_gb == int(str(storage))
 
 
 @pytest.mark.parametrize("bad", ["12", "13", "17.6.1", "postgres17", "latest"])
+
+
 def test_unsupported_db_engine_version(bad: str) -> None:
     assert_names(
         the_problem({"dbEngineVersion": bad}), "dbEngineVersion", repr(bad), "not a supported PostgreSQL version",
@@ -262,6 +286,8 @@ def test_unsupported_db_engine_version(bad: str) -> None:
 
 
 @pytest.mark.parametrize("version", ["14", "17", "17.6", "18"])
+
+
 def test_supported_db_engine_versions(version: str) -> None:
     assert load({"dbEngineVersion": version}).db_engine_version == version
 
@@ -277,6 +303,8 @@ def test_db_instance_class_must_look_like_an_rds_class() -> None:
 
 
 @pytest.mark.parametrize("url", ["https://mlflow.example.com", "http://mlflow.example.com/", "mlflow.example.com/path"])
+
+
 def test_domain_given_as_a_url(url: str) -> None:
     assert_names(the_problem({"domain": url}), "domain", repr(url), "looks like a URL", "bare hostname")
 
@@ -291,6 +319,8 @@ def test_domain_with_a_port() -> None:
 @pytest.mark.parametrize(
     "bad", ["mlflow example.com", "localhost", "mlflow_server.example.com", "-mlflow.example.com", "203.0.113.10"]
 )
+
+
 def test_domain_that_is_not_a_hostname(bad: str) -> None:
     assert_names(
         the_problem({"domain": bad}), "domain", repr(bad), "is not a hostname", "no spaces", "e.g. mlflow.example.com"
@@ -298,6 +328,8 @@ def test_domain_that_is_not_a_hostname(bad: str) -> None:
 
 
 @pytest.mark.parametrize("bad", ["on", "LetsEncrypt", "https", "true"])
+
+
 def test_tls_must_be_one_of_the_modes(bad: str) -> None:
     assert_names(the_problem({"tls": bad}), "tls", repr(bad), "use one of letsencrypt, off")
 
@@ -315,6 +347,8 @@ def test_hosted_zone_id_must_look_like_a_route53_id() -> None:
 
 
 @pytest.mark.parametrize("bad", ["ops@example", "ops example.com", "@example.com", "mailto:ops@example.com"])
+
+
 def test_acme_email_malformed(bad: str) -> None:
     assert_names(the_problem({"acmeEmail": bad}), "acmeEmail", repr(bad), "email address like ops@example.com")
 
@@ -345,6 +379,8 @@ def test_ssh_with_both_key_and_cidrs_is_enabled() -> None:
 
 
 @pytest.mark.parametrize("key", ["allowedCidrs", "sshCidrs"])
+
+
 def test_plain_string_where_a_list_belongs_shows_the_path_syntax(key: str) -> None:
     assert_names(
         the_problem({key: "192.0.2.0/28", "sshKeyName": "ops"} if key == "sshCidrs" else {key: "192.0.2.0/28"}),
@@ -362,6 +398,8 @@ def test_plain_string_where_a_list_belongs_shows_the_path_syntax(key: str) -> No
         ("[1, 2]", "got list [1, 2]"),
     ],
 )
+
+
 def test_wrong_type_for_a_list(bad: object, shown: str) -> None:
     assert_names(
         the_problem({"allowedCidrs": bad}), "allowedCidrs", shown, "expected a list of strings",
@@ -370,19 +408,29 @@ def test_wrong_type_for_a_list(bad: object, shown: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["dbMultiAz", "protectData", "clientAccess"])
+
+
 @pytest.mark.parametrize("bad", ["yes", "1", 1, ["true"]])
+
+
 def test_wrong_type_for_a_bool(key: str, bad: object) -> None:
     problem = the_problem({key: bad})
     assert_names(problem, key, f"got {bad!r}", "expected true or false", f"pulumi config set {key} true")
 
 
 @pytest.mark.parametrize("key", ["instanceType", "domain", "tls", "mlflowVersion"])
+
+
 @pytest.mark.parametrize("bad", [["t3.small"], {"name": "x"}, True])
+
+
 def test_wrong_type_for_a_string(key: str, bad: object) -> None:
     assert_names(the_problem({key: bad}), key, repr(bad), "expected a string")
 
 
 @pytest.mark.parametrize("bad", ["twenty", "20.5", 20.5, True, "-20"])
+
+
 def test_wrong_type_for_a_whole_number(bad: object) -> None:
     problem = the_problem({"dbAllocatedStorageGb": bad})
     assert_names(problem, "dbAllocatedStorageGb", repr(bad), "expected a whole number")
@@ -399,6 +447,8 @@ def test_region_not_set() -> None:
 
 
 @pytest.mark.parametrize("bad", ["Europe", "eu-west", "EU-WEST-1"])
+
+
 def test_region_malformed(bad: str) -> None:
     assert_names(the_problem({}, region=bad), "aws:region", repr(bad), "AWS region name like eu-west-1")
 
@@ -506,7 +556,8 @@ def test_from_stack_files_refuses_a_secret_value(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError) as caught:
         from_stack_files(str(tmp_path), "dev")
-    assert caught.value.problems == ["acmeEmail: is a secret in Pulumi.dev.yaml; none of this project's keys are"]
+    assert caught.value.problems == [
+        "acmeEmail: is a secret in Pulumi.dev.yaml, but only oidcClientSecret is one; set it in clear text"]
 
 
 @pytest.fixture
@@ -518,7 +569,7 @@ def pulumi_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     try:
         yield
     finally:
-        pulumi.runtime.set_all_config({})
+        pulumi.runtime.set_all_config({}, secret_keys=[])
 
 
 def test_from_pulumi_reads_cli_strings(pulumi_stack: None) -> None:
@@ -550,6 +601,8 @@ def test_from_pulumi_reports_a_misspelt_key_instead_of_ignoring_it(pulumi_stack:
 
 @pytest.mark.parametrize(("too_small", "smallest"), [("t3.small", "t3.medium"), ("t4g.micro", "t4g.medium"),
                                                      ("m7g.large", None)])
+
+
 def test_job_runner_on_an_instance_too_small_names_both_keys_and_the_smallest_type(
         too_small: str, smallest: str | None) -> None:
     if smallest is None:  # m7g.large has 8 GiB: it fits
@@ -580,12 +633,16 @@ def test_job_runner_and_private_default_are_off_by_default_and_reach_the_host_se
 
 
 @pytest.mark.parametrize("bad", ["EDIT", "MANAGE", "read", "private"])
+
+
 def test_default_permission_is_read_or_no_permissions(bad: str) -> None:
     assert_names(the_problem({"defaultPermission": bad}), "defaultPermission", bad, "READ", "NO_PERMISSIONS")
 
 
 @pytest.mark.parametrize("bad", ["mlflow.corp.example", "https://mlflow.corp.example/ui", "ftp://host",
                                  "https://host:99999", "https://*.corp.example", "https://host name"])
+
+
 def test_extra_allowed_origins_must_be_origins(bad: str) -> None:
     assert_names(the_problem({"extraAllowedOrigins": [bad]}), "extraAllowedOrigins", bad,
                  "scheme://host[:port]", "https://mlflow.corp.example:8443")
@@ -609,6 +666,8 @@ def test_alert_email_without_monitoring_names_both_ways_out() -> None:
 
 
 @pytest.mark.parametrize(("given", "nearest"), [(10, 7), (0, 1), (100, 90), (4000, 3653)])
+
+
 def test_log_retention_must_be_a_period_cloudwatch_keeps_logs_for(given: int, nearest: int) -> None:
     assert_names(the_problem({"logRetentionDays": given}), "logRetentionDays", str(given),
                  "30, 60, 90", f"pulumi config set logRetentionDays {nearest}")
@@ -629,12 +688,200 @@ def test_the_wait_for_a_new_host_is_20_minutes_by_default_and_the_image_recorded
 
 
 @pytest.mark.parametrize("bad", ["4", "181", "0"])
+
+
 def test_the_wait_for_a_new_host_is_bounded(bad: str) -> None:
     assert_names(the_problem({"hostReadyTimeoutMinutes": bad}), "hostReadyTimeoutMinutes", bad, "5 to 180",
                  "pulumi config set hostReadyTimeoutMinutes 20")
 
 
 @pytest.mark.parametrize("bad", ["next week", "2027/01/15", "x" * 65])
+
+
 def test_image_refresh_is_a_plain_label(bad: str) -> None:
     assert_names(the_problem({"imageRefresh": bad}), "imageRefresh", bad[:20],
                  "letters, digits", "pulumi config set imageRefresh 2027-01-15")
+
+
+# --- auth: basic or oidc ----------------------------------------------------------------------------
+
+OIDC = {
+    "auth": "oidc",
+    "oidcIssuer": "https://login.example.com/tenant/v2.0",
+    "oidcClientId": "0oa1b2c3d4",
+    "oidcClientSecret": "(secret)",
+    "oidcAdminGroup": "mlflow-admins",
+    "oidcAllowedGroups": ["mlflow-users", "data-science"],
+}
+
+
+def load_oidc(**changes: object) -> StackConfig:
+    return load_config({**OIDC, **changes}, project=config.PROJECT, stack="test", region=REGION,
+                       secret_keys=["oidcClientSecret"])
+
+
+def oidc_problem(**changes: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_oidc(**changes)
+    assert len(caught.value.problems) == 1, caught.value.problems
+    return caught.value.problems[0]
+
+
+def test_auth_is_basic_by_default_and_ignores_the_oidc_keys() -> None:
+    cfg = load({"oidcIssuer": "https://login.example.com", "oidcAdminGroup": "x"})
+    assert cfg.auth == "basic" and cfg.oidc is None
+
+
+def test_auth_oidc_reaches_the_host_settings_without_the_client_secret() -> None:
+    import host_settings
+
+    cfg = load_oidc()
+    assert cfg.auth == "oidc" and cfg.oidc is not None
+    assert (cfg.oidc.issuer, cfg.oidc.client_id, cfg.oidc.admin_group) == (
+        "https://login.example.com/tenant/v2.0", "0oa1b2c3d4", "mlflow-admins")
+    assert cfg.oidc.allowed_groups == ("mlflow-users", "data-science")
+    assert (cfg.oidc.groups_claim, cfg.oidc.scopes) == ("groups", "openid email profile")
+    assert cfg.oidc.discovery_url == "https://login.example.com/tenant/v2.0/.well-known/openid-configuration"
+    host = host_settings.host_settings_for(cfg, artifact_bucket="b", host_files_bucket="h", public_ip="203.0.113.7")
+    assert host.auth == "oidc" and host.oidc == cfg.oidc
+    assert "(secret)" not in repr(host)
+
+
+@pytest.mark.parametrize("bad", ["ldap", "OIDC", "saml", ""])
+
+
+def test_auth_is_basic_or_oidc(bad: str) -> None:
+    assert_names(the_problem({"auth": bad}), "auth", repr(bad), "basic", "oidc")
+
+
+@pytest.mark.parametrize(("key", "example"), [("oidcIssuer", "pulumi config set oidcIssuer https://"),
+                                              ("oidcClientId", "pulumi config set oidcClientId"),
+                                              ("oidcAdminGroup", "pulumi config set oidcAdminGroup")])
+
+
+def test_auth_oidc_requires_the_issuer_client_id_and_admin_group(key: str, example: str) -> None:
+    problem = oidc_problem(**{key: ""})
+    assert problem.startswith(f"{key}: required with auth oidc"), problem
+    assert example in problem
+
+
+def test_auth_oidc_requires_the_client_secret() -> None:
+    problem = oidc_problem(oidcClientSecret="")
+    assert problem.startswith("oidcClientSecret: required with auth oidc, as a secret"), problem
+    assert "pulumi config set --secret oidcClientSecret" in problem
+
+
+def test_a_client_secret_stored_in_clear_text_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config({**OIDC, "oidcClientSecret": "s3cr3t-in-clear"}, project=config.PROJECT, stack="test",
+                    region=REGION, secret_keys=[])
+    problems = caught.value.problems
+    assert problems[0].startswith("oidcClientSecret: set in clear text"), problems
+    assert "pulumi config set --secret oidcClientSecret" in problems[0]
+    assert all("s3cr3t-in-clear" not in problem for problem in problems)
+
+
+def test_auth_oidc_requires_an_allowed_group() -> None:
+    assert_names(oidc_problem(oidcAllowedGroups=[]), "oidcAllowedGroups", "empty",
+                 "pulumi config set --path 'oidcAllowedGroups[0]'")
+
+
+@pytest.mark.parametrize("bad", ["http://login.example.com", "login.example.com", "https://login.example.com?x=1",
+                                 "https://user@login.example.com", "https:///tenant"])
+
+
+def test_the_issuer_is_an_https_url(bad: str) -> None:
+    assert_names(oidc_problem(oidcIssuer=bad), "oidcIssuer", repr(bad), "https")
+
+
+def test_the_issuer_is_not_its_discovery_document() -> None:
+    problem = oidc_problem(oidcIssuer="https://login.example.com/t/.well-known/openid-configuration")
+    assert_names(problem, "oidcIssuer", "discovery document", "https://login.example.com/t")
+
+
+@pytest.mark.parametrize(("key", "bad"), [("oidcAdminGroup", "admins,ops"), ("oidcAllowedGroups", ["a,b"])])
+
+
+def test_a_group_name_with_a_comma_is_refused(key: str, bad: object) -> None:
+    assert_names(oidc_problem(**{key: bad}), key, "comma")
+
+
+def test_a_client_id_with_a_space_is_refused() -> None:
+    assert_names(oidc_problem(oidcClientId="my client"), "oidcClientId", "'my client'", "space")
+
+
+@pytest.mark.parametrize("bad", ["email profile", 'openid "groups"', "openid,email"])
+
+
+def test_scopes_include_openid(bad: str) -> None:
+    assert_names(oidc_problem(oidcScopes=bad), "oidcScopes", "openid email profile")
+
+
+def test_the_groups_claim_is_a_claim_name() -> None:
+    assert_names(oidc_problem(oidcGroupsClaim="my groups"), "oidcGroupsClaim", "cognito:groups")
+    assert load_oidc(oidcGroupsClaim="cognito:groups").oidc.groups_claim == "cognito:groups"  # type: ignore[union-attr]
+
+
+def test_auth_oidc_refuses_plain_http_on_a_single_host() -> None:
+    assert_names(oidc_problem(tls="off"), "auth", "tls off", "redirect URI", "unset tls")
+
+
+def test_auth_oidc_behind_the_load_balancer_needs_no_host_tls() -> None:
+    cfg = load_oidc(hosts=2, domain="mlflow.example.com", hostedZoneId="Z0123456789ABCDEFGHIJ")
+    assert cfg.fleet and cfg.auth == "oidc"
+
+
+def test_from_stack_files_accepts_the_client_secret_encrypted(tmp_path: Path) -> None:
+    write_stack_file(
+        tmp_path,
+        "dev",
+        """\
+        config:
+          aws:region: eu-west-1
+          mlflow-aws:auth: oidc
+          mlflow-aws:oidcIssuer: https://login.example.com
+          mlflow-aws:oidcClientId: mlflow
+          mlflow-aws:oidcAdminGroup: mlflow-admins
+          mlflow-aws:oidcAllowedGroups:
+            - mlflow-users
+          mlflow-aws:oidcClientSecret:
+            secure: AAABAKx0c2VjcmV0
+        """,
+    )
+    cfg = from_stack_files(str(tmp_path), "dev")
+    assert cfg.auth == "oidc" and cfg.oidc is not None and cfg.oidc.client_id == "mlflow"
+
+
+def test_from_pulumi_knows_the_client_secret_is_a_secret_and_keeps_its_value_out(pulumi_stack: None) -> None:
+    pulumi.runtime.set_all_config(
+        {"aws:region": "eu-west-1", "mlflow-aws:auth": "oidc", "mlflow-aws:oidcIssuer": "https://login.example.com",
+         "mlflow-aws:oidcClientId": "mlflow", "mlflow-aws:oidcAdminGroup": "mlflow-admins",
+         "mlflow-aws:oidcAllowedGroups": '["mlflow-users"]', "mlflow-aws:oidcClientSecret": "s3cr3t-value"},
+        secret_keys=["mlflow-aws:oidcClientSecret"],
+    )
+    cfg = from_pulumi()
+    assert cfg.auth == "oidc" and "s3cr3t-value" not in repr(cfg)
+
+
+def test_from_pulumi_refuses_the_client_secret_set_in_clear(pulumi_stack: None) -> None:
+    pulumi.runtime.set_all_config(
+        {"aws:region": "eu-west-1", "mlflow-aws:auth": "oidc", "mlflow-aws:oidcIssuer": "https://login.example.com",
+         "mlflow-aws:oidcClientId": "mlflow", "mlflow-aws:oidcAdminGroup": "mlflow-admins",
+         "mlflow-aws:oidcAllowedGroups": '["mlflow-users"]', "mlflow-aws:oidcClientSecret": "s3cr3t-value"},
+        secret_keys=[],
+    )
+    with pytest.raises(ConfigError) as caught:
+        from_pulumi()
+    assert [problem.split(":")[0] for problem in caught.value.problems] == ["oidcClientSecret"]
+
+
+@pytest.mark.parametrize("version", ["3.15.1", "4.0.0"])
+
+
+def test_auth_oidc_needs_an_mlflow_release_the_plugin_supports(version: str) -> None:
+    assert_names(oidc_problem(mlflowVersion=version), "auth", version, "3.16.0", "auth basic")
+
+
+def test_auth_oidc_refuses_the_job_runner_whose_calls_only_basic_auth_accepts() -> None:
+    problem = oidc_problem(jobRunner="true", instanceType="t3.medium")
+    assert_names(problem, "jobRunner", "auth oidc", "basic-auth", "set jobRunner false")

@@ -71,7 +71,7 @@ def test_the_rendered_guard_files_and_their_entry_point():
     written = {path.removeprefix(f"{layout.GUARD_DIR}/"): text for path, text in files.items()
                if path.startswith(layout.GUARD_DIR + "/")}
     assert written == {"pyproject.toml": guard.pyproject(),
-                       **{f"server_guard/{name}": text for name, text in guard.source_files().items()}}
+                       **{f"server_guard/{name}": text for name, text in guard.source_files("basic").items()}}
     project = tomllib.loads(written["pyproject.toml"])
     assert project["project"]["entry-points"]["mlflow.app"] == {server_guard.APP_NAME: server_guard.ENTRY_POINT}
     assert project["project"]["name"] == server_guard.DISTRIBUTION
@@ -94,7 +94,7 @@ def test_the_hosts_programs_are_the_modules_the_tests_import(name):
 def test_the_programs_ship_every_module_they_import_and_no_other():
     shipped = programs.shipped_modules([scripts.CONFIGURE])
     assert shipped == ["host_programs", "host_programs.aws", "host_programs.configure", "host_programs.fence",
-                       "host_programs.schema_upgrade", "host_programs.settings_file"]
+                       "host_programs.oidc_auth", "host_programs.schema_upgrade", "host_programs.settings_file"]
     assert "host_programs.certificate_state" in programs.shipped_modules(HOST_PROGRAMS)
 
 
@@ -111,7 +111,7 @@ def test_the_rendered_host_programs_are_their_modules_and_executables_calling_ma
     files = host_file_contents(settings)
     shipped = {path.removeprefix(f"{layout.HOST_PROGRAMS_DIR}/host_programs/"): text for path, text in files.items()
                if path.startswith(layout.HOST_PROGRAMS_DIR + "/")}
-    assert shipped == programs.source_files(userdata.host_programs(settings))
+    assert shipped == programs.source_files(userdata.host_programs(settings), settings.auth)
     for program in userdata.host_programs(settings):
         executable = files[program.path]
         assert executable.startswith(f"#!{program.python}\n")
@@ -121,10 +121,11 @@ def test_the_rendered_host_programs_are_their_modules_and_executables_calling_ma
 
 
 # What the venvs hold besides the standard library: MLflow's (MLflow, boto3, psycopg2, werkzeug, alembic, which
-# reads a release's migration heads) and certbot's (cryptography, boto3); mypy_boto3 only for the type checker
-# (imported under TYPE_CHECKING).
+# reads a release's migration heads, and with auth oidc mlflow_oidc_auth) and certbot's (cryptography, boto3);
+# mypy_boto3 only for the type checker (imported under TYPE_CHECKING).
 HOST_VENV_PACKAGES = {"host_programs", "boto3", "botocore", "psycopg2", "mlflow", "werkzeug", "alembic", "cryptography",
-                      "mypy_boto3_ssm", "mypy_boto3_rds", "mypy_boto3_ec2", "mypy_boto3_cloudwatch"}
+                      "mypy_boto3_ssm", "mypy_boto3_rds", "mypy_boto3_ec2", "mypy_boto3_cloudwatch",
+                      "mlflow_oidc_auth"}
 
 
 @pytest.mark.parametrize("name", sorted(programs.source_files(HOST_PROGRAMS)))
@@ -135,3 +136,15 @@ def test_a_shipped_module_imports_only_the_standard_library_its_venv_and_the_pac
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert imported - sys.stdlib_module_names - HOST_VENV_PACKAGES == set()
+
+
+def test_a_guard_module_only_oidc_hosts_run_travels_only_to_them():
+    basic = set(guard.source_files("basic"))
+    oidc = set(guard.source_files("oidc"))
+    assert oidc - basic == {"oidc.py"} and basic <= oidc
+    assert set(guard.source_files()) == oidc
+
+
+def test_the_oidc_part_of_the_configure_step_travels_only_to_oidc_hosts():
+    assert "host_programs.oidc_auth" not in programs.shipped_modules([scripts.CONFIGURE], "basic")
+    assert "host_programs.oidc_auth" in programs.shipped_modules([scripts.CONFIGURE], "oidc")

@@ -62,7 +62,7 @@ def guard_install_words(root: Path) -> list[str]:
 
 
 def guard_marker_words() -> list[str]:
-    return [server_guard.DISTRIBUTION, f"sha256:{guard.digest()}"]
+    return [server_guard.DISTRIBUTION, f"sha256:{guard.digest('basic')}"]
 
 
 def test_a_first_run_makes_the_venv_installs_the_pins_and_marks_it_complete(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_a_first_run_makes_the_venv_installs_the_pins_and_marks_it_complete(tmp_
 def test_a_changed_server_guard_installs_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run(install_script(tmp_path))
     installs = len(calls(tmp_path))
-    monkeypatch.setattr(guard, "digest", lambda: "0" * 64)  # what any edit of server_guard/ changes
+    monkeypatch.setattr(guard, "digest", lambda auth=None: "0" * 64)  # what any edit of server_guard/ changes
     assert run(install_script(tmp_path)).returncode == 0
     assert len(calls(tmp_path)) == installs + 1
     assert shlex.split(calls(tmp_path)[-1])[-3:] == guard_install_words(tmp_path)

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Response, request
 
-from server_guard import BODY_LIMIT_BYTES, basic_auth, locations, sources, traces
+from server_guard import AUTH_VARIABLE, BODY_LIMIT_BYTES, basic_auth, locations, sources, traces
 from server_guard.gate import Answer, Gate
 from server_guard.ledger import PostgresLedger
 from server_guard.throttle import LoginThrottle
@@ -74,6 +74,14 @@ def install_gate(served: Any, flask_app: Any) -> None:
 
 def create_app() -> Any:
     sources.require_source_regex(os.environ)
+    auth = os.environ.get(AUTH_VARIABLE, "basic")
+    if auth == "oidc":
+        from server_guard import oidc
+
+        return oidc.create_app()
+    if auth != "basic":
+        raise RuntimeError(f"server_guard: {AUTH_VARIABLE} is {auth!r}; expected basic or oidc "
+                           "(mlflow.service sets it)")
     from mlflow.server import app as flask_app
     from mlflow.server.auth import create_app as create_basic_auth_app
 

@@ -59,6 +59,12 @@ class Section:
             raise self._refuse(name, "true or false")
         return value
 
+    def text_map(self, name: str) -> dict[str, str]:
+        section = self.section(name)
+        for key in section.data:
+            section.text(key)
+        return {key: str(value) for key, value in section.data.items()}
+
     def texts(self, names: Collection[str]) -> dict[str, str]:
         return {name: self.text(name) for name in names}
 
