@@ -161,6 +161,18 @@ def test_200_mb_artifact_round_trips_byte_identical_and_lands_in_s3(loopback_sta
     assert stored_object["Size"] == ARTIFACT_BYTES
 
 
+def test_the_artifact_listing_is_answered_by_mlflow_through_nginx_not_redirected(loopback_stack, client, logged_run):
+    """`mlflow-artifacts/artifacts?path=` is the listing; nginx's artifact location (`.../artifacts/`) must not
+    turn it into a 301 to the download route, which serves the artifact root as an empty file."""
+    answer = requests.get(f"{loopback_stack.tracking_uri}/api/2.0/mlflow-artifacts/artifacts",
+                          params={"path": f"{logged_run.experiment_id}/{logged_run.run_id}/artifacts"},
+                          auth=(loopback_stack.admin_username, loopback_stack.admin_password),
+                          allow_redirects=False, timeout=30)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert isinstance(answer.json(), dict)
+
+
 def test_register_a_model_and_load_it_back(client, logged_run):
     with mlflow.start_run(experiment_id=logged_run.experiment_id):
         info = mlflow.pyfunc.log_model(name="model", python_model=AddOne(), registered_model_name=MODEL_NAME,

@@ -25,6 +25,7 @@ from tests.support.host_role import RoleCredentials
 TOKEN_PATH = "/latest/api/token"
 CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
 INSTANCE_ID_PATH = "/latest/meta-data/instance-id"
+PUBLIC_IPV4_PATH = "/latest/meta-data/public-ipv4"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 
@@ -37,6 +38,9 @@ class InstanceMetadata:
     tokens: set[str] = field(default_factory=set)
     credential_reads: int = 0  # GETs of the role's credentials that carried a valid token
     refused: int = 0  # GETs without a valid token
+    # The instance's public address (the Elastic IP once associated); "" answers 404, as EC2 does for an
+    # instance without one.
+    public_ipv4: str = ""
 
     def credentials_document(self) -> dict[str, str]:
         stamp = "%Y-%m-%dT%H:%M:%SZ"
@@ -84,6 +88,8 @@ def _handler(metadata: InstanceMetadata, lock: threading.Lock) -> type[BaseHTTPR
                 self._answer(200, metadata.role)
             elif self.path == INSTANCE_ID_PATH:
                 self._answer(200, host_role.INSTANCE_ID)
+            elif self.path == PUBLIC_IPV4_PATH and metadata.public_ipv4:
+                self._answer(200, metadata.public_ipv4)
             elif self.path == CREDENTIALS_PATH + metadata.role:
                 with lock:
                     metadata.credential_reads += 1
@@ -95,9 +101,10 @@ def _handler(metadata: InstanceMetadata, lock: threading.Lock) -> type[BaseHTTPR
 
 
 @contextmanager
-def running_instance_metadata(role: str, credentials: RoleCredentials) -> Iterator[InstanceMetadata]:
+def running_instance_metadata(role: str, credentials: RoleCredentials, public_ipv4: str = "",
+                              ) -> Iterator[InstanceMetadata]:
     """The stand-in on a free port of 127.0.0.1, serving from a thread until the block exits."""
-    metadata = InstanceMetadata(role=role, credentials=credentials)
+    metadata = InstanceMetadata(role=role, credentials=credentials, public_ipv4=public_ipv4)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(metadata, threading.Lock()))
     server.daemon_threads = True
     metadata.endpoint = f"http://127.0.0.1:{server.server_address[1]}/"

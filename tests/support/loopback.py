@@ -586,8 +586,10 @@ class LoopbackStack:
         self._prepared = True
 
     def start_instance_metadata(self, credentials: host_role.RoleCredentials) -> None:
-        """The metadata stand-in (tests/support/imds.py), handing out the host role's session."""
-        self._imds_running = running_instance_metadata(host_role.HOST_ROLE, credentials)
+        """The metadata stand-in (tests/support/imds.py), handing out the host role's session; the host's
+        public address is the stack's Elastic IP (already associated, as after a deploy's move)."""
+        self._imds_running = running_instance_metadata(host_role.HOST_ROLE, credentials,
+                                                       public_ipv4=self.settings.public_ip)
         self.imds = self._imds_running.__enter__()
 
     def stop_instance_metadata(self) -> None:
