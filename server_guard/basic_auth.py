@@ -128,8 +128,12 @@ def remember_users_per_request(auth: Any) -> None:
 
 def cache_run_experiments(auth: Any) -> None:
     """basic-auth fetches the whole run (tags, params, latest metrics) on every run-scoped request only to
-    learn its experiment; the guard remembers that experiment, never the permission decided from it."""
-    original = auth._run_requirement
+    learn its experiment; the guard remembers that experiment, never the permission decided from it.
+    An MLflow without that helper (before 3.17: a stack pinned to an older release, or the old host of an
+    upgrade) keeps asking basic-auth on every request, as it did before: the cache is only a saving."""
+    original = getattr(auth, "_run_requirement", None)
+    if original is None:
+        return
 
     @functools.lru_cache(maxsize=RUN_CACHE_SIZE)
     def remembered(run_id: str, action: str) -> tuple[Any, tuple[Any, ...]]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from sqlalchemy.exc import DBAPIError
 
 from server_guard import errors
 from server_guard.authority import Authority, Scope
@@ -54,6 +55,13 @@ class Answer:
 def mlflow_error(status: int, error_code: str, message: str, *headers: tuple[bytes, bytes]) -> Answer:
     body = json.dumps({"error_code": error_code, "message": message}).encode()
     return Answer(status, body, [(b"content-type", b"application/json"), *headers])
+
+
+# The login is checked against the auth database (and the throttle's ledger in it): while that database is
+# unreachable the answer is MLflow's own for an outage, 503, which nginx turns into its generic one.
+DATABASE_UNAVAILABLE = mlflow_error(503, "TEMPORARILY_UNAVAILABLE",
+                                    "The MLflow server is temporarily unavailable. Retry later.",
+                                    (b"retry-after", b"10"))
 
 
 class BodyTooLarge(Exception):
@@ -100,7 +108,11 @@ class Gate:
         preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
         username = None
         if not preflight and self.authority.needs_login(scope):
-            refusal, username = await anyio.to_thread.run_sync(self.admit, scope)
+            try:
+                refusal, username = await anyio.to_thread.run_sync(self.admit, scope)
+            except DBAPIError:
+                await DATABASE_UNAVAILABLE.send(send)
+                return
             if refusal is not None:
                 await refusal.send(send)
                 return

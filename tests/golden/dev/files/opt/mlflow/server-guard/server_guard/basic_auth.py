@@ -109,7 +109,9 @@ def remember_users_per_request(auth: Any) -> None:
 
 
 def cache_run_experiments(auth: Any) -> None:
-    original = auth._run_requirement
+    original = getattr(auth, "_run_requirement", None)
+    if original is None:
+        return
 
     @functools.lru_cache(maxsize=RUN_CACHE_SIZE)
     def remembered(run_id: str, action: str) -> tuple[Any, tuple[Any, ...]]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from sqlalchemy.exc import DBAPIError
 
 from server_guard import errors
 from server_guard.authority import Authority, Scope
@@ -37,6 +38,11 @@ class Answer:
 def mlflow_error(status: int, error_code: str, message: str, *headers: tuple[bytes, bytes]) -> Answer:
     body = json.dumps({"error_code": error_code, "message": message}).encode()
     return Answer(status, body, [(b"content-type", b"application/json"), *headers])
+
+
+DATABASE_UNAVAILABLE = mlflow_error(503, "TEMPORARILY_UNAVAILABLE",
+                                    "The MLflow server is temporarily unavailable. Retry later.",
+                                    (b"retry-after", b"10"))
 
 
 class BodyTooLarge(Exception):
@@ -79,7 +85,11 @@ class Gate:
         preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
         username = None
         if not preflight and self.authority.needs_login(scope):
-            refusal, username = await anyio.to_thread.run_sync(self.admit, scope)
+            try:
+                refusal, username = await anyio.to_thread.run_sync(self.admit, scope)
+            except DBAPIError:
+                await DATABASE_UNAVAILABLE.send(send)
+                return
             if refusal is not None:
                 await refusal.send(send)
                 return
