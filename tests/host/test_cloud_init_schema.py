@@ -36,7 +36,7 @@ def test_cloud_init_accepts_the_rendered_document(tmp_path, tls):
 
 def test_cloud_init_rejects_a_broken_document(tmp_path):
     rendered = userdata.render(SETTINGS)
-    broken = rendered.replace("package_update: true", "package_update: sometimes", 1)
+    broken = rendered.replace("  system: true", "  system: sometimes", 1)  # a boolean in cloud-init's schema
     assert broken != rendered
     path = tmp_path / "user-data"
     path.write_text(broken)
