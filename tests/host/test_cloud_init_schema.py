@@ -42,4 +42,4 @@ def test_cloud_init_rejects_a_broken_document(tmp_path):
     path.write_text(broken)
     result = schema_check(path)
     assert result.returncode != 0
-    assert "package_update" in result.stdout + result.stderr
+    assert "users.1" in result.stdout + result.stderr
