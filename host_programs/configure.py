@@ -644,6 +644,9 @@ def start_migration(settings: Settings, values: Parameters, serving: fence.Fence
 def main(arguments: Sequence[str], settings_file: str) -> int:
     if arguments:
         fail(f"takes no arguments, got {' '.join(arguments)}")
+    # mlflow.service names its sessions mlflow-server (PGAPPNAME), and a migration ends every such session but
+    # its own: the step's sessions, MLflow's migrations included (libpq reads PGAPPNAME), are spared by name.
+    os.environ["PGAPPNAME"] = PROGRAM
     try:
         settings = read_settings(settings_file)
     except SettingsError as error:

@@ -575,6 +575,7 @@ def start_migration(settings: Settings, values: Parameters, serving: fence.Fence
 def main(arguments: Sequence[str], settings_file: str) -> int:
     if arguments:
         fail(f"takes no arguments, got {' '.join(arguments)}")
+    os.environ["PGAPPNAME"] = PROGRAM
     try:
         settings = read_settings(settings_file)
     except SettingsError as error:
