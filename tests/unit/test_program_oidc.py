@@ -15,7 +15,7 @@ import naming
 from naming import Outputs
 from tests.support.pulumi_program import ProgramRun, run_program
 
-EC2 = "aws:ec2/instance:Instance"
+TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"  # the single host launches from it (HostLaunch)
 PARAMETER = "aws:ssm/parameter:Parameter"
 ASSOCIATION = "aws:ssm/association:Association"
 HOST_FILES = "aws:s3/bucketObjectv2:BucketObjectv2"
@@ -36,7 +36,7 @@ def oidc() -> ProgramRun:
 
 
 def user_data(run: ProgramRun) -> str:
-    return gzip.decompress(base64.b64decode(run.one(EC2).inputs["userDataBase64"])).decode()
+    return gzip.decompress(base64.b64decode(run.one(TEMPLATE).inputs["userData"])).decode()
 
 
 def host_files_object(run: ProgramRun) -> str:
