@@ -25,8 +25,20 @@ pytestmark = pytest.mark.host
 # check: their auth: oidc twins are below.
 BASIC_AUTH_ROUTES = {"test_only_admins_list_users", "test_a_user_still_reads_their_own_account",
                      "test_a_model_version_cannot_point_at_raw_storage"}
+# Issue 23's rules that the guard applies to basic-auth's app only, not yet to the plugin's (a known gap with
+# auth: oidc, named in the README's Single sign-on section): the database's words scrubbed from a taken
+# name's error, and a revoked grant effective on the next request (the plugin caches grants for up to 30 s).
+NOT_YET_WITH_OIDC = {"test_a_taken_experiment_name_is_refused_without_the_databases_words",
+                     "test_a_taken_user_name_is_refused_without_the_databases_words_or_a_hash",
+                     "test_a_revoked_permission_takes_effect_on_the_next_request"}
+# Tests whose fixtures (sources, private_scorer) grant through basic-auth's permission routes: their oidc twins,
+# granting through the plugin's, are not written yet.
+BASIC_AUTH_GRANTS = {"test_a_model_version_cannot_name_what_the_user_may_not_read",
+                     "test_a_model_version_of_what_the_user_may_read_is_created_and_downloaded",
+                     "test_a_scorer_of_a_denied_experiment_is_refused_like_the_experiment"}
 globals().update({name: test for name, test in vars(basic_mode).items()
-                  if name.startswith("test_") and callable(test) and name not in BASIC_AUTH_ROUTES})
+                  if name.startswith("test_") and callable(test)
+                  and name not in BASIC_AUTH_ROUTES | NOT_YET_WITH_OIDC | BASIC_AUTH_GRANTS})
 
 ALICE = "alice.guard@example.com"
 
